@@ -1,0 +1,230 @@
+/*
+ * rerank.h — the public API of librerank, written as a specification.
+ *
+ * librerank loads a Hugging Face cross-encoder folder, tokenizes (query, passage) pairs
+ * exactly as the HF fast tokenizer does, and scores packed varlen batches on the CPU
+ * (fp32 reference) or, where built and present, on a CUDA device. The rerankd server,
+ * the `rerank` CLI, bench/ and tests/ are all clients of this header and of nothing else
+ * in src/.
+ *
+ * Conventions for every function below:
+ *   - Functions that can fail return rr_status; RR_OK is 0. Where an rr_error* is taken
+ *     it may be NULL; when non-NULL and the call fails, err->msg holds one line of
+ *     English naming what was wrong (a file, a tensor, a field, an index).
+ *   - Handles are opaque. X_init/X_load create, X_free destroys and accepts NULL.
+ *   - Lengths are counts of elements; text lengths are bytes of UTF-8.
+ *   - Dimensions use one vocabulary: n_seq, n_tok, d_model, n_head, d_head, d_ff,
+ *     cu_seqlens (prefix sums of sequence lengths, n_seq + 1 entries, cu_seqlens[0] = 0).
+ *   - Thread safety: a loaded rr_model and its rr_tokenizer are immutable and may be
+ *     used from any number of threads. An rr_engine is owned by one thread at a time.
+ */
+#ifndef RERANK_H
+#define RERANK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------
+ * Status and errors
+ */
+
+typedef enum rr_status {
+    RR_OK = 0,
+    RR_E_INVALID = 1,     /* bad argument or bad input: the caller's fault */
+    RR_E_IO = 2,          /* a file is missing or unreadable */
+    RR_E_FORMAT = 3,      /* a file is present but malformed (JSON, safetensors, vocab) */
+    RR_E_UNSUPPORTED = 4, /* well-formed, but not something rerankd runs (architecture, dtype) */
+    RR_E_NOMEM = 5,       /* an allocation failed (only at start-up; never on the request path) */
+    RR_E_UTF8 = 6,        /* text is not valid UTF-8 */
+    RR_E_TOO_LONG = 7,    /* input over the length limit while truncation is off */
+    RR_E_DEVICE = 8,      /* no such device, CUDA not built in, or a device-side failure */
+} rr_status;
+
+#define RR_ERROR_MSG_CAP 512
+
+typedef struct rr_error {
+    rr_status status;
+    char msg[RR_ERROR_MSG_CAP];
+} rr_error;
+
+/* Stable upper-case name of a status ("RR_E_FORMAT"); never NULL. */
+const char *rr_status_name(rr_status s);
+
+/* ---------------------------------------------------------------------------------------
+ * Model: a Hugging Face model folder
+ *
+ * A folder holds config.json, model.safetensors and tokenizer files (tokenizer.json, or
+ * vocab.txt; plus tokenizer_config.json and special_tokens_map.json when present).
+ * Supported architectures: BertForSequenceClassification (MiniLM, TinyBERT, BERT) and
+ * ElectraForSequenceClassification. Anything else is refused with RR_E_UNSUPPORTED and a
+ * message naming what is unsupported. Weights may be stored as F32, F16 or BF16; they are
+ * widened to fp32 once at load time into one allocation.
+ */
+
+typedef struct rr_model rr_model;
+
+typedef enum rr_arch {
+    RR_ARCH_BERT = 1,    /* BertForSequenceClassification: pooler tanh + classifier */
+    RR_ARCH_ELECTRA = 2, /* ElectraForSequenceClassification: dense + GELU + out_proj */
+} rr_arch;
+
+/* What sentence-transformers' CrossEncoder applies to the logit by default (spec §5.1). */
+typedef enum rr_activation {
+    RR_ACT_IDENTITY = 0,
+    RR_ACT_SIGMOID = 1,
+} rr_activation;
+
+typedef struct rr_model_info {
+    rr_arch arch;
+    const char *arch_name;     /* "BertForSequenceClassification", ... */
+    const char *model_type;    /* config.json model_type: "bert", "electra" */
+    const char *path;          /* the folder it was loaded from */
+    const char *weights_dtype; /* dtype stored on disk: "F32", "F16", "BF16" (mixed: widest) */
+    int vocab_size;
+    int d_model;
+    int n_layer;
+    int n_head;
+    int d_head; /* d_model / n_head */
+    int d_ff;
+    int d_embed; /* ELECTRA embedding_size; == d_model otherwise */
+    int max_position;
+    int type_vocab_size;
+    int n_labels;
+    float layer_norm_eps;
+    int max_length; /* effective pair length: min(tokenizer model_max_length, max_position) */
+    rr_activation default_activation;
+} rr_model_info;
+
+/* Load and validate a model folder. On success *out owns the weights (fp32), the config and
+ * the tokenizer; nothing in the folder is needed afterwards. Errors: RR_E_IO (missing or
+ * unreadable file, named), RR_E_FORMAT (bad JSON, bad safetensors header, offsets out of
+ * bounds, wrong tensor shape, missing tensor — each named), RR_E_UNSUPPORTED (architecture,
+ * dtype, position_embedding_type, hidden_act), RR_E_NOMEM. */
+rr_status rr_model_load(const char *dir, rr_model **out, rr_error *err);
+void rr_model_free(rr_model *m);
+const rr_model_info *rr_model_get_info(const rr_model *m);
+
+/* ---------------------------------------------------------------------------------------
+ * Tokenizer: the HF fast BERT WordPiece tokenizer, exactly
+ */
+
+typedef struct rr_tokenizer rr_tokenizer;
+
+/* The model's tokenizer; owned by the model, valid until rr_model_free. */
+const rr_tokenizer *rr_model_tokenizer(const rr_model *m);
+
+/* Load only the tokenizer from a model folder (tokenizer.json preferred, else vocab.txt;
+ * tokenizer_config.json flags override the normalizer as transformers does). */
+rr_status rr_tokenizer_load(const char *dir, rr_tokenizer **out, rr_error *err);
+void rr_tokenizer_free(rr_tokenizer *t);
+
+/* Special token ids of this tokenizer. */
+int32_t rr_tokenizer_cls_id(const rr_tokenizer *t);
+int32_t rr_tokenizer_sep_id(const rr_tokenizer *t);
+int32_t rr_tokenizer_pad_id(const rr_tokenizer *t);
+int32_t rr_tokenizer_unk_id(const rr_tokenizer *t);
+
+/* Encode one text (no special tokens added) into token ids.
+ *   text, len   UTF-8 bytes (need not be NUL-terminated; embedded NULs are characters).
+ *   keep_last   0: ids receives the first min(n_total, cap) tokens;
+ *               1: ids receives the last min(n_total, cap) tokens, in order.
+ *   ids, cap    caller's buffer of cap int32 (cap ≥ 0).
+ *   n_total     out: the number of tokens of the whole text, which may exceed cap.
+ * Returns RR_E_UTF8 for invalid UTF-8 (nothing written). Allocates nothing: safe on the
+ * request path. Thread-safe. */
+rr_status rr_tokenizer_encode(const rr_tokenizer *t, const char *text, size_t len, int keep_last,
+                              int32_t *ids, int cap, int *n_total);
+
+/* HF `longest_first` truncation (spec §2.6) for a pair of full lengths a, b and a maximum
+ * total length max_length (≥ 3; includes the 3 special tokens). Writes the kept lengths. */
+void rr_truncate_longest_first(int a, int b, int max_length, int *a_keep, int *b_keep);
+
+/* Assemble `[CLS] q [SEP] d [SEP]` with token type ids 0 for `[CLS] q [SEP]` and 1 for
+ * `d [SEP]`, truncating longest_first to max_length when truncate is non-zero.
+ *   q, q_stored, q_total   the query's ids as returned by rr_tokenizer_encode (stored count
+ *                          and whole-text count); likewise d for the passage. The same
+ *                          keep_last must have been used for both encodes; a stored count
+ *                          must be ≥ min(total, max_length).
+ *   ids, type_ids          out, capacity max_length each.
+ * Returns the pair length (≥ 3), or -1 when truncate is 0 and the pair is longer than
+ * max_length (RR_E_TOO_LONG territory for the caller). */
+int rr_pair_build(const rr_tokenizer *t, const int32_t *q, int q_stored, int q_total,
+                  const int32_t *d, int d_stored, int d_total, int max_length, int truncate,
+                  int keep_last, int32_t *ids, int32_t *type_ids);
+
+/* ---------------------------------------------------------------------------------------
+ * Engine: packed varlen batch → logits
+ */
+
+typedef struct rr_engine rr_engine;
+
+typedef enum rr_dtype {
+    RR_DTYPE_F32 = 0,  /* CPU engine */
+    RR_DTYPE_F16 = 1,  /* CUDA default */
+    RR_DTYPE_BF16 = 2, /* CUDA, selectable */
+} rr_dtype;
+
+typedef struct rr_engine_opts {
+    int device;           /* -1: CPU; ≥ 0: CUDA device ordinal */
+    int max_batch_tokens; /* workspace size in tokens; 0 → 16384 */
+    int n_threads;        /* CPU threads; 0 → number of online CPUs */
+    rr_dtype dtype;       /* CUDA precision; ignored on the CPU (always fp32) */
+} rr_engine_opts;
+
+/* A packed batch: n_seq sequences laid end to end, no padding. tokens[n_tok],
+ * type_ids[n_tok], cu_seqlens[n_seq + 1] with cu_seqlens[0] = 0, cu_seqlens[n_seq] = n_tok,
+ * each sequence 1 … max_position tokens and starting with [CLS]. */
+typedef struct rr_batch {
+    int n_seq;
+    int n_tok;
+    const int32_t *tokens;
+    const int32_t *type_ids;
+    const int32_t *cu_seqlens;
+} rr_batch;
+
+/* Create an engine for a loaded model (which must outlive it). All memory the forward pass
+ * needs is allocated here, sized for opts->max_batch_tokens. RR_E_DEVICE when a CUDA device
+ * is asked for and CUDA is not built in or the ordinal does not exist. */
+rr_status rr_engine_init(const rr_model *m, const rr_engine_opts *opts, rr_engine **out,
+                         rr_error *err);
+void rr_engine_free(rr_engine *e);
+
+/* Scores a packed batch: logits[n_seq * n_labels], raw (no activation). Validates the batch
+ * (RR_E_INVALID: n_tok over max_batch_tokens, a sequence of length 0 or over max_position,
+ * a token id ≥ vocab_size, a type id ≥ type_vocab_size, non-monotone cu_seqlens). A pair's
+ * logit does not depend on the rest of its batch. Allocates nothing. */
+rr_status rr_engine_forward(rr_engine *e, const rr_batch *b, float *logits);
+
+/* One-line description of where the engine runs ("cpu (2 threads, fp32)",
+ * "cuda:0 NVIDIA H200 (fp16)"). */
+const char *rr_engine_describe(const rr_engine *e);
+
+/* ---------------------------------------------------------------------------------------
+ * Convenience: score one query against n_docs passages (CLI, tests, benchmarks)
+ *
+ * Tokenizes the query once and each passage once, packs pairs into batches within the
+ * engine's max_batch_tokens, and writes logits[n_docs] in input order. max_length 0 means
+ * the model's; truncate 0 makes an over-long pair an RR_E_TOO_LONG error naming its
+ * document index. Allocates working buffers (not for the server's request path).
+ */
+typedef struct rr_score_opts {
+    int max_length; /* 0 → model max_length; otherwise 3 … model max_length */
+    int truncate;   /* non-zero: longest_first truncation; zero: error when too long */
+    int keep_last;  /* truncation direction: 0 keeps the start (HF "right"), 1 the end */
+} rr_score_opts;
+
+rr_status rr_score_query(rr_engine *e, const rr_model *m, const char *query, size_t query_len,
+                         const char *const *docs, const size_t *doc_lens, int n_docs,
+                         const rr_score_opts *opts, float *logits, rr_error *err);
+
+/* sigmoid(x) computed as sentence-transformers does for num_labels == 1. */
+float rr_sigmoid(float x);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RERANK_H */

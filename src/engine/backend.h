@@ -1,0 +1,29 @@
+/*
+ * backend.h — the seam between the engine front (engine.c: validation, dispatch) and its
+ * backends: the CPU engine (engine_cpu.c) and the CUDA engine (cuda/engine_cuda.cu).
+ *
+ * engine.c validates every batch before it reaches a backend, so backends may assume:
+ * 1 ≤ n_seq, n_tok ≤ max_batch_tokens, cu_seqlens strictly increasing from 0 to n_tok,
+ * every sequence length ≤ max_position, token ids < vocab_size, type ids < type_vocab_size.
+ * A backend's forward allocates nothing; everything is sized in create.
+ */
+#ifndef RR_BACKEND_H
+#define RR_BACKEND_H
+
+#include "rerank.h"
+
+typedef struct rr_backend {
+    const char *name;
+    rr_status (*create)(const rr_model *m, const rr_engine_opts *opts, void **impl,
+                        rr_error *err);
+    rr_status (*forward)(void *impl, const rr_batch *b, float *logits);
+    const char *(*describe)(const void *impl);
+    void (*destroy)(void *impl);
+} rr_backend;
+
+extern const rr_backend rr_backend_cpu;
+#ifdef RERANK_HAVE_CUDA
+extern const rr_backend rr_backend_cuda; /* defined in cuda/engine_cuda.cu */
+#endif
+
+#endif /* RR_BACKEND_H */

@@ -1,0 +1,106 @@
+/*
+ * engine.c — the engine front: chooses a backend, validates every batch once, and
+ * forwards. Validation lives here (not in the backends) so the CPU and CUDA engines reject
+ * exactly the same inputs with exactly the same messages.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "backend.h"
+#include "util/util.h"
+
+struct rr_engine {
+    const rr_model *model;
+    const rr_backend *backend;
+    void *impl;
+    int max_batch_tokens;
+    int vocab_size;
+    int type_vocab_size;
+    int max_position;
+};
+
+rr_status rr_engine_init(const rr_model *m, const rr_engine_opts *opts, rr_engine **out,
+                         rr_error *err)
+{
+    rr_engine_opts o = {.device = -1};
+    rr_engine *e = NULL;
+    rr_status st;
+
+    *out = NULL;
+    if (!m) return rr_set_error(err, RR_E_INVALID, "rr_engine_init: model is NULL");
+    if (opts) o = *opts;
+    if (o.max_batch_tokens <= 0) o.max_batch_tokens = 16384;
+    if (o.n_threads <= 0) o.n_threads = rr_cpu_count();
+
+    const rr_model_info *info = rr_model_get_info(m);
+    if (o.max_batch_tokens < info->max_position)
+        return rr_set_error(err, RR_E_INVALID,
+                            "max_batch_tokens %d is below the model's max_position %d",
+                            o.max_batch_tokens, info->max_position);
+
+    e = rr_calloc(1, sizeof *e);
+    if (!e) return rr_set_error(err, RR_E_NOMEM, "out of memory creating the engine");
+    e->model = m;
+    e->max_batch_tokens = o.max_batch_tokens;
+    e->vocab_size = info->vocab_size;
+    e->type_vocab_size = info->type_vocab_size;
+    e->max_position = info->max_position;
+
+    if (o.device < 0) {
+        e->backend = &rr_backend_cpu;
+    } else {
+#ifdef RERANK_HAVE_CUDA
+        e->backend = &rr_backend_cuda;
+#else
+        st = rr_set_error(err, RR_E_DEVICE,
+                          "cuda:%d requested but this build has no CUDA engine "
+                          "(configured with RERANK_CUDA=OFF or without nvcc)",
+                          o.device);
+        goto fail;
+#endif
+    }
+    st = e->backend->create(m, &o, &e->impl, err);
+    if (st != RR_OK) goto fail;
+    *out = e;
+    return RR_OK;
+fail:
+    rr_free(e);
+    return st;
+}
+
+void rr_engine_free(rr_engine *e)
+{
+    if (!e) return;
+    if (e->impl) e->backend->destroy(e->impl);
+    rr_free(e);
+}
+
+const char *rr_engine_describe(const rr_engine *e)
+{
+    return e ? e->backend->describe(e->impl) : "(none)";
+}
+
+/* Checks the packed-batch contract of rerank.h; returns RR_OK or RR_E_INVALID. */
+static rr_status validate_batch(const rr_engine *e, const rr_batch *b)
+{
+    if (!b || !b->tokens || !b->type_ids || !b->cu_seqlens) return RR_E_INVALID;
+    if (b->n_seq < 1 || b->n_tok < 1 || b->n_tok > e->max_batch_tokens) return RR_E_INVALID;
+    if (b->cu_seqlens[0] != 0 || b->cu_seqlens[b->n_seq] != b->n_tok) return RR_E_INVALID;
+    for (int s = 0; s < b->n_seq; s++) {
+        int len = b->cu_seqlens[s + 1] - b->cu_seqlens[s];
+        if (len < 1 || len > e->max_position) return RR_E_INVALID;
+    }
+    for (int t = 0; t < b->n_tok; t++) {
+        if (b->tokens[t] < 0 || b->tokens[t] >= e->vocab_size) return RR_E_INVALID;
+        if (b->type_ids[t] < 0 || b->type_ids[t] >= e->type_vocab_size) return RR_E_INVALID;
+    }
+    return RR_OK;
+}
+
+rr_status rr_engine_forward(rr_engine *e, const rr_batch *b, float *logits)
+{
+    if (!e || !logits) return RR_E_INVALID;
+    rr_status st = validate_batch(e, b);
+    if (st != RR_OK) return st;
+    return e->backend->forward(e->impl, b, logits);
+}
