@@ -1,0 +1,119 @@
+/*
+ * tokenizer_impl.h — the private layout of rr_tokenizer, shared by the loader
+ * (tokenizer_load.c), the encoder (tokenizer.c) and the pair builder (pair.c). Nothing
+ * outside src/tokenizer/ includes it.
+ *
+ * A loaded tokenizer is immutable; every field is written once by rr_tokenizer_load.
+ */
+#ifndef RR_TOKENIZER_IMPL_H
+#define RR_TOKENIZER_IMPL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "rerank.h"
+
+/* Longest pre-token WordPiece will look at. HF's max_input_chars_per_word is 100 for every
+ * BERT-family tokenizer; a pre-token longer than it is one [UNK], so the encoder's per-word
+ * buffer is bounded by this. Configurations asking for more are refused at load. */
+#define RR_TOK_MAX_WORD_CHARS 1024
+
+/* One slot of the open-addressing vocabulary table (linear probing). A vocabulary string is
+ * stored once in `pool`; a token starting with the continuing-subword prefix ("##") gets a
+ * second slot keyed by the rest of the string with cont = 1, so WordPiece looks up
+ * "##" + piece without building that string. An empty slot has id = -1. */
+typedef struct rr_vocab_slot {
+    uint32_t hash; /* full 32-bit hash of (cont, bytes) */
+    int32_t id;    /* token id; -1 marks an empty slot */
+    uint32_t off;  /* key bytes in pool */
+    uint16_t len;  /* key length in bytes */
+    uint8_t cont;  /* 1: continuation key (prefix stripped) */
+} rr_vocab_slot;
+
+/* An added token matched on the raw text before normalization (HF normalized: false). */
+typedef struct rr_added_token {
+    uint32_t off; /* content bytes in pool */
+    uint32_t len;
+    int32_t id;
+} rr_added_token;
+
+/* Per-ASCII-byte behaviour of the normalizer + pre-tokenizer, precomputed from the flags. */
+enum {
+    RR_ASCII_KEEP = 0,  /* part of a word; `ascii_map` holds the (lowercased) byte */
+    RR_ASCII_DROP = 1,  /* deleted by clean_text */
+    RR_ASCII_SPACE = 2, /* whitespace: ends the current word */
+    RR_ASCII_PUNCT = 3, /* punctuation: a pre-token of its own */
+};
+
+struct rr_tokenizer {
+    char *pool; /* vocabulary and added-token strings */
+    size_t pool_len;
+
+    rr_vocab_slot *slots; /* capacity mask + 1 (a power of two, load factor ≤ 0.5) */
+    uint32_t mask;
+    int max_key_len[2]; /* longest key in bytes: [0] word-initial, [1] continuation */
+    int n_ids;          /* 1 + largest id */
+
+    rr_added_token *added; /* sorted by length, longest first */
+    int n_added;
+    uint8_t added_first[256]; /* 1 where some added token starts with this byte */
+
+    int32_t cls_id, sep_id, pad_id, unk_id;
+
+    /* WordPiece */
+    int max_word_chars;
+
+    /* BertNormalizer flags, after tokenizer_config.json overrides */
+    int clean_text;
+    int handle_chinese_chars;
+    int strip_accents; /* effective value (null already resolved to lowercase) */
+    int lowercase;
+
+    uint8_t ascii_class[128];
+    uint8_t ascii_map[128];
+
+    int model_max_length; /* 0: unset */
+};
+
+/* Length of the longest valid UTF-8 prefix of s[0..n) (strict: no overlong forms, no
+ * surrogates, nothing above U+10FFFF); equals n when the whole text is valid. */
+size_t rr_utf8_check(const char *s, size_t n);
+
+/* Hash of a vocabulary key: 8 bytes at a time, multiply-xorshift mixing. Vocabulary keys
+ * are short (BERT: ≤ 18 bytes), so this is a couple of multiplies per lookup. */
+static inline uint32_t rr_vocab_hash(const char *s, int len, int cont)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ ((uint64_t)len << 1) ^ (uint64_t)cont;
+    while (len >= 8) {
+        uint64_t v;
+        memcpy(&v, s, 8);
+        h = (h ^ v) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+        s += 8;
+        len -= 8;
+    }
+    if (len > 0) {
+        uint64_t v = 0;
+        memcpy(&v, s, (size_t)len);
+        h = (h ^ v) * 0x94D049BB133111EBull;
+        h ^= h >> 29;
+    }
+    h *= 0xBF58476D1CE4E5B9ull;
+    return (uint32_t)(h >> 32);
+}
+
+/* Looks up a key (cont = 1: a continuation piece, without its "##"). Returns the id or -1. */
+static inline int32_t rr_vocab_lookup(const struct rr_tokenizer *t, const char *s, int len,
+                                      int cont)
+{
+    uint32_t h = rr_vocab_hash(s, len, cont);
+    for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        const rr_vocab_slot *slot = &t->slots[i];
+        if (slot->id < 0) return -1;
+        if (slot->hash == h && slot->len == len && slot->cont == cont &&
+            memcmp(t->pool + slot->off, s, (size_t)len) == 0)
+            return slot->id;
+    }
+}
+
+#endif /* RR_TOKENIZER_IMPL_H */
