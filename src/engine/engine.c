@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "engine/engine_cpu.h"
 #include "util/util.h"
 
 struct rr_engine {
@@ -103,4 +104,14 @@ rr_status rr_engine_forward(rr_engine *e, const rr_batch *b, float *logits)
     rr_status st = validate_batch(e, b);
     if (st != RR_OK) return st;
     return e->backend->forward(e->impl, b, logits);
+}
+
+int rr_engine_max_batch_tokens(const rr_engine *e)
+{
+    return e->max_batch_tokens;
+}
+
+void *rr_engine_backend_impl(rr_engine *e, const rr_backend *backend)
+{
+    return e && e->backend == backend ? e->impl : NULL;
 }

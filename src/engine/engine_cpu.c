@@ -1,0 +1,211 @@
+/*
+ * engine_cpu.c — the CPU backend (rr_backend_cpu): a BERT/ELECTRA encoder forward over a
+ * packed varlen batch in fp32, built from the ops of ops.h.
+ *
+ * Per batch: embeddings + LayerNorm (+ ELECTRA embeddings_project) → per layer: fused QKV
+ * linear, attention within each sequence, out-proj + bias + residual + LayerNorm, FF1 + bias
+ * + activation, FF2 + bias + residual + LayerNorm → head on the [CLS] rows.
+ *
+ * Last-layer shortcut: only the [CLS] rows feed the head, so the last layer computes K and V
+ * for every token (they are attended to) but Q, attention, out-proj and the FFN for the n_seq
+ * [CLS] rows only. This is exact (the other rows of the last layer are never read) and removes
+ * about 2/3 of the last layer's FLOPs at ~100-token pairs.
+ *
+ * All activations live in one workspace sized for max_batch_tokens in create; forward
+ * allocates nothing. Threads: OpenBLAS and OpenMP are both set to n_threads.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/backend.h"
+#include "engine/engine_cpu.h"
+#include "engine/ops.h"
+#include "model/model.h"
+#include "util/util.h"
+
+typedef struct cpu_engine {
+    const rr_model *model;
+    const rr_model_info *info;
+    const rr_weights *w;
+    rr_hidden_act act;
+    int n_threads;
+    int max_tok;
+    float *ws;  /* the one workspace allocation */
+    float *x;   /* [max_tok, d_model] hidden state */
+    float *qkv; /* [max_tok, 3 * d_model] */
+    float *ctx; /* [max_tok, d_model] attention output */
+    float *tmp; /* [max_tok, d_model] post-attention state */
+    float *ff;  /* [max_tok, d_ff] */
+    float *emb; /* [max_tok, d_embed] before ELECTRA's projection (NULL when none) */
+    char desc[64];
+} cpu_engine;
+
+static rr_status cpu_create(const rr_model *m, const rr_engine_opts *opts, void **impl,
+                            rr_error *err)
+{
+    const rr_model_info *in = rr_model_get_info(m);
+    cpu_engine *c = rr_calloc(1, sizeof *c);
+    if (!c) return rr_set_error(err, RR_E_NOMEM, "out of memory creating the CPU engine");
+    c->model = m;
+    c->info = in;
+    c->w = rr_model_weights(m);
+    c->act = rr_model_hidden_act(m);
+    c->n_threads = opts->n_threads > 0 ? opts->n_threads : 1;
+    c->max_tok = opts->max_batch_tokens;
+
+    size_t T = (size_t)c->max_tok, d = (size_t)in->d_model;
+    size_t n_emb = c->w->emb_proj_w ? T * (size_t)in->d_embed : 0;
+    size_t total = T * d * 6 + T * (size_t)in->d_ff + n_emb;
+    c->ws = rr_malloc_aligned(64, total * sizeof(float));
+    if (!c->ws) {
+        rr_free(c);
+        return rr_set_error(err, RR_E_NOMEM,
+                            "out of memory for the CPU workspace (%zu MiB for %d tokens)",
+                            total * sizeof(float) >> 20, c->max_tok);
+    }
+    c->x = c->ws;
+    c->qkv = c->x + T * d;
+    c->ctx = c->qkv + 3 * T * d;
+    c->tmp = c->ctx + T * d;
+    c->ff = c->tmp + T * d;
+    c->emb = n_emb ? c->ff + T * (size_t)in->d_ff : NULL;
+    snprintf(c->desc, sizeof c->desc, "cpu (%d thread%s, fp32)", c->n_threads,
+             c->n_threads == 1 ? "" : "s");
+    *impl = c;
+    return RR_OK;
+}
+
+static void cpu_destroy(void *impl)
+{
+    cpu_engine *c = impl;
+    rr_free(c->ws);
+    rr_free(c);
+}
+
+static const char *cpu_describe(const void *impl)
+{
+    return ((const cpu_engine *)impl)->desc;
+}
+
+/* x[n, d] = act(x + bias) for the configured hidden_act. */
+static void bias_act(const cpu_engine *c, float *x, const float *bias, int n, int d)
+{
+    if (c->act == RR_HIDDEN_GELU) {
+        rr_bias_gelu_cpu(x, bias, n, d);
+        return;
+    }
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    for (size_t i = 0; i < (size_t)n * d; i++) {
+        float v = x[i] + bias[i % (size_t)d];
+        x[i] = c->act == RR_HIDDEN_RELU ? (v > 0.0f ? v : 0.0f)
+                                        : 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
+    }
+}
+
+/* The encoder layer body from the attention context on: out-proj + residual + LN into tmp,
+ * FFN + residual + LN into x. Works on n rows whose residual input is x. */
+static void layer_tail(const cpu_engine *c, const rr_layer_weights *L, int n)
+{
+    const rr_model_info *in = c->info;
+    const int d = in->d_model, f = in->d_ff;
+    const float eps = in->layer_norm_eps;
+    rr_linear_cpu(c->ctx, L->ao_w, NULL, n, d, d, c->tmp);
+    rr_bias_residual_ln_cpu(c->tmp, L->ao_b, c->x, L->ln1_g, L->ln1_b, eps, n, d);
+    rr_linear_cpu(c->tmp, L->ff1_w, NULL, n, d, f, c->ff);
+    bias_act(c, c->ff, L->ff1_b, n, f);
+    rr_linear_cpu(c->ff, L->ff2_w, NULL, n, f, d, c->x);
+    rr_bias_residual_ln_cpu(c->x, L->ff2_b, c->tmp, L->ln2_g, L->ln2_b, eps, n, d);
+}
+
+/* The last layer for the [CLS] rows only (see the file comment). On return x[0..n_seq) holds
+ * the final hidden state of each sequence's [CLS] token. */
+static void last_layer_cls(const cpu_engine *c, const rr_layer_weights *L, const rr_batch *b)
+{
+    const int d = c->info->d_model, n = b->n_tok, n_seq = b->n_seq;
+    const size_t ld = 3 * (size_t)d;
+
+    /* K and V of every token straight into columns d..3d of the qkv rows. */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, 2 * d, d, 1.0f, c->x, d,
+                L->qkv_w + (size_t)d * d, d, 0.0f, c->qkv + d, (int)ld);
+    for (int t = 0; t < n; t++) {
+        float *r = c->qkv + (size_t)t * ld + d;
+        for (int i = 0; i < 2 * d; i++) r[i] += L->qkv_b[d + i];
+    }
+    /* Compact the [CLS] rows to the top of x (row cu[s] >= s, so nothing unread is hit). */
+    for (int s = 0; s < n_seq; s++)
+        memmove(c->x + (size_t)s * d, c->x + (size_t)b->cu_seqlens[s] * d, d * sizeof(float));
+    /* Q of the [CLS] rows, scattered into their qkv rows for the attention op. */
+    rr_linear_cpu(c->x, L->qkv_w, L->qkv_b, n_seq, d, d, c->ctx);
+    for (int s = 0; s < n_seq; s++)
+        memcpy(c->qkv + (size_t)b->cu_seqlens[s] * ld, c->ctx + (size_t)s * d, d * sizeof(float));
+    rr_attention_cpu(c->qkv, b->cu_seqlens, n_seq, c->info->n_head, c->info->d_head,
+                     b->cu_seqlens, c->ctx, c->n_threads);
+    layer_tail(c, L, n_seq);
+}
+
+/* The forward pass. hidden == NULL: production path (last layer on [CLS] rows only);
+ * otherwise every layer is computed in full and copied out (engine_cpu.h). */
+static rr_status cpu_run(cpu_engine *c, const rr_batch *b, float *logits, float *hidden)
+{
+    const rr_model_info *in = c->info;
+    const rr_weights *w = c->w;
+    const int n = b->n_tok, d = in->d_model, n_layer = in->n_layer;
+    const size_t block = (size_t)n * d;
+
+    omp_set_num_threads(c->n_threads);
+    openblas_set_num_threads(c->n_threads);
+
+    if (w->emb_proj_w) {
+        rr_embed_ln_cpu(b->tokens, b->type_ids, b->cu_seqlens, b->n_seq, n, w->word_emb,
+                        w->pos_emb, w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps,
+                        in->d_embed, c->emb);
+        rr_linear_cpu(c->emb, w->emb_proj_w, w->emb_proj_b, n, in->d_embed, d, c->x);
+    } else {
+        rr_embed_ln_cpu(b->tokens, b->type_ids, b->cu_seqlens, b->n_seq, n, w->word_emb,
+                        w->pos_emb, w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps,
+                        d, c->x);
+    }
+    if (hidden) memcpy(hidden, c->x, block * sizeof(float));
+
+    int full_layers = hidden ? n_layer : n_layer - 1;
+    for (int l = 0; l < full_layers; l++) {
+        const rr_layer_weights *L = &w->layers[l];
+        rr_linear_cpu(c->x, L->qkv_w, L->qkv_b, n, d, 3 * d, c->qkv);
+        rr_attention_cpu(c->qkv, b->cu_seqlens, b->n_seq, in->n_head, in->d_head, NULL, c->ctx,
+                         c->n_threads);
+        layer_tail(c, L, n);
+        if (hidden) memcpy(hidden + (size_t)(l + 1) * block, c->x, block * sizeof(float));
+    }
+    if (!hidden) last_layer_cls(c, &w->layers[n_layer - 1], b);
+
+    rr_head_cpu(c->x, b->cu_seqlens, b->n_seq, hidden ? 0 : 1, d, in->n_labels,
+                w->head_dense_w, w->head_dense_b, w->head_out_w, w->head_out_b,
+                in->arch == RR_ARCH_ELECTRA, logits);
+    return RR_OK;
+}
+
+static rr_status cpu_forward(void *impl, const rr_batch *b, float *logits)
+{
+    return cpu_run(impl, b, logits, NULL);
+}
+
+rr_status rr_engine_cpu_forward_hidden(rr_engine *e, const rr_batch *b, float *logits,
+                                       float *hidden)
+{
+    cpu_engine *c = rr_engine_backend_impl(e, &rr_backend_cpu);
+    if (!c || !hidden) return RR_E_INVALID;
+    rr_status s = rr_engine_forward(e, b, logits); /* the front's validation */
+    if (s != RR_OK) return s;
+    return cpu_run(c, b, logits, hidden);
+}
+
+const rr_backend rr_backend_cpu = {
+    .name = "cpu",
+    .create = cpu_create,
+    .forward = cpu_forward,
+    .describe = cpu_describe,
+    .destroy = cpu_destroy,
+};
