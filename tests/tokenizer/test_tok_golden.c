@@ -1,0 +1,276 @@
+/*
+ * test_tok_golden.c — the tokenizer against the HF fast tokenizer, through golden files
+ * written by tests/golden/make_golden.py:
+ *   - tests/golden/tokens.jsonl: every text must encode to exactly `ids` (no special tokens);
+ *     each text is also encoded with a small cap both ways and checked against the full ids;
+ *   - tests/golden/minilm-l6-bert/pairs.jsonl: every (query, doc) rebuilt through
+ *     rr_tokenizer_encode + rr_pair_build (max_length 512, truncation on) must give exactly
+ *     input_ids and token_type_ids.
+ * Skips (77) when the model folder or the fixtures are absent. RR_TOK_MODEL and
+ * RR_TOK_GOLDEN_DIR override the folders (for debugging against another tokenizer).
+ */
+#include <cJSON.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rerank.h"
+#include "test.h"
+
+#define MAX_IDS (1 << 22)
+#define STR_CAP (64u << 20)
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = 0;
+        *len = (size_t)n;
+    }
+    return buf;
+}
+
+/* Reads a JSON array of integers into out (capacity cap); returns the count or -1. */
+static int json_ids(const cJSON *arr, int32_t *out, int cap)
+{
+    int n = 0;
+    const cJSON *e;
+    if (!cJSON_IsArray(arr)) return -1;
+    cJSON_ArrayForEach(e, arr)
+    {
+        if (n >= cap) return -1;
+        out[n++] = (int32_t)e->valuedouble;
+    }
+    return n;
+}
+
+
+/* The string value of "key" in one JSON line, decoded into buf (NUL bytes included, which a
+ * cJSON valuestring cannot carry: the fixtures contain U+0000). Returns its byte length, or
+ * -1. Handles every JSON escape, surrogate pairs included (json.dumps writes ASCII only). */
+static long json_string(const char *line, const char *key, char *buf, size_t cap)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (!p) return -1;
+    p += strlen(pat);
+    while (*p == ' ') p++;
+    if (*p++ != '"') return -1;
+    size_t n = 0;
+    while (*p && *p != '"') {
+        uint32_t c = (unsigned char)*p++;
+        if (c == '\\') {
+            char e = *p++;
+            switch (e) {
+            case 'b': c = 8; break;
+            case 'f': c = 12; break;
+            case 'n': c = 10; break;
+            case 'r': c = 13; break;
+            case 't': c = 9; break;
+            case 'u':
+                c = (uint32_t)strtoul((char[5]){p[0], p[1], p[2], p[3], 0}, NULL, 16);
+                p += 4;
+                if (c >= 0xD800 && c < 0xDC00 && p[0] == '\\' && p[1] == 'u') {
+                    uint32_t lo = (uint32_t)strtoul((char[5]){p[2], p[3], p[4], p[5], 0}, NULL, 16);
+                    c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
+                    p += 6;
+                }
+                break;
+            default: c = (unsigned char)e; break;
+            }
+            if (n + 4 > cap) return -1;
+            if (c < 0x80) {
+                buf[n++] = (char)c;
+            } else if (c < 0x800) {
+                buf[n++] = (char)(0xC0 | (c >> 6));
+                buf[n++] = (char)(0x80 | (c & 0x3F));
+            } else if (c < 0x10000) {
+                buf[n++] = (char)(0xE0 | (c >> 12));
+                buf[n++] = (char)(0x80 | ((c >> 6) & 0x3F));
+                buf[n++] = (char)(0x80 | (c & 0x3F));
+            } else {
+                buf[n++] = (char)(0xF0 | (c >> 18));
+                buf[n++] = (char)(0x80 | ((c >> 12) & 0x3F));
+                buf[n++] = (char)(0x80 | ((c >> 6) & 0x3F));
+                buf[n++] = (char)(0x80 | (c & 0x3F));
+            }
+        } else {
+            if (n + 1 > cap) return -1;
+            buf[n++] = (char)c;
+        }
+    }
+    return *p == '"' ? (long)n : -1;
+}
+
+static char *sbuf, *sbuf2;
+static int32_t *got, *want, *part, *pair_ids, *pair_types, *qbuf, *dbuf;
+
+static void print_diff(const char *what, int line, const int32_t *a, int na, const int32_t *b,
+                       int nb)
+{
+    int i = 0;
+    while (i < na && i < nb && a[i] == b[i]) i++;
+    fprintf(stderr, "  %s line %d: got %d ids, want %d; first difference at %d (got %d, want %d)\n",
+            what, line, na, nb, i, i < na ? a[i] : -1, i < nb ? b[i] : -1);
+}
+
+static void check_tokens(const rr_tokenizer *t, const char *path)
+{
+    size_t len = 0;
+    char *buf = slurp(path, &len);
+    int n_lines = 0, n_ok = 0, n_cap_ok = 0;
+    char *line = buf;
+    while (line && *line) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        cJSON *o = cJSON_Parse(line);
+        long tl = json_string(line, "text", sbuf, STR_CAP);
+        int nw = json_ids(cJSON_GetObjectItemCaseSensitive(o, "ids"), want, MAX_IDS);
+        CHECK_MSG(o && tl >= 0 && nw >= 0, "%s line %d malformed", path, n_lines + 1);
+        if (o && tl >= 0 && nw >= 0) {
+            const char *s = sbuf;
+            size_t slen = (size_t)tl;
+            int ng = -1;
+            rr_status st = rr_tokenizer_encode(t, s, slen, 0, got, MAX_IDS, &ng);
+            int ok = st == RR_OK && ng == nw && memcmp(got, want, sizeof *got * (size_t)nw) == 0;
+            n_ok += ok;
+            if (!ok && test_n_fail < 20) {
+                fprintf(stderr, "FAIL tokens line %d: %.200s\n", n_lines + 1, s);
+                print_diff("tokens", n_lines + 1, got, ng, want, nw);
+            }
+            if (!ok) test_n_fail++;
+            /* cap = 5, both directions, must be a window of the full encoding */
+            int nf = -1, nl2 = -1;
+            int c = 5;
+            rr_tokenizer_encode(t, s, slen, 0, part, c, &nf);
+            int k = nw < c ? nw : c;
+            int ok1 = nf == nw && memcmp(part, want, sizeof *part * (size_t)k) == 0;
+            rr_tokenizer_encode(t, s, slen, 1, part, c, &nl2);
+            int ok2 = nl2 == nw && memcmp(part, want + (nw - k), sizeof *part * (size_t)k) == 0;
+            n_cap_ok += ok1 && ok2;
+            CHECK_MSG(ok1 && ok2, "cap=5 window mismatch at line %d", n_lines + 1);
+        }
+        cJSON_Delete(o);
+        n_lines++;
+        line = nl ? nl + 1 : NULL;
+    }
+    free(buf);
+    printf("tokens.jsonl: %d/%d texts exact (%.2f%%), %d/%d cap windows exact\n", n_ok, n_lines,
+           n_lines ? 100.0 * n_ok / n_lines : 0.0, n_cap_ok, n_lines);
+    CHECK(n_lines > 0 && n_ok == n_lines);
+}
+
+static void check_pairs(const rr_tokenizer *t, const char *path)
+{
+    size_t len = 0;
+    char *buf = slurp(path, &len);
+    int n_lines = 0, n_ok = 0;
+    const int max_length = 512;
+    char *line = buf;
+    while (line && *line) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        cJSON *o = cJSON_Parse(line);
+        long ql = json_string(line, "query", sbuf, STR_CAP);
+        long dl = json_string(line, "doc", sbuf2, STR_CAP);
+        int ni = json_ids(cJSON_GetObjectItemCaseSensitive(o, "input_ids"), want, MAX_IDS);
+        int nt = json_ids(cJSON_GetObjectItemCaseSensitive(o, "token_type_ids"), part, MAX_IDS);
+        CHECK_MSG(ql >= 0 && dl >= 0 && ni >= 0 && nt == ni, "%s line %d malformed", path,
+                  n_lines + 1);
+        if (ql >= 0 && dl >= 0 && ni >= 0 && nt == ni) {
+            int qn = 0, dn = 0;
+            rr_status s1 = rr_tokenizer_encode(t, sbuf, (size_t)ql, 0,
+                                               qbuf, max_length, &qn);
+            rr_status s2 = rr_tokenizer_encode(t, sbuf2, (size_t)dl, 0,
+                                               dbuf, max_length, &dn);
+            int np = -1;
+            if (s1 == RR_OK && s2 == RR_OK)
+                np = rr_pair_build(t, qbuf, qn < max_length ? qn : max_length, qn, dbuf,
+                                   dn < max_length ? dn : max_length, dn, max_length, 1, 0,
+                                   pair_ids, pair_types);
+            int ok = np == ni && memcmp(pair_ids, want, sizeof *want * (size_t)ni) == 0 &&
+                     memcmp(pair_types, part, sizeof *part * (size_t)ni) == 0;
+            n_ok += ok;
+            if (!ok) {
+                test_n_fail++;
+                if (test_n_fail < 20) print_diff("pairs", n_lines + 1, pair_ids, np, want, ni);
+            }
+        }
+        cJSON_Delete(o);
+        n_lines++;
+        line = nl ? nl + 1 : NULL;
+    }
+    free(buf);
+    printf("pairs.jsonl: %d/%d pairs exact (%.2f%%)\n", n_ok, n_lines,
+           n_lines ? 100.0 * n_ok / n_lines : 0.0);
+    CHECK(n_lines > 0 && n_ok == n_lines);
+}
+
+static int readable(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+int main(void)
+{
+    const char *model = getenv("RR_TOK_MODEL");
+    const char *golden = getenv("RR_TOK_GOLDEN_DIR");
+    char mdir[4096], tokens[4096], pairs[4096];
+    snprintf(mdir, sizeof mdir, "%s", model ? model : RR_MODELS_DIR "/minilm-l6-bert");
+    snprintf(tokens, sizeof tokens, "%s/tokens.jsonl",
+             golden ? golden : RR_SOURCE_DIR "/tests/golden");
+    snprintf(pairs, sizeof pairs, "%s/minilm-l6-bert/pairs.jsonl",
+             golden ? golden : RR_SOURCE_DIR "/tests/golden");
+    if (!readable(tokens) && !readable(pairs))
+        return test_skip("test_tok_golden", "no tests/golden/tokens.jsonl or pairs.jsonl yet");
+
+    rr_tokenizer *t = NULL;
+    rr_error err = {0};
+    rr_status s = rr_tokenizer_load(mdir, &t, &err);
+    if (s == RR_E_IO) return test_skip("test_tok_golden", err.msg);
+    CHECK_MSG(s == RR_OK, "load %s: %s", mdir, err.msg);
+    if (s != RR_OK) return test_summary("test_tok_golden");
+
+    sbuf = malloc(STR_CAP);
+    sbuf2 = malloc(STR_CAP);
+    got = malloc(sizeof *got * MAX_IDS);
+    want = malloc(sizeof *want * MAX_IDS);
+    part = malloc(sizeof *part * MAX_IDS);
+    pair_ids = malloc(sizeof *pair_ids * 512);
+    pair_types = malloc(sizeof *pair_types * 512);
+    qbuf = malloc(sizeof *qbuf * 512);
+    dbuf = malloc(sizeof *dbuf * 512);
+    if (readable(tokens))
+        check_tokens(t, tokens);
+    else
+        printf("tokens.jsonl absent: skipped that part\n");
+    if (readable(pairs))
+        check_pairs(t, pairs);
+    else
+        printf("pairs.jsonl absent: skipped that part\n");
+    free(sbuf);
+    free(sbuf2);
+    free(got);
+    free(want);
+    free(part);
+    free(pair_ids);
+    free(pair_types);
+    free(qbuf);
+    free(dbuf);
+    rr_tokenizer_free(t);
+    return test_summary("test_tok_golden");
+}
