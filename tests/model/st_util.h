@@ -2,7 +2,7 @@
  * st_util.h — test-side safetensors helpers, independent of src/model: read a whole file,
  * parse its header with cJSON, widen a tensor to fp32 (F16 through the compiler's _Float16,
  * BF16 by a 16-bit shift), and write a patched copy (new header + chosen data bytes).
- * Header-only (static functions) so each model test is one translation unit.
+ * Header-only (static inline functions) so each model test is one translation unit.
  */
 #ifndef RR_TEST_ST_UTIL_H
 #define RR_TEST_ST_UTIL_H
@@ -21,7 +21,7 @@ typedef struct st_file {
     size_t data_size;
 } st_file;
 
-static unsigned char *read_all(const char *path, size_t *size)
+static inline unsigned char *read_all(const char *path, size_t *size)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -39,7 +39,7 @@ static unsigned char *read_all(const char *path, size_t *size)
     return b;
 }
 
-static int write_all(const char *path, const void *a, size_t na, const void *b, size_t nb)
+static inline int write_all(const char *path, const void *a, size_t na, const void *b, size_t nb)
 {
     FILE *f = fopen(path, "wb");
     if (!f) return 0;
@@ -47,7 +47,7 @@ static int write_all(const char *path, const void *a, size_t na, const void *b, 
     return fclose(f) == 0 && ok;
 }
 
-static int st_load(const char *path, st_file *s)
+static inline int st_load(const char *path, st_file *s)
 {
     memset(s, 0, sizeof *s);
     s->bytes = read_all(path, &s->size);
@@ -60,7 +60,7 @@ static int st_load(const char *path, st_file *s)
     return s->header != NULL;
 }
 
-static void st_free(st_file *s)
+static inline void st_free(st_file *s)
 {
     cJSON_Delete(s->header);
     free(s->bytes);
@@ -68,7 +68,7 @@ static void st_free(st_file *s)
 }
 
 /* Widens tensor `name` into a fresh malloc'd fp32 array (*n elements); NULL if absent. */
-static float *st_widen(const st_file *s, const char *name, size_t *n)
+static inline float *st_widen(const st_file *s, const char *name, size_t *n)
 {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(s->header, name);
     if (!t) return NULL;
@@ -96,7 +96,7 @@ static float *st_widen(const st_file *s, const char *name, size_t *n)
 }
 
 /* Writes `path` = header JSON (padded with spaces to a multiple of 8) + data[0..data_size). */
-static int st_write(const char *path, const cJSON *header, const void *data, size_t data_size)
+static inline int st_write(const char *path, const cJSON *header, const void *data, size_t data_size)
 {
     char *json = cJSON_PrintUnformatted(header);
     size_t n = strlen(json), padded = (n + 7) / 8 * 8;
