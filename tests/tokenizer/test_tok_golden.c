@@ -6,9 +6,13 @@
  *   - tests/golden/minilm-l6-bert/pairs.jsonl: every (query, doc) rebuilt through
  *     rr_tokenizer_encode + rr_pair_build (max_length 512, truncation on) must give exactly
  *     input_ids and token_type_ids.
+ * The tokens.jsonl check runs twice: with the model folder (tokenizer.json) and with a
+ * temporary folder holding only its vocab.txt + tokenizer_config.json (the path transformers
+ * takes when tokenizer.json is missing), which must give the same ids.
  * Skips (77) when the model folder or the fixtures are absent. RR_TOK_MODEL and
  * RR_TOK_GOLDEN_DIR override the folders (for debugging against another tokenizer).
  */
+#define _POSIX_C_SOURCE 200809L
 #include <cJSON.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -126,7 +130,7 @@ static void print_diff(const char *what, int line, const int32_t *a, int na, con
             what, line, na, nb, i, i < na ? a[i] : -1, i < nb ? b[i] : -1);
 }
 
-static void check_tokens(const rr_tokenizer *t, const char *path)
+static void check_tokens(const rr_tokenizer *t, const char *path, const char *label)
 {
     size_t len = 0;
     char *buf = slurp(path, &len);
@@ -167,7 +171,8 @@ static void check_tokens(const rr_tokenizer *t, const char *path)
         line = nl ? nl + 1 : NULL;
     }
     free(buf);
-    printf("tokens.jsonl: %d/%d texts exact (%.2f%%), %d/%d cap windows exact\n", n_ok, n_lines,
+    printf("tokens.jsonl (%s): %d/%d texts exact (%.2f%%), %d/%d cap windows exact\n", label,
+           n_ok, n_lines,
            n_lines ? 100.0 * n_ok / n_lines : 0.0, n_cap_ok, n_lines);
     CHECK(n_lines > 0 && n_ok == n_lines);
 }
@@ -225,6 +230,42 @@ static int readable(const char *path)
     return f != NULL;
 }
 
+static int copy_file(const char *from_dir, const char *to_dir, const char *name)
+{
+    char a[4200], b[4200];
+    snprintf(a, sizeof a, "%s/%s", from_dir, name);
+    snprintf(b, sizeof b, "%s/%s", to_dir, name);
+    size_t len = 0;
+    char *buf = slurp(a, &len);
+    FILE *f = buf ? fopen(b, "wb") : NULL;
+    int ok = f && fwrite(buf, 1, len, f) == len;
+    if (f) ok = fclose(f) == 0 && ok;
+    free(buf);
+    return ok;
+}
+
+/* The model's tokenizer loaded from a temporary folder with only vocab.txt and
+ * tokenizer_config.json; NULL (after a failed CHECK) when that cannot be set up. */
+static rr_tokenizer *load_vocab_txt_only(const char *mdir)
+{
+    char dir[64] = "/tmp/rr_tok_vocabXXXXXX", path[128];
+    rr_tokenizer *t = NULL;
+    rr_error err = {0};
+    if (!mkdtemp(dir)) return NULL;
+    int ok = copy_file(mdir, dir, "vocab.txt") && copy_file(mdir, dir, "tokenizer_config.json");
+    CHECK_MSG(ok, "copy vocab.txt + tokenizer_config.json of %s", mdir);
+    if (ok) {
+        rr_status s = rr_tokenizer_load(dir, &t, &err);
+        CHECK_MSG(s == RR_OK, "load vocab.txt folder: %s", err.msg);
+    }
+    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    remove(path);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    remove(path);
+    remove(dir);
+    return t;
+}
+
 int main(void)
 {
     const char *model = getenv("RR_TOK_MODEL");
@@ -254,9 +295,12 @@ int main(void)
     pair_types = malloc(sizeof *pair_types * 512);
     qbuf = malloc(sizeof *qbuf * 512);
     dbuf = malloc(sizeof *dbuf * 512);
-    if (readable(tokens))
-        check_tokens(t, tokens);
-    else
+    if (readable(tokens)) {
+        check_tokens(t, tokens, "tokenizer.json");
+        rr_tokenizer *tv = load_vocab_txt_only(mdir);
+        if (tv) check_tokens(tv, tokens, "vocab.txt + tokenizer_config.json");
+        rr_tokenizer_free(tv);
+    } else
         printf("tokens.jsonl absent: skipped that part\n");
     if (readable(pairs))
         check_pairs(t, pairs);
