@@ -1,0 +1,499 @@
+/*
+ * sched.c — request pool, tokenizer workers, token-budget batcher and the engine thread
+ * (contract in sched.h).
+ *
+ * Locking: one mutex guards the pool's free list, the tokenize queue and the ready queue.
+ * A request is touched by one thread at a time: the caller until submit, then one worker,
+ * then the engine thread, then the caller again from `done` on. Only `cancelled` is shared
+ * (atomic).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "sched.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/util.h"
+
+typedef struct part {
+    rr_sched_req *r;
+    int first, count;
+} part;
+
+struct rr_sched {
+    const rr_model *model;
+    const rr_tokenizer *tok;
+    rr_engine *engine;
+    int max_batch_tokens;
+    int model_max_length;
+
+    pthread_mutex_t mu;
+    pthread_cond_t tok_cv, ready_cv;
+    int stop;
+    rr_sched_req *pool;     /* [max_in_flight] */
+    rr_sched_req *free_list;
+    int n_live;
+    rr_sched_req *tok_head, *tok_tail;     /* waiting for a tokenizer worker */
+    rr_sched_req *ready_head, *ready_tail; /* tokenized, waiting for the engine */
+
+    int n_workers;
+    pthread_t *workers;
+    int32_t *worker_buf; /* 2 * model_max_length per worker: query ids, document ids */
+    pthread_t engine_thread;
+    int engine_started;
+
+    /* Engine batch, allocated once. */
+    int32_t *b_ids, *b_types, *b_cu;
+    float *b_logits;
+    part *parts;
+};
+
+static void push(rr_sched_req **head, rr_sched_req **tail, rr_sched_req *r)
+{
+    r->next = NULL;
+    if (*tail) (*tail)->next = r;
+    else *head = r;
+    *tail = r;
+}
+
+static rr_sched_req *pop(rr_sched_req **head, rr_sched_req **tail)
+{
+    rr_sched_req *r = *head;
+    if (r) {
+        *head = r->next;
+        if (!*head) *tail = NULL;
+        r->next = NULL;
+    }
+    return r;
+}
+
+static void finish(rr_sched_req *r, rr_sched_outcome o)
+{
+    r->outcome = o;
+    r->done(r);
+}
+
+/* Why this request should not be computed any more, or DONE when it should. */
+static rr_sched_outcome dropped(const rr_sched_req *r, uint64_t now)
+{
+    if (atomic_load(&r->cancelled)) return RR_SCHED_CANCELLED;
+    if (r->deadline_ns && now >= r->deadline_ns) return RR_SCHED_EXPIRED;
+    return RR_SCHED_DONE;
+}
+
+static int grow_tokens(rr_sched_req *r, long need)
+{
+    if (need <= r->cap_tok) return 1;
+    long cap = r->cap_tok ? r->cap_tok : 4096;
+    while (cap < need) cap *= 2;
+    int32_t *ids = rr_realloc(r->ids, (size_t)cap * sizeof *ids);
+    if (!ids) return 0;
+    r->ids = ids;
+    int32_t *types = rr_realloc(r->type_ids, (size_t)cap * sizeof *types);
+    if (!types) return 0;
+    r->type_ids = types;
+    r->cap_tok = cap;
+    return 1;
+}
+
+/* Tokenizes the query once and each document once, building every pair. Returns RR_OK or
+ * fills r->err. */
+static rr_status tokenize(rr_sched *s, rr_sched_req *r, int32_t *qbuf, int32_t *dbuf)
+{
+    int ml = r->max_length, q_total = 0, d_total = 0;
+    rr_status st = rr_tokenizer_encode(s->tok, r->query, r->query_len, r->keep_last, qbuf, ml,
+                                       &q_total);
+    if (st == RR_E_UTF8) return rr_set_error(&r->err, st, "query is not valid UTF-8");
+    if (st != RR_OK) return rr_set_error(&r->err, st, "query: tokenizer failed (%s)", rr_status_name(st));
+    r->query_tokens = q_total;
+    int q_stored = q_total < ml ? q_total : ml;
+    long off = 0;
+    for (int i = 0; i < r->n_docs; i++) {
+        st = rr_tokenizer_encode(s->tok, r->docs[i], r->doc_lens[i], r->keep_last, dbuf, ml,
+                                 &d_total);
+        if (st == RR_E_UTF8)
+            return rr_set_error(&r->err, st, "documents[%d] is not valid UTF-8", i);
+        if (st != RR_OK)
+            return rr_set_error(&r->err, st, "documents[%d]: tokenizer failed (%s)", i,
+                                rr_status_name(st));
+        if (!grow_tokens(r, off + ml))
+            return rr_set_error(&r->err, RR_E_NOMEM, "out of memory for %d documents", r->n_docs);
+        int d_stored = d_total < ml ? d_total : ml;
+        int len = rr_pair_build(s->tok, qbuf, q_stored, q_total, dbuf, d_stored, d_total, ml,
+                                r->truncate, r->keep_last, r->ids + off, r->type_ids + off);
+        if (len < 0)
+            return rr_set_error(&r->err, RR_E_TOO_LONG,
+                                "documents[%d]: the pair is %d tokens, over max_length %d, and "
+                                "truncation is disabled",
+                                i, q_total + d_total + 3, ml);
+        r->pair_off[i] = off;
+        r->pair_len[i] = len;
+        off += len;
+    }
+    r->total_tokens = off;
+    return RR_OK;
+}
+
+static void *worker_main(void *arg)
+{
+    rr_sched *s = arg;
+    pthread_mutex_lock(&s->mu);
+    int id = 0;
+    while (id < s->n_workers && !pthread_equal(s->workers[id], pthread_self())) id++;
+    pthread_mutex_unlock(&s->mu);
+    int32_t *qbuf = s->worker_buf + (size_t)id * 2 * s->model_max_length;
+    int32_t *dbuf = qbuf + s->model_max_length;
+
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->tok_head && !s->stop) pthread_cond_wait(&s->tok_cv, &s->mu);
+        rr_sched_req *r = pop(&s->tok_head, &s->tok_tail);
+        int stop = s->stop;
+        pthread_mutex_unlock(&s->mu);
+        if (!r) break;
+        if (stop) {
+            finish(r, RR_SCHED_SHUTDOWN);
+            continue;
+        }
+        rr_sched_outcome o = dropped(r, rr_now_ns());
+        if (o != RR_SCHED_DONE) {
+            finish(r, o);
+            continue;
+        }
+        uint64_t t0 = rr_now_ns();
+        rr_status st = tokenize(s, r, qbuf, dbuf);
+        uint64_t t1 = rr_now_ns();
+        r->tokenize_ns = t1 - t0;
+        if (st != RR_OK) {
+            finish(r, RR_SCHED_FAILED);
+            continue;
+        }
+        r->t_ready = t1;
+        pthread_mutex_lock(&s->mu);
+        push(&s->ready_head, &s->ready_tail, r);
+        pthread_cond_signal(&s->ready_cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+    return NULL;
+}
+
+static long remaining_tokens(const rr_sched_req *r)
+{
+    return r->next_pair < r->n_docs ? r->total_tokens - r->pair_off[r->next_pair] : 0;
+}
+
+/* Under s->mu: fills the batch from the ready queue; requests to drop go to *drop. */
+static int form_batch(rr_sched *s, int *n_tok_out, int *n_parts_out, rr_sched_req **drop)
+{
+    int n_seq = 0, n_tok = 0, n_parts = 0, budget = s->max_batch_tokens;
+    uint64_t now = rr_now_ns();
+    s->b_cu[0] = 0;
+    while (s->ready_head) {
+        rr_sched_req *r = s->ready_head;
+        rr_sched_outcome o = dropped(r, now);
+        if (o != RR_SCHED_DONE) {
+            /* Pairs of r already in flight in an earlier batch were scattered already:
+             * only the engine thread consumes the queue, so r is not in this batch. */
+            pop(&s->ready_head, &s->ready_tail);
+            r->outcome = o;
+            r->next = *drop;
+            *drop = r;
+            continue;
+        }
+        long rem = remaining_tokens(r);
+        /* Keep a request's pairs together: start it in the next batch when it would fit
+         * whole in an empty one but not in what is left of this one. */
+        if (n_tok > 0 && rem > budget - n_tok && rem <= budget) break;
+        int first = r->next_pair;
+        while (r->next_pair < r->n_docs && n_tok + r->pair_len[r->next_pair] <= budget) {
+            int len = r->pair_len[r->next_pair];
+            long off = r->pair_off[r->next_pair];
+            memcpy(s->b_ids + n_tok, r->ids + off, (size_t)len * sizeof(int32_t));
+            memcpy(s->b_types + n_tok, r->type_ids + off, (size_t)len * sizeof(int32_t));
+            n_tok += len;
+            s->b_cu[++n_seq] = n_tok;
+            r->next_pair++;
+        }
+        if (r->next_pair > first) {
+            s->parts[n_parts++] = (part){r, first, r->next_pair - first};
+            if (!r->started) {
+                r->started = 1;
+                r->queue_ns = now - r->t_ready;
+            }
+        }
+        if (r->next_pair < r->n_docs) break; /* budget full */
+        pop(&s->ready_head, &s->ready_tail);
+    }
+    *n_tok_out = n_tok;
+    *n_parts_out = n_parts;
+    return n_seq;
+}
+
+/* Calls done on a list of requests (outside the lock: done may take call locks). */
+static void run_done(rr_sched_req *list)
+{
+    while (list) {
+        rr_sched_req *r = list;
+        list = r->next;
+        r->done(r);
+    }
+}
+
+static void *engine_main(void *arg)
+{
+    rr_sched *s = arg;
+    for (;;) {
+        rr_sched_req *drop = NULL;
+        int n_tok = 0, n_parts = 0;
+        pthread_mutex_lock(&s->mu);
+        while (!s->ready_head && !s->stop) pthread_cond_wait(&s->ready_cv, &s->mu);
+        if (s->stop) {
+            rr_sched_req *r;
+            while ((r = pop(&s->ready_head, &s->ready_tail))) {
+                r->outcome = RR_SCHED_SHUTDOWN;
+                r->next = drop;
+                drop = r;
+            }
+            pthread_mutex_unlock(&s->mu);
+            run_done(drop);
+            break;
+        }
+        int n_seq = form_batch(s, &n_tok, &n_parts, &drop);
+        pthread_mutex_unlock(&s->mu);
+        run_done(drop);
+        if (n_seq == 0) continue;
+
+        rr_batch b = {.n_seq = n_seq, .n_tok = n_tok, .tokens = s->b_ids, .type_ids = s->b_types,
+                      .cu_seqlens = s->b_cu};
+        uint64_t t0 = rr_now_ns();
+        rr_status st = rr_engine_forward(s->engine, &b, s->b_logits);
+        uint64_t dt = rr_now_ns() - t0;
+        int seq = 0;
+        for (int p = 0; p < n_parts; p++) {
+            rr_sched_req *r = s->parts[p].r;
+            r->infer_ns += dt;
+            for (int j = 0; j < s->parts[p].count; j++)
+                r->logits[s->parts[p].first + j] = s->b_logits[seq + j];
+            seq += s->parts[p].count;
+            r->n_scored += s->parts[p].count;
+            if (st != RR_OK) {
+                /* A request appears at most once per batch and earlier batches succeeded
+                 * (or it would be finished already): fail it exactly once, here, taking
+                 * its unbatched rest out of the ready queue first. */
+                rr_set_error(&r->err, st, "engine forward failed (%s) on a batch of %d pairs",
+                             rr_status_name(st), n_seq);
+                if (r->next_pair < r->n_docs) {
+                    pthread_mutex_lock(&s->mu);
+                    rr_sched_req **pp = &s->ready_head, *prev = NULL;
+                    while (*pp && *pp != r) {
+                        prev = *pp;
+                        pp = &(*pp)->next;
+                    }
+                    if (*pp) {
+                        *pp = r->next;
+                        if (s->ready_tail == r) s->ready_tail = prev;
+                    }
+                    pthread_mutex_unlock(&s->mu);
+                }
+                finish(r, RR_SCHED_FAILED);
+            } else if (r->n_scored == r->n_docs) {
+                finish(r, RR_SCHED_DONE);
+            }
+        }
+    }
+    return NULL;
+}
+
+rr_status rr_sched_init(const rr_model *m, rr_engine *e, const rr_sched_opts *o, rr_sched **out,
+                        rr_error *err)
+{
+    rr_status st = RR_E_NOMEM;
+    *out = NULL;
+    if (o->max_in_flight < 1 || o->max_batch_tokens < 1)
+        return rr_set_error(err, RR_E_INVALID, "scheduler: max_in_flight and max_batch_tokens must be >= 1");
+    rr_sched *s = rr_calloc(1, sizeof *s);
+    if (!s) return rr_set_error(err, RR_E_NOMEM, "out of memory creating the scheduler");
+    s->model = m;
+    s->tok = rr_model_tokenizer(m);
+    s->engine = e;
+    s->max_batch_tokens = o->max_batch_tokens;
+    s->model_max_length = rr_model_get_info(m)->max_length;
+    s->n_workers = o->tokenizer_workers > 0 ? o->tokenizer_workers : rr_cpu_count();
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->tok_cv, NULL);
+    pthread_cond_init(&s->ready_cv, NULL);
+
+    s->pool = rr_calloc((size_t)o->max_in_flight, sizeof *s->pool);
+    s->workers = rr_calloc((size_t)s->n_workers, sizeof *s->workers);
+    s->worker_buf = rr_malloc((size_t)s->n_workers * 2 * s->model_max_length * sizeof(int32_t));
+    size_t bt = (size_t)s->max_batch_tokens;
+    s->b_ids = rr_malloc(bt * sizeof(int32_t));
+    s->b_types = rr_malloc(bt * sizeof(int32_t));
+    s->b_cu = rr_malloc((bt + 1) * sizeof(int32_t));
+    s->b_logits = rr_malloc(bt * sizeof(float) * (size_t)rr_model_get_info(m)->n_labels);
+    s->parts = rr_malloc(bt * sizeof(part));
+    if (!s->pool || !s->workers || !s->worker_buf || !s->b_ids || !s->b_types || !s->b_cu ||
+        !s->b_logits || !s->parts) {
+        rr_set_error(err, RR_E_NOMEM, "out of memory allocating the scheduler's buffers");
+        goto fail;
+    }
+    for (int i = o->max_in_flight - 1; i >= 0; i--) {
+        s->pool[i].next = s->free_list;
+        s->free_list = &s->pool[i];
+    }
+    if (pthread_create(&s->engine_thread, NULL, engine_main, s) != 0) {
+        st = rr_set_error(err, RR_E_NOMEM, "cannot start the engine thread");
+        goto fail;
+    }
+    s->engine_started = 1;
+    pthread_mutex_lock(&s->mu); /* workers look up their index under the lock */
+    for (int i = 0; i < s->n_workers; i++) {
+        if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0) {
+            s->n_workers = i;
+            pthread_mutex_unlock(&s->mu);
+            st = rr_set_error(err, RR_E_NOMEM, "cannot start tokenizer worker %d", i);
+            goto fail;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    *out = s;
+    return RR_OK;
+fail:
+    rr_sched_free(s);
+    return st;
+}
+
+void rr_sched_free(rr_sched *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    pthread_cond_broadcast(&s->tok_cv);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->n_workers; i++) pthread_join(s->workers[i], NULL);
+    /* Workers are gone, so nothing more enters the ready queue. */
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->ready_cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->engine_started) pthread_join(s->engine_thread, NULL);
+    if (s->pool) {
+        /* All requests are back in the pool (contract), so every slot can be freed. */
+        for (rr_sched_req *r = s->free_list; r; r = r->next) {
+            rr_free(r->docs);
+            rr_free(r->doc_lens);
+            rr_free(r->logits);
+            rr_free(r->ids);
+            rr_free(r->type_ids);
+            rr_free(r->pair_off);
+            rr_free(r->pair_len);
+            rr_free(r->scratch);
+        }
+    }
+    rr_free(s->pool);
+    rr_free(s->workers);
+    rr_free(s->worker_buf);
+    rr_free(s->b_ids);
+    rr_free(s->b_types);
+    rr_free(s->b_cu);
+    rr_free(s->b_logits);
+    rr_free(s->parts);
+    pthread_cond_destroy(&s->tok_cv);
+    pthread_cond_destroy(&s->ready_cv);
+    pthread_mutex_destroy(&s->mu);
+    rr_free(s);
+}
+
+rr_sched_req *rr_sched_acquire(rr_sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    rr_sched_req *r = s->free_list;
+    if (r) {
+        s->free_list = r->next;
+        s->n_live++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!r) return NULL;
+    r->query = NULL;
+    r->query_len = 0;
+    r->n_docs = 0;
+    r->max_length = s->model_max_length;
+    r->truncate = 1;
+    r->keep_last = 0;
+    r->deadline_ns = 0;
+    atomic_store(&r->cancelled, 0);
+    r->done = NULL;
+    r->user = NULL;
+    r->outcome = RR_SCHED_DONE;
+    r->err.status = RR_OK;
+    r->err.msg[0] = 0;
+    r->query_tokens = 0;
+    r->total_tokens = 0;
+    r->t_submit = r->tokenize_ns = r->queue_ns = r->infer_ns = r->t_ready = 0;
+    r->next_pair = r->n_scored = r->started = 0;
+    r->next = NULL;
+    return r;
+}
+
+rr_status rr_sched_reserve(rr_sched_req *r, int n_docs, rr_error *err)
+{
+    if (n_docs <= r->cap_docs) return RR_OK;
+    int cap = r->cap_docs ? r->cap_docs : 16;
+    while (cap < n_docs) cap *= 2;
+    void *p;
+    if (!(p = rr_realloc(r->docs, (size_t)cap * sizeof *r->docs))) goto nomem;
+    r->docs = p;
+    if (!(p = rr_realloc(r->doc_lens, (size_t)cap * sizeof *r->doc_lens))) goto nomem;
+    r->doc_lens = p;
+    if (!(p = rr_realloc(r->logits, (size_t)cap * sizeof *r->logits))) goto nomem;
+    r->logits = p;
+    if (!(p = rr_realloc(r->pair_off, (size_t)cap * sizeof *r->pair_off))) goto nomem;
+    r->pair_off = p;
+    if (!(p = rr_realloc(r->pair_len, (size_t)cap * sizeof *r->pair_len))) goto nomem;
+    r->pair_len = p;
+    r->cap_docs = cap;
+    return RR_OK;
+nomem:
+    return rr_set_error(err, RR_E_NOMEM, "out of memory reserving %d documents", n_docs);
+}
+
+void *rr_sched_scratch(rr_sched_req *r, size_t bytes)
+{
+    if (bytes <= r->scratch_cap) return r->scratch;
+    void *p = rr_realloc(r->scratch, bytes);
+    if (!p) return NULL;
+    r->scratch = p;
+    r->scratch_cap = bytes;
+    return p;
+}
+
+void rr_sched_submit(rr_sched *s, rr_sched_req *r)
+{
+    r->t_submit = rr_now_ns();
+    pthread_mutex_lock(&s->mu);
+    if (s->stop) {
+        pthread_mutex_unlock(&s->mu);
+        finish(r, RR_SCHED_SHUTDOWN);
+        return;
+    }
+    push(&s->tok_head, &s->tok_tail, r);
+    pthread_cond_signal(&s->tok_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void rr_sched_release(rr_sched *s, rr_sched_req *r)
+{
+    pthread_mutex_lock(&s->mu);
+    r->next = s->free_list;
+    s->free_list = r;
+    s->n_live--;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int rr_sched_live(rr_sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->n_live;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}

@@ -1,0 +1,117 @@
+/*
+ * sched.h — the request scheduler of rerankd: pooled request objects, a tokenization
+ * worker pool, and one token-budget batcher feeding ONE engine thread.
+ *
+ * Flow: the edge acquires a request from the pool (NULL when --max-in-flight requests are
+ * live), fills the input fields, and submits it. A tokenizer worker encodes the query once
+ * and each document once and builds the [CLS] q [SEP] d [SEP] pairs into the request's own
+ * token buffers. The engine thread packs pairs from all ready requests, first come first
+ * served, into varlen batches of at most max_batch_tokens tokens (a request's pairs stay in
+ * one batch when they fit in an empty one), forwards, and scatters the logits back. When a
+ * request's last pair is scored, or it fails, is cancelled or expires, `done` is called —
+ * exactly once, from a worker or the engine thread — and the edge sends the response from
+ * that thread, then releases the request.
+ *
+ * Memory: request objects and their arrays are reused; arrays grow to the largest request
+ * seen (a high-water mark) and never shrink, so a steady load allocates nothing. The engine
+ * batch buffers are allocated once at init. Cancelled or expired work is dropped before it
+ * is tokenized or computed. No protobuf or gRPC type appears here.
+ */
+#ifndef RR_SCHED_H
+#define RR_SCHED_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rerank.h"
+
+typedef struct rr_sched rr_sched;
+
+typedef enum rr_sched_outcome {
+    RR_SCHED_DONE = 0,      /* logits[] hold every document's logit */
+    RR_SCHED_FAILED = 1,    /* err says why (RR_E_UTF8, RR_E_TOO_LONG naming an index, ...) */
+    RR_SCHED_CANCELLED = 2, /* `cancelled` was set before the work was done */
+    RR_SCHED_EXPIRED = 3,   /* deadline passed before the work was done */
+    RR_SCHED_SHUTDOWN = 4,  /* the scheduler stopped */
+} rr_sched_outcome;
+
+typedef struct rr_sched_req rr_sched_req;
+
+struct rr_sched_req {
+    /* Input, set by the caller between acquire and submit. The texts are borrowed: they must
+     * stay valid until `done` runs. docs/doc_lens are owned by the request (see reserve). */
+    const char *query;
+    size_t query_len;
+    int n_docs;
+    const char **docs;
+    size_t *doc_lens;
+    int max_length;       /* 3 ... model max_length (the caller validates) */
+    int truncate;         /* 0: an over-long pair fails the request naming its index */
+    int keep_last;        /* truncation direction: 1 keeps the end of each text */
+    uint64_t deadline_ns; /* rr_now_ns() clock; 0 = none */
+    atomic_int cancelled; /* set by the caller at any time: work is dropped, done still runs */
+    void (*done)(rr_sched_req *r);
+    void *user;
+
+    /* Output, valid in `done`. */
+    rr_sched_outcome outcome;
+    rr_error err;
+    float *logits; /* [n_docs], input order */
+    int query_tokens;
+    long total_tokens;    /* sum of pair lengths after truncation */
+    uint64_t t_submit;    /* rr_now_ns at submit */
+    uint64_t tokenize_ns; /* worker time spent tokenizing this request */
+    uint64_t queue_ns;    /* from tokenized to its first batch starting */
+    uint64_t infer_ns;    /* forward time of the batches that carried its pairs */
+
+    /* Private to sched.c. */
+    int cap_docs;
+    long cap_tok;
+    int32_t *ids, *type_ids; /* packed pairs, [cap_tok] */
+    long *pair_off;          /* [cap_docs] */
+    int *pair_len;           /* [cap_docs] */
+    int next_pair;           /* first pair not yet put in a batch */
+    int n_scored;
+    uint64_t t_ready;
+    int started;
+    void *scratch;
+    size_t scratch_cap;
+    rr_sched_req *next; /* free list / queues */
+};
+
+typedef struct rr_sched_opts {
+    int max_in_flight;     /* request objects in the pool */
+    int tokenizer_workers; /* threads; 0 → number of online CPUs */
+    int max_batch_tokens;  /* must equal the engine's */
+} rr_sched_opts;
+
+/* Starts the worker threads and the engine thread. The engine is owned by the engine thread
+ * from here until rr_sched_free. */
+rr_status rr_sched_init(const rr_model *m, rr_engine *e, const rr_sched_opts *o, rr_sched **out,
+                        rr_error *err);
+
+/* Stops the threads; work still queued completes with RR_SCHED_SHUTDOWN. Every acquired
+ * request must have been released. Accepts NULL. */
+void rr_sched_free(rr_sched *s);
+
+/* A free request with cleared inputs and outputs, or NULL when max_in_flight are live. */
+rr_sched_req *rr_sched_acquire(rr_sched *s);
+
+/* Makes docs/doc_lens/logits hold n_docs entries (grows the high-water mark). RR_E_NOMEM. */
+rr_status rr_sched_reserve(rr_sched_req *r, int n_docs, rr_error *err);
+
+/* A buffer of at least `bytes` owned by the request, for the caller's response building;
+ * valid until release. NULL when out of memory. */
+void *rr_sched_scratch(rr_sched_req *r, size_t bytes);
+
+/* Queues the request; `done` will be called exactly once. */
+void rr_sched_submit(rr_sched *s, rr_sched_req *r);
+
+/* Returns the request to the pool (after `done`). */
+void rr_sched_release(rr_sched *s, rr_sched_req *r);
+
+/* Requests acquired and not yet released. */
+int rr_sched_live(rr_sched *s);
+
+#endif /* RR_SCHED_H */

@@ -1,0 +1,326 @@
+/*
+ * call.c — per-call contexts of rerankd's gRPC edge: arming requests, reference counting,
+ * the one-send-at-a-time output queue (initial metadata always goes with the first send or
+ * with the status: a status-only response never leaves a 1.51 server, fact 6), receive and
+ * close watching, protobuf-c <-> byte buffer, and the generic UNIMPLEMENTED answer that
+ * keeps unknown methods from hanging (fact 5).
+ */
+#define _GNU_SOURCE /* PTHREAD_MUTEX_RECURSIVE */
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/slice.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "server.h"
+#include "util/util.h"
+
+#define CALL_OF(tag, field) ((rr_call *)((char *)(tag) - offsetof(rr_call, field)))
+
+static void call_free(rr_call *c)
+{
+    rr_server *srv = c->srv;
+    if (c->svc_free) c->svc_free(c);
+    if (c->call) grpc_call_unref(c->call);
+    grpc_metadata_array_destroy(&c->md);
+    if (c->method == RR_M_GENERIC) grpc_call_details_destroy(&c->details);
+    if (c->payload) grpc_byte_buffer_destroy(c->payload);
+    if (c->sending) grpc_byte_buffer_destroy(c->sending);
+    for (int i = 0; i < c->out_n; i++) grpc_byte_buffer_destroy(c->outq[(c->out_head + i) % RR_OUTQ]);
+    pthread_mutex_destroy(&c->mu);
+    int counted = c->call != NULL;
+    rr_free(c);
+    if (counted) atomic_fetch_sub(&srv->live_calls, 1);
+}
+
+void rr_call_ref(rr_call *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
+
+void rr_call_unref(rr_call *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) == 1) call_free(c);
+}
+
+grpc_byte_buffer *rr_pack(const ProtobufCMessage *msg)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    grpc_slice s = grpc_slice_malloc(n);
+    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s); /* create() took its own ref */
+    return bb;
+}
+
+ProtobufCMessage *rr_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb)
+{
+    if (!bb) return NULL;
+    grpc_byte_buffer_reader r;
+    if (!grpc_byte_buffer_reader_init(&r, bb)) return NULL;
+    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+    grpc_slice_unref(s);
+    return m;
+}
+
+uint64_t rr_call_deadline_ns(const rr_call *c)
+{
+    gpr_timespec d = c->method == RR_M_GENERIC ? c->details.deadline : c->deadline;
+    if (gpr_time_cmp(d, gpr_inf_future(d.clock_type)) == 0) return 0;
+    gpr_timespec left = gpr_time_sub(d, gpr_now(d.clock_type)); /* same clock (fact 10) */
+    int64_t ns = (int64_t)left.tv_sec * 1000000000 + left.tv_nsec;
+    uint64_t now = rr_now_ns();
+    return ns <= 0 ? (now > 0 ? now : 1) : now + (uint64_t)ns;
+}
+
+/* A failed start_batch poisons the call (fact 7): cancel it with the status instead. */
+static void batch_failed(rr_call *c, grpc_call_error e, const char *what)
+{
+    gpr_log(GPR_ERROR, "rerankd: %s: grpc_call_start_batch failed: %s", what,
+            grpc_call_error_to_string(e));
+    grpc_call_cancel_with_status(c->call, GRPC_STATUS_INTERNAL, "rerankd: internal batch error", NULL);
+    c->dead = 1;
+}
+
+/* Under c->mu: starts the next SEND batch if none is in flight. */
+static void pump(rr_call *c)
+{
+    if (c->send_in_flight || c->status_started) return;
+    if (!c->out_n && !c->status_pending) return;
+    grpc_op ops[3];
+    memset(ops, 0, sizeof ops);
+    int n = 0, with_status = 0;
+    grpc_byte_buffer *msg = NULL;
+    if (!c->sent_md) {
+        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        n++;
+    }
+    if (c->out_n) {
+        msg = c->outq[c->out_head];
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = msg;
+        n++;
+    }
+    grpc_slice details = grpc_empty_slice();
+    if (c->status_pending && c->out_n <= 1) {
+        details = grpc_slice_from_copied_string(c->status_msg);
+        ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+        ops[n].data.send_status_from_server.status = c->status_code;
+        ops[n].data.send_status_from_server.status_details = &details;
+        n++;
+        with_status = 1;
+    }
+    rr_call_ref(c);
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, (size_t)n, &c->t_send, NULL);
+    grpc_slice_unref(details); /* copied by start_batch */
+    if (e != GRPC_CALL_OK) {
+        batch_failed(c, e, "send");
+        rr_call_unref(c);
+        c->status_started = 1; /* nothing more can be sent on this call */
+        return;
+    }
+    c->sent_md = 1;
+    c->send_in_flight = 1;
+    if (msg) {
+        c->sending = msg;
+        c->out_head = (c->out_head + 1) % RR_OUTQ;
+        c->out_n--;
+    }
+    if (with_status) c->status_started = 1;
+}
+
+static void on_send(rr_tag *t, int ok)
+{
+    rr_call *c = CALL_OF(t, t_send);
+    pthread_mutex_lock(&c->mu);
+    if (c->sending) grpc_byte_buffer_destroy(c->sending);
+    c->sending = NULL;
+    c->send_in_flight = 0;
+    if (!ok) c->dead = 1;
+    pump(c);
+    if (c->on_sent) c->on_sent(c);
+    pthread_mutex_unlock(&c->mu);
+    rr_call_unref(c);
+}
+
+int rr_call_send(rr_call *c, grpc_byte_buffer *bb)
+{
+    if (!bb) {
+        rr_call_finish(c, GRPC_STATUS_INTERNAL, "out of memory building the response");
+        return 0;
+    }
+    if (c->status_pending || c->status_started || c->out_n == RR_OUTQ) {
+        grpc_byte_buffer_destroy(bb);
+        if (!c->status_pending && !c->status_started)
+            rr_call_finish(c, GRPC_STATUS_INTERNAL, "output queue overflow");
+        return 0;
+    }
+    c->outq[(c->out_head + c->out_n) % RR_OUTQ] = bb;
+    c->out_n++;
+    pump(c);
+    return 1;
+}
+
+void rr_call_finish(rr_call *c, grpc_status_code code, const char *fmt, ...)
+{
+    if (c->status_pending || c->status_started) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->status_msg, sizeof c->status_msg, fmt, ap);
+    va_end(ap);
+    c->status_code = code;
+    c->status_pending = 1;
+    if (c->req) atomic_store(&c->req->cancelled, 1);
+    pump(c);
+}
+
+static void on_recv(rr_tag *t, int ok)
+{
+    rr_call *c = CALL_OF(t, t_recv);
+    pthread_mutex_lock(&c->mu);
+    c->recv_in_flight = 0;
+    if (c->on_recv) c->on_recv(c, ok);
+    pthread_mutex_unlock(&c->mu);
+    rr_call_unref(c);
+}
+
+int rr_call_recv(rr_call *c)
+{
+    if (c->recv_in_flight || c->read_done || c->dead || c->status_started) return 0;
+    if (c->payload) {
+        grpc_byte_buffer_destroy(c->payload);
+        c->payload = NULL;
+    }
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->payload;
+    rr_call_ref(c);
+    grpc_call_error e = grpc_call_start_batch(c->call, &op, 1, &c->t_recv, NULL);
+    if (e != GRPC_CALL_OK) {
+        batch_failed(c, e, "recv");
+        rr_call_unref(c);
+        return 0;
+    }
+    c->recv_in_flight = 1;
+    c->recv_paused = 0;
+    return 1;
+}
+
+static void on_close(rr_tag *t, int ok)
+{
+    rr_call *c = CALL_OF(t, t_close);
+    pthread_mutex_lock(&c->mu);
+    c->closed = 1;
+    if (c->cancelled) {
+        c->dead = 1;
+        if (c->req) atomic_store(&c->req->cancelled, 1); /* dropped before compute */
+    }
+    if (c->on_closed) c->on_closed(c);
+    pthread_mutex_unlock(&c->mu);
+    rr_call_unref(c);
+}
+
+int rr_call_watch_close(rr_call *c)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->cancelled;
+    rr_call_ref(c);
+    grpc_call_error e = grpc_call_start_batch(c->call, &op, 1, &c->t_close, NULL);
+    if (e != GRPC_CALL_OK) {
+        batch_failed(c, e, "recv close");
+        rr_call_unref(c);
+        return 0;
+    }
+    return 1;
+}
+
+static void dispatch(rr_call *c)
+{
+    switch (c->method) {
+    case RR_M_RERANK: rr_svc_rerank(c); break;
+    case RR_M_RERANK_STREAM: rr_svc_rerank_stream(c); break;
+    case RR_M_INFO: rr_svc_info(c); break;
+    case RR_M_TEI_RERANK: rr_svc_tei_rerank(c); break;
+    case RR_M_TEI_RERANK_STREAM: rr_svc_tei_rerank_stream(c); break;
+    case RR_M_TEI_INFO: rr_svc_tei_info(c); break;
+    case RR_M_HEALTH_CHECK: rr_svc_health_check(c); break;
+    case RR_M_HEALTH_WATCH: rr_svc_health_watch(c); break;
+    case RR_M_REFLECT_V1:
+    case RR_M_REFLECT_V1ALPHA: rr_svc_reflect(c); break;
+    case RR_M_GENERIC: {
+        char *path = grpc_slice_to_c_string(c->details.method);
+        rr_call_finish(c, GRPC_STATUS_UNIMPLEMENTED, "method %s is not implemented by rerankd", path);
+        gpr_free(path);
+        break;
+    }
+    }
+}
+
+static void on_new(rr_tag *t, int ok)
+{
+    rr_call *c = CALL_OF(t, t_new);
+    if (!ok) { /* server shutting down: the request was never matched (call is NULL) */
+        rr_call_unref(c);
+        return;
+    }
+    atomic_fetch_add(&c->srv->live_calls, 1);
+    c->t_start = rr_now_ns();
+    if (!atomic_load(&c->srv->shutting_down)) rr_call_arm(c->srv, c->method);
+    pthread_mutex_lock(&c->mu);
+    if (rr_call_watch_close(c)) dispatch(c);
+    pthread_mutex_unlock(&c->mu);
+    rr_call_unref(c); /* the armed request's reference */
+}
+
+/* Methods whose first message the core reads before publishing the call (guide §2.4). */
+static int reads_initial_payload(rr_method m)
+{
+    return m == RR_M_RERANK || m == RR_M_INFO || m == RR_M_TEI_RERANK || m == RR_M_TEI_INFO ||
+           m == RR_M_HEALTH_CHECK || m == RR_M_HEALTH_WATCH;
+}
+
+int rr_call_arm(rr_server *srv, rr_method m)
+{
+    rr_call *c = rr_calloc(1, sizeof *c);
+    if (!c) return 0;
+    c->srv = srv;
+    c->method = m;
+    atomic_init(&c->refs, 1);
+    /* Recursive: a service handler running under mu may submit to the scheduler, which
+     * completes the request synchronously (and re-enters mu) when it is stopping. */
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&c->mu, &attr);
+    pthread_mutexattr_destroy(&attr);
+    c->t_new.on_done = on_new;
+    c->t_recv.on_done = on_recv;
+    c->t_send.on_done = on_send;
+    c->t_close.on_done = on_close;
+    grpc_metadata_array_init(&c->md);
+    grpc_call_error e;
+    if (m == RR_M_GENERIC) {
+        grpc_call_details_init(&c->details);
+        e = grpc_server_request_call(srv->server, &c->call, &c->details, &c->md, srv->cq, srv->cq,
+                                     &c->t_new);
+    } else {
+        e = grpc_server_request_registered_call(srv->server, srv->handles[m], &c->call,
+                                                &c->deadline, &c->md,
+                                                reads_initial_payload(m) ? &c->payload : NULL,
+                                                srv->cq, srv->cq, &c->t_new);
+    }
+    if (e != GRPC_CALL_OK) {
+        gpr_log(GPR_ERROR, "rerankd: arming method %d failed: %s", (int)m, grpc_call_error_to_string(e));
+        rr_call_unref(c);
+        return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,184 @@
+/*
+ * server.h — internals shared by the files of rerankd's gRPC edge (src/server/): the
+ * server state, the per-call context with its one-send-at-a-time output queue, and the
+ * entry points of each service. Built on gRPC C-core 1.51 and protobuf-c 1.4.1; the quirks
+ * this code works around are recorded in shared/reference/grpc-c-core.md (cited as
+ * "guide §N" / "fact N" below).
+ */
+#ifndef RR_SERVER_H
+#define RR_SERVER_H
+
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc.h>
+#include <grpc/status.h>
+#include <grpc/support/time.h>
+#include <protobuf-c/protobuf-c.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "rerank.h"
+#include "sched/sched.h"
+
+#define RR_SERVER_VERSION "0.1.0"
+
+/* A completion-queue tag: the CQ thread calls on_done(tag, ok). */
+typedef struct rr_tag {
+    void (*on_done)(struct rr_tag *t, int ok);
+} rr_tag;
+
+typedef enum rr_method {
+    RR_M_RERANK,
+    RR_M_RERANK_STREAM,
+    RR_M_INFO,
+    RR_M_TEI_RERANK,
+    RR_M_TEI_RERANK_STREAM,
+    RR_M_TEI_INFO,
+    RR_M_HEALTH_CHECK,
+    RR_M_HEALTH_WATCH,
+    RR_M_REFLECT_V1,
+    RR_M_REFLECT_V1ALPHA,
+    RR_M_COUNT,
+    RR_M_GENERIC = RR_M_COUNT, /* any other path: UNIMPLEMENTED */
+} rr_method;
+
+typedef struct rr_config {
+    const char *model_dir;
+    const char *device; /* "auto", "cpu", "cuda:N" */
+    const char *host;
+    int port;
+    int max_batch_tokens;
+    int max_docs;
+    int max_message_bytes;
+    int max_in_flight;
+    int threads; /* CPU engine threads; 0 = all */
+    int tokenizer_workers;
+    int cq_threads;
+    double grace_seconds;
+} rr_config;
+
+typedef enum rr_health {
+    RR_HEALTH_SERVING = 1,
+    RR_HEALTH_NOT_SERVING = 2,
+} rr_health;
+
+typedef struct rr_refl_file rr_refl_file;
+
+typedef struct rr_server {
+    rr_config cfg;
+    grpc_server *server;
+    grpc_completion_queue *cq;
+    void *handles[RR_M_COUNT];
+    atomic_int shutting_down; /* stop re-arming requests */
+    atomic_int live_calls;
+
+    /* Set once the model is loaded (before that, scoring calls get UNAVAILABLE). */
+    atomic_int ready;
+    rr_model *model;
+    const rr_model_info *info;
+    rr_engine *engine;
+    rr_sched *sched;
+    char device_desc[128];
+
+    /* Health: one status for every served service; watchers get every change. */
+    pthread_mutex_t health_mu;
+    rr_health health;
+    struct rr_call *watchers;
+
+    /* Reflection: the embedded FileDescriptorSet, split per file. */
+    int n_files;
+    rr_refl_file *files;
+} rr_server;
+
+/* Per-call context. Lifetime: refs counts outstanding batches, the armed request and jobs
+ * in the scheduler; the context is freed when it reaches zero (guide §3). */
+typedef struct rr_call {
+    rr_server *srv;
+    rr_method method;
+    atomic_int refs;
+    pthread_mutex_t mu; /* serializes start_batch and the state below (guide §5.2) */
+
+    grpc_call *call;
+    gpr_timespec deadline; /* GPR_CLOCK_MONOTONIC (fact 10) */
+    grpc_metadata_array md;
+    grpc_call_details details; /* generic calls only */
+    grpc_byte_buffer *payload; /* initial payload (unary) or RECV_MESSAGE target */
+    int cancelled;             /* RECV_CLOSE_ON_SERVER target */
+    uint64_t t_start;          /* rr_now_ns at arrival */
+
+    rr_tag t_new, t_recv, t_send, t_close;
+
+    /* Output: messages wait here; one SEND batch in flight at a time (guide §5.1). */
+#define RR_OUTQ 8
+    grpc_byte_buffer *outq[RR_OUTQ];
+    int out_head, out_n;
+    int send_in_flight;
+    int sent_md;
+    int status_pending, status_started;
+    grpc_status_code status_code;
+    char status_msg[RR_ERROR_MSG_CAP];
+
+    grpc_byte_buffer *sending; /* the message of the SEND batch in flight */
+    int recv_in_flight, recv_paused, read_done, closed, dead;
+
+    rr_sched_req *req; /* in the scheduler, when non-NULL */
+    void *svc;         /* service state (stream state, unpacked request) */
+    void (*svc_free)(struct rr_call *c);
+    void (*on_recv)(struct rr_call *c, int ok); /* RECV_MESSAGE completed, under mu */
+    void (*on_sent)(struct rr_call *c);         /* after each SEND completes, under mu */
+    void (*on_closed)(struct rr_call *c);       /* RECV_CLOSE completed, under mu */
+    struct rr_call *watch_next;
+} rr_call;
+
+/* call.c */
+void rr_call_ref(rr_call *c);
+void rr_call_unref(rr_call *c);
+/* Under c->mu: queue a message (takes the buffer) / set the final status, then send what can
+ * be sent. Returns 0 when the queue is full (the buffer is destroyed and the call failed). */
+int rr_call_send(rr_call *c, grpc_byte_buffer *bb);
+void rr_call_finish(rr_call *c, grpc_status_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Under c->mu: start RECV_MESSAGE into c->payload, completing on c->t_recv. */
+int rr_call_recv(rr_call *c);
+/* Start RECV_CLOSE_ON_SERVER (at call start). */
+int rr_call_watch_close(rr_call *c);
+/* Arm one request for `method` on the server's CQ. */
+int rr_call_arm(rr_server *srv, rr_method m);
+/* Serialize a protobuf-c message into a byte buffer. */
+grpc_byte_buffer *rr_pack(const ProtobufCMessage *msg);
+/* Deserialize; NULL on malformed input or a NULL buffer. */
+ProtobufCMessage *rr_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb);
+/* Deadline as an rr_now_ns() timestamp; 0 for none. */
+uint64_t rr_call_deadline_ns(const rr_call *c);
+
+/* Service entry points (called on the CQ thread when a call arrives, ok == 1). */
+void rr_svc_rerank(rr_call *c);
+void rr_svc_rerank_stream(rr_call *c);
+void rr_svc_info(rr_call *c);
+void rr_svc_tei_rerank(rr_call *c);
+void rr_svc_tei_rerank_stream(rr_call *c);
+void rr_svc_tei_info(rr_call *c);
+void rr_svc_health_check(rr_call *c);
+void rr_svc_health_watch(rr_call *c);
+void rr_svc_reflect(rr_call *c);
+
+/* svc_rerank.c: helpers shared with svc_tei.c */
+typedef struct rr_rank_item {
+    float logit;
+    int index;
+} rr_rank_item;
+/* Fills items[0..n) with (logits[i], i) sorted by logit descending, ties by index. */
+void rr_rank_sort(const float *logits, int n, rr_rank_item *items);
+/* 0 (and the call finished with UNAVAILABLE) when the model is not loaded yet. */
+int rr_svc_ready(rr_call *c);
+/* Finishes the call with the status matching a failed scheduler outcome. */
+void rr_svc_fail(rr_call *c, const rr_sched_req *r);
+/* Lays out `count` items of `size` bytes at *off (16-byte aligned) in a scratch buffer. */
+size_t rr_scratch_take(size_t *off, size_t count, size_t size);
+
+/* health.c */
+void rr_health_set(rr_server *srv, rr_health h);
+/* reflection.c */
+int rr_reflection_init(rr_server *srv);
+void rr_reflection_free(rr_server *srv);
+
+#endif /* RR_SERVER_H */

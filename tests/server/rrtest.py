@@ -1,0 +1,109 @@
+"""rrtest.py — shared helpers of the rerankd integration tests and benchmark: generate the
+Python stubs from our protos with grpcio-tools (into a build directory, at test time), start
+and stop a real rerankd on 127.0.0.1:0, read its resident memory, and run the `rerank score
+--json` CLI for reference logits."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+GRPC_PROTO_DIR = "/usr/share/grpc-proto"
+
+
+def gen_stubs(src_dir, out_dir):
+    """Generates rerank.v1, tei.v1, health and reflection (v1 as reflection_v1, v1alpha as
+    reflection_v1alpha: the upstream files share a name, which one Python descriptor pool
+    refuses) stubs into out_dir and puts it first on sys.path."""
+    from grpc_tools import protoc
+    import grpc_tools
+    os.makedirs(out_dir, exist_ok=True)
+    side = os.path.join(out_dir, "protos")
+    os.makedirs(side, exist_ok=True)
+    shutil.copy(os.path.join(GRPC_PROTO_DIR, "grpc/health/v1/health.proto"), os.path.join(side, "health.proto"))
+    shutil.copy(os.path.join(GRPC_PROTO_DIR, "grpc/reflection/v1/reflection.proto"),
+                os.path.join(side, "reflection_v1.proto"))
+    shutil.copy(os.path.join(GRPC_PROTO_DIR, "grpc/reflection/v1alpha/reflection.proto"),
+                os.path.join(side, "reflection_v1alpha.proto"))
+    well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+    proto_dir = os.path.join(src_dir, "proto")
+    for inc, files in ((proto_dir, ["rerank/v1/rerank.proto", "tei/v1/tei.proto"]),
+                       (side, ["health.proto", "reflection_v1.proto", "reflection_v1alpha.proto"])):
+        rc = protoc.main(["protoc", "-I", inc, "-I", well_known, "--python_out=" + out_dir,
+                          "--grpc_python_out=" + out_dir] + files)
+        if rc != 0:
+            raise RuntimeError("grpc_tools.protoc failed on %s" % files)
+    if out_dir not in sys.path:
+        sys.path.insert(0, out_dir)
+
+
+class Server:
+    """A rerankd process on 127.0.0.1:0. `valgrind` runs it under memcheck."""
+
+    def __init__(self, binary, model, extra=(), valgrind=None, ready_timeout=60.0):
+        self.log = tempfile.NamedTemporaryFile(prefix="rerankd-", suffix=".log", delete=False)
+        cmd = [binary, "--model", model, "--device", "cpu", "--host", "127.0.0.1", "--port", "0",
+               "--grace-seconds", "2"] + list(extra)
+        if valgrind:
+            cmd = valgrind + cmd
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.port = None
+        deadline = time.time() + ready_timeout
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("READY "):
+                self.port = int(line.split()[1])
+                break
+        if self.port is None:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("rerankd did not become ready:\n" + self.log_text())
+        self.addr = "127.0.0.1:%d" % self.port
+
+    def log_text(self):
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return -1
+
+    def stop(self, timeout=60.0):
+        """SIGTERM; returns the exit code (None if it had to be killed)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+        return self.proc.returncode
+
+
+def cli_logits(cli, model, query, docs, max_length=None, truncate=True):
+    """Reference logits in input order from `rerank score --json` (rr_score_query)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+        for i, d in enumerate(docs):
+            f.write(json.dumps({"text": d, "id": str(i)}) + "\n")
+        path = f.name
+    cmd = [cli, "score", "--model", model, "--query", query, "--docs", path, "--json", "--device", "cpu"]
+    if max_length:
+        cmd += ["--max-length", str(max_length)]
+    if not truncate:
+        cmd += ["--no-truncate"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    os.unlink(path)
+    res = json.loads(out)["results"]
+    logits = [None] * len(docs)
+    for r in res:
+        logits[int(r["id"])] = r["logit"]
+    return logits
