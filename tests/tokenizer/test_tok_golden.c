@@ -164,7 +164,9 @@ static void check_tokens(const rr_tokenizer *t, const char *path, const char *la
             rr_tokenizer_encode(t, s, slen, 1, part, c, &nl2);
             int ok2 = nl2 == nw && memcmp(part, want + (nw - k), sizeof *part * (size_t)k) == 0;
             n_cap_ok += ok1 && ok2;
-            CHECK_MSG(ok1 && ok2, "cap=5 window mismatch at line %d", n_lines + 1);
+            if (!(ok1 && ok2) && test_n_fail < 20)
+                fprintf(stderr, "FAIL cap=5 window mismatch at line %d\n", n_lines + 1);
+            if (!(ok1 && ok2)) test_n_fail++;
         }
         cJSON_Delete(o);
         n_lines++;
