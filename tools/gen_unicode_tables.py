@@ -108,6 +108,8 @@ def generate(ucd):
         " */",
         '#include "tokenizer/unicode_tables.h"',
         "",
+        "/* clang-format off */",
+        "",
         emit_table("rr_uc_other", "Cc, Cf, Co (deleted by clean_text)", to_ranges(other)),
         emit_table("rr_uc_mn", "Mn (deleted by strip_accents)", to_ranges(mn)),
         emit_table("rr_uc_punct", "Pc Pd Ps Pe Pi Pf Po (isolated by the pre-tokenizer)",

@@ -76,14 +76,16 @@ static void wordpiece(rr_enc *e)
         if (end >= len) {
             end = len;
         } else {
-            while (end > start && (w[end] & 0xC0) == 0x80) end--; /* back to a char start */
+            while (end > start && (w[end] & 0xC0) == 0x80)
+                end--; /* back to a char start */
         }
         int32_t id = -1;
         while (end > start) {
             id = rr_vocab_lookup(t, w + start, end - start, cont);
             if (id >= 0) break;
             end--;
-            while (end > start && (w[end] & 0xC0) == 0x80) end--;
+            while (end > start && (w[end] & 0xC0) == 0x80)
+                end--;
         }
         if (id < 0) {
             emit(e, t->unk_id);
@@ -92,7 +94,8 @@ static void wordpiece(rr_enc *e)
         e->pieces[n_pieces++] = id;
         start = end;
     }
-    for (int i = 0; i < n_pieces; i++) emit(e, e->pieces[i]);
+    for (int i = 0; i < n_pieces; i++)
+        emit(e, e->pieces[i]);
 }
 
 static inline void end_word(rr_enc *e)
@@ -115,8 +118,8 @@ static inline void word_add_byte(rr_enc *e, char c)
 static void word_add(rr_enc *e, uint32_t cp)
 {
     if (e->wchars < e->t->max_word_chars)
-        e->wlen += (int)utf8proc_encode_char((utf8proc_int32_t)cp,
-                                             (utf8proc_uint8_t *)e->word + e->wlen);
+        e->wlen +=
+            (int)utf8proc_encode_char((utf8proc_int32_t)cp, (utf8proc_uint8_t *)e->word + e->wlen);
     e->wchars++;
 }
 
@@ -125,8 +128,8 @@ static void word_add(rr_enc *e, uint32_t cp)
 /* Rust char::is_whitespace (the White_Space property), non-ASCII part. */
 static inline int is_ws_nonascii(uint32_t c)
 {
-    return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
-           c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+    return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+           c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
 static inline int is_ascii_punct(uint32_t c)
@@ -191,7 +194,8 @@ static void flush_pending(rr_enc *e)
 {
     int n = e->n_pend;
     e->n_pend = 0;
-    for (int i = 0; i < n; i++) lower(e, e->pend[i]);
+    for (int i = 0; i < n; i++)
+        lower(e, e->pend[i]);
 }
 
 /* strip_accents: NFD, then delete Mn. Mn characters are dropped as they come; the others
@@ -201,8 +205,8 @@ static void strip_accents(rr_enc *e, uint32_t c)
 {
     utf8proc_int32_t buf[8];
     int last_boundclass = 0;
-    utf8proc_ssize_t n = utf8proc_decompose_char((utf8proc_int32_t)c, buf, 8,
-                                                 UTF8PROC_DECOMPOSE, &last_boundclass);
+    utf8proc_ssize_t n =
+        utf8proc_decompose_char((utf8proc_int32_t)c, buf, 8, UTF8PROC_DECOMPOSE, &last_boundclass);
     if (n <= 0 || n > 8) {
         buf[0] = (utf8proc_int32_t)c;
         n = 1;
@@ -334,14 +338,19 @@ rr_status rr_tokenizer_encode(const rr_tokenizer *t, const char *text, size_t le
             /* ASCII is a starter with no decomposition: it ends a reordering run */
             if (e.n_pend) flush_pending(&e);
             switch (cls[b]) {
-            case RR_ASCII_KEEP: word_add_byte(&e, (char)map[b]); break;
-            case RR_ASCII_SPACE: end_word(&e); break;
+            case RR_ASCII_KEEP:
+                word_add_byte(&e, (char)map[b]);
+                break;
+            case RR_ASCII_SPACE:
+                end_word(&e);
+                break;
             case RR_ASCII_PUNCT:
                 end_word(&e);
                 word_add_byte(&e, (char)b);
                 end_word(&e);
                 break;
-            default: break; /* RR_ASCII_DROP */
+            default:
+                break; /* RR_ASCII_DROP */
             }
             i++;
             continue;

@@ -58,7 +58,8 @@ static int grow(void **p, int *cap, int need, size_t elem)
 {
     if (need <= *cap) return 0;
     int n = *cap ? *cap : 64;
-    while (n < need) n *= 2;
+    while (n < need)
+        n *= 2;
     void *q = rr_realloc(*p, (size_t)n * elem);
     if (!q) return -1;
     *p = q;
@@ -71,7 +72,8 @@ static long pool_add(builder *b, const char *s, size_t len)
 {
     if (b->pool_len + len + 1 > b->pool_cap) {
         size_t n = b->pool_cap ? b->pool_cap : 4096;
-        while (n < b->pool_len + len + 1) n *= 2;
+        while (n < b->pool_len + len + 1)
+            n *= 2;
         if (n > UINT32_MAX) return -1;
         char *q = rr_realloc(b->pool, n);
         if (!q) return -1;
@@ -218,8 +220,8 @@ static rr_status check_added_flags(const cJSON *tok, const char *content, int sp
     static const char *const flags[] = {"single_word", "lstrip", "rstrip"};
     for (int i = 0; i < 3; i++)
         if (json_bool(tok, flags[i], 0))
-            return rr_set_error(err, RR_E_UNSUPPORTED, "%s: added token '%s' has %s: true",
-                                file, content, flags[i]);
+            return rr_set_error(err, RR_E_UNSUPPORTED, "%s: added token '%s' has %s: true", file,
+                                content, flags[i]);
     /* transformers' default for a non-special added token is normalized: true */
     if (json_bool(tok, "normalized", !special))
         return rr_set_error(err, RR_E_UNSUPPORTED,
@@ -296,8 +298,7 @@ not_bert:
                         file);
 }
 
-static rr_status load_tokenizer_json(const char *path, builder *b, rr_tokenizer *t,
-                                     rr_error *err)
+static rr_status load_tokenizer_json(const char *path, builder *b, rr_tokenizer *t, rr_error *err)
 {
     cJSON *root = NULL;
     rr_status s = read_json(path, &root, err);
@@ -330,8 +331,8 @@ static rr_status load_tokenizer_json(const char *path, builder *b, rr_tokenizer 
     const char *ptype = json_type(pre);
     if (!ptype || strcmp(ptype, "BertPreTokenizer") != 0) {
         s = rr_set_error(err, RR_E_UNSUPPORTED,
-                         "%s: pre_tokenizer '%s' is not supported (only BertPreTokenizer)",
-                         path, ptype ? ptype : "null");
+                         "%s: pre_tokenizer '%s' is not supported (only BertPreTokenizer)", path,
+                         ptype ? ptype : "null");
         goto fail;
     }
 
@@ -380,8 +381,7 @@ static rr_status load_tokenizer_json(const char *path, builder *b, rr_tokenizer 
     const char *unk_s = cJSON_IsString(unk) ? unk->valuestring : "[UNK]";
     t->unk_id = builder_find(b, unk_s);
     if (t->unk_id < 0) {
-        s = rr_set_error(err, RR_E_FORMAT, "%s: unk_token '%s' is not in model.vocab", path,
-                         unk_s);
+        s = rr_set_error(err, RR_E_FORMAT, "%s: unk_token '%s' is not in model.vocab", path, unk_s);
         goto fail;
     }
 
@@ -407,8 +407,7 @@ static rr_status load_tokenizer_json(const char *path, builder *b, rr_tokenizer 
         i++;
     }
 
-    s = load_post_processor(cJSON_GetObjectItemCaseSensitive(root, "post_processor"), path, t,
-                            err);
+    s = load_post_processor(cJSON_GetObjectItemCaseSensitive(root, "post_processor"), path, t, err);
     if (s) goto fail;
 
     /* [PAD]: the padding block's pad_id when tokenizer.json has one (transformers overrides
@@ -440,7 +439,8 @@ static rr_status load_vocab_txt(const char *path, builder *b, rr_tokenizer *t, r
     size_t i = 0;
     while (i < len) {
         size_t j = i;
-        while (j < len && text[j] != '\n' && text[j] != '\r') j++;
+        while (j < len && text[j] != '\n' && text[j] != '\r')
+            j++;
         s = add_vocab(b, text + i, j - i, id++, err);
         if (s) goto fail;
         if (j < len && text[j] == '\r' && j + 1 < len && text[j + 1] == '\n') j++;
@@ -467,8 +467,8 @@ static rr_status vocab_txt_specials(const cJSON *stmap, const cJSON *tconf, cons
                                             {"mask_token", "[MASK]"}};
     int32_t ids[5];
     rr_status s;
-    const cJSON *dec = tconf ? cJSON_GetObjectItemCaseSensitive(tconf, "added_tokens_decoder")
-                             : NULL;
+    const cJSON *dec =
+        tconf ? cJSON_GetObjectItemCaseSensitive(tconf, "added_tokens_decoder") : NULL;
     const cJSON *e;
     cJSON_ArrayForEach(e, dec)
     {
@@ -496,7 +496,8 @@ static rr_status vocab_txt_specials(const cJSON *stmap, const cJSON *tconf, cons
     }
     const cJSON *extra = NULL;
     if (stmap) extra = cJSON_GetObjectItemCaseSensitive(stmap, "additional_special_tokens");
-    if (!extra && tconf) extra = cJSON_GetObjectItemCaseSensitive(tconf, "additional_special_tokens");
+    if (!extra && tconf)
+        extra = cJSON_GetObjectItemCaseSensitive(tconf, "additional_special_tokens");
     cJSON_ArrayForEach(e, extra)
     {
         const char *str = token_string(e);
@@ -509,8 +510,9 @@ static rr_status vocab_txt_specials(const cJSON *stmap, const cJSON *tconf, cons
     }
     t->unk_id = builder_find(b, role_token(stmap, tconf, "unk_token", "[UNK]"));
     if (t->unk_id < 0)
-        return rr_set_error(err, RR_E_FORMAT, "%s/vocab.txt: unk token '%s' is not in the vocabulary",
-                            dir, role_token(stmap, tconf, "unk_token", "[UNK]"));
+        return rr_set_error(err, RR_E_FORMAT,
+                            "%s/vocab.txt: unk token '%s' is not in the vocabulary", dir,
+                            role_token(stmap, tconf, "unk_token", "[UNK]"));
     t->sep_id = ids[1];
     t->pad_id = ids[2];
     t->cls_id = ids[3];
@@ -529,7 +531,8 @@ static void build_ascii_tables(rr_tokenizer *t)
 {
     for (int c = 0; c < 128; c++) {
         uint8_t cls = RR_ASCII_KEEP;
-        if (t->clean_text && (c == 0 || c == 0x7F || (c < 0x20 && c != '\t' && c != '\n' && c != '\r')))
+        if (t->clean_text &&
+            (c == 0 || c == 0x7F || (c < 0x20 && c != '\t' && c != '\n' && c != '\r')))
             cls = RR_ASCII_DROP;
         else if (c == ' ' || (c >= 0x09 && c <= 0x0D)) /* Rust char::is_whitespace */
             cls = RR_ASCII_SPACE;
@@ -553,8 +556,7 @@ static void table_insert(rr_tokenizer *t, const char *key, int len, int cont, in
     for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
         rr_vocab_slot *slot = &t->slots[i];
         if (slot->id < 0) {
-            *slot = (rr_vocab_slot){h, id, (uint32_t)(key - t->pool), (uint16_t)len,
-                                    (uint8_t)cont};
+            *slot = (rr_vocab_slot){h, id, (uint32_t)(key - t->pool), (uint16_t)len, (uint8_t)cont};
             if (len > t->max_key_len[cont]) t->max_key_len[cont] = len;
             return;
         }
@@ -573,10 +575,12 @@ static rr_status finish(builder *b, rr_tokenizer *t, rr_error *err)
     for (int i = 0; i < b->n_ents; i++)
         n_keys += 1 + (b->ents[i].len >= 2 && memcmp(b->pool + b->ents[i].off, "##", 2) == 0);
     size_t cap = 64;
-    while (cap < 2 * n_keys) cap *= 2;
+    while (cap < 2 * n_keys)
+        cap *= 2;
     t->slots = rr_malloc(cap * sizeof *t->slots);
     if (!t->slots) return rr_set_error(err, RR_E_NOMEM, "out of memory for the vocabulary table");
-    for (size_t i = 0; i < cap; i++) t->slots[i].id = -1;
+    for (size_t i = 0; i < cap; i++)
+        t->slots[i].id = -1;
     t->mask = (uint32_t)(cap - 1);
     t->pool = b->pool;
     t->pool_len = b->pool_len;
@@ -587,13 +591,15 @@ static rr_status finish(builder *b, rr_tokenizer *t, rr_error *err)
         /* a key longer than any pre-token WordPiece looks at can never match */
         if (len > 4 * RR_TOK_MAX_WORD_CHARS + 2) continue;
         table_insert(t, key, len, 0, b->ents[i].id);
-        if (len >= 2 && memcmp(key, "##", 2) == 0) table_insert(t, key + 2, len - 2, 1, b->ents[i].id);
+        if (len >= 2 && memcmp(key, "##", 2) == 0)
+            table_insert(t, key + 2, len - 2, 1, b->ents[i].id);
     }
     qsort(b->added, (size_t)b->n_added, sizeof *b->added, cmp_added_len);
     t->added = b->added;
     t->n_added = b->n_added;
     b->added = NULL;
-    for (int i = 0; i < t->n_added; i++) t->added_first[(uint8_t)t->pool[t->added[i].off]] = 1;
+    for (int i = 0; i < t->n_added; i++)
+        t->added_first[(uint8_t)t->pool[t->added[i].off]] = 1;
     t->n_ids = b->n_ids;
     return RR_OK;
 }
@@ -626,13 +632,14 @@ rr_status rr_tokenizer_load(const char *dir, rr_tokenizer **out, rr_error *err)
     if (file_exists(path)) {
         s = load_tokenizer_json(path, &b, t, err);
         if (s) goto fail;
-        if (t->pad_id < 0) t->pad_id = builder_find(&b, role_token(stmap, tconf, "pad_token", "[PAD]"));
+        if (t->pad_id < 0)
+            t->pad_id = builder_find(&b, role_token(stmap, tconf, "pad_token", "[PAD]"));
         if (t->pad_id < 0) t->pad_id = 0;
     } else {
         snprintf(path, sizeof path, "%s/vocab.txt", dir);
         if (!file_exists(path)) {
-            s = rr_set_error(err, RR_E_IO, "%s/tokenizer.json and %s/vocab.txt: no such file",
-                             dir, dir);
+            s = rr_set_error(err, RR_E_IO, "%s/tokenizer.json and %s/vocab.txt: no such file", dir,
+                             dir);
             goto fail;
         }
         s = load_vocab_txt(path, &b, t, err);

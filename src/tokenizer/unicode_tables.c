@@ -6,6 +6,8 @@
  */
 #include "tokenizer/unicode_tables.h"
 
+/* clang-format off */
+
 /* Cc, Cf, Co (deleted by clean_text): 22 ranges */
 const rr_uc_range rr_uc_other[] = {
     {0x0, 0x1F}, {0x7F, 0x9F}, {0xAD, 0xAD}, {0x600, 0x605},

@@ -59,7 +59,6 @@ static int json_ids(const cJSON *arr, int32_t *out, int cap)
     return n;
 }
 
-
 /* The string value of "key" in one JSON line, decoded into buf (NUL bytes included, which a
  * cJSON valuestring cannot carry: the fixtures contain U+0000). Returns its byte length, or
  * -1. Handles every JSON escape, surrogate pairs included (json.dumps writes ASCII only). */
@@ -70,7 +69,8 @@ static long json_string(const char *line, const char *key, char *buf, size_t cap
     const char *p = strstr(line, pat);
     if (!p) return -1;
     p += strlen(pat);
-    while (*p == ' ') p++;
+    while (*p == ' ')
+        p++;
     if (*p++ != '"') return -1;
     size_t n = 0;
     while (*p && *p != '"') {
@@ -78,11 +78,21 @@ static long json_string(const char *line, const char *key, char *buf, size_t cap
         if (c == '\\') {
             char e = *p++;
             switch (e) {
-            case 'b': c = 8; break;
-            case 'f': c = 12; break;
-            case 'n': c = 10; break;
-            case 'r': c = 13; break;
-            case 't': c = 9; break;
+            case 'b':
+                c = 8;
+                break;
+            case 'f':
+                c = 12;
+                break;
+            case 'n':
+                c = 10;
+                break;
+            case 'r':
+                c = 13;
+                break;
+            case 't':
+                c = 9;
+                break;
             case 'u':
                 c = (uint32_t)strtoul((char[5]){p[0], p[1], p[2], p[3], 0}, NULL, 16);
                 p += 4;
@@ -92,7 +102,9 @@ static long json_string(const char *line, const char *key, char *buf, size_t cap
                     p += 6;
                 }
                 break;
-            default: c = (unsigned char)e; break;
+            default:
+                c = (unsigned char)e;
+                break;
             }
             if (n + 4 > cap) return -1;
             if (c < 0x80) {
@@ -125,7 +137,8 @@ static void print_diff(const char *what, int line, const int32_t *a, int na, con
                        int nb)
 {
     int i = 0;
-    while (i < na && i < nb && a[i] == b[i]) i++;
+    while (i < na && i < nb && a[i] == b[i])
+        i++;
     fprintf(stderr, "  %s line %d: got %d ids, want %d; first difference at %d (got %d, want %d)\n",
             what, line, na, nb, i, i < na ? a[i] : -1, i < nb ? b[i] : -1);
 }
@@ -173,9 +186,8 @@ static void check_tokens(const rr_tokenizer *t, const char *path, const char *la
         line = nl ? nl + 1 : NULL;
     }
     free(buf);
-    printf("tokens.jsonl (%s): %d/%d texts exact (%.2f%%), %d/%d cap windows exact\n", label,
-           n_ok, n_lines,
-           n_lines ? 100.0 * n_ok / n_lines : 0.0, n_cap_ok, n_lines);
+    printf("tokens.jsonl (%s): %d/%d texts exact (%.2f%%), %d/%d cap windows exact\n", label, n_ok,
+           n_lines, n_lines ? 100.0 * n_ok / n_lines : 0.0, n_cap_ok, n_lines);
     CHECK(n_lines > 0 && n_ok == n_lines);
 }
 
@@ -198,10 +210,8 @@ static void check_pairs(const rr_tokenizer *t, const char *path)
                   n_lines + 1);
         if (ql >= 0 && dl >= 0 && ni >= 0 && nt == ni) {
             int qn = 0, dn = 0;
-            rr_status s1 = rr_tokenizer_encode(t, sbuf, (size_t)ql, 0,
-                                               qbuf, max_length, &qn);
-            rr_status s2 = rr_tokenizer_encode(t, sbuf2, (size_t)dl, 0,
-                                               dbuf, max_length, &dn);
+            rr_status s1 = rr_tokenizer_encode(t, sbuf, (size_t)ql, 0, qbuf, max_length, &qn);
+            rr_status s2 = rr_tokenizer_encode(t, sbuf2, (size_t)dl, 0, dbuf, max_length, &dn);
             int np = -1;
             if (s1 == RR_OK && s2 == RR_OK)
                 np = rr_pair_build(t, qbuf, qn < max_length ? qn : max_length, qn, dbuf,

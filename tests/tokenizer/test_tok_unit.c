@@ -20,10 +20,11 @@
 #include "util/util.h"
 
 static const char *const vocab[] = {
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "quick", "brown", "fox", "jump",
-    "##s", "##ed", "##ing", ",", ".", "'", "-", "a", "b", "c", "##a", "##b", "##c", "e",
-    "i", "o", "u", "x", "y", "z", "##x", "##y", "##z", "中", "文", "$", "10", "€", "don",
-    "t", "mail", "naive", "ecole", "##ole", "ec",
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the",   "quick", "brown", "fox",
+    "jump",  "##s",   "##ed",  "##ing", ",",      ".",     "'",     "-",     "a",
+    "b",     "c",     "##a",   "##b",   "##c",    "e",     "i",     "o",     "u",
+    "x",     "y",     "z",     "##x",   "##y",    "##z",   "中",    "文",    "$",
+    "10",    "€",     "don",   "t",     "mail",   "naive", "ecole", "##ole", "ec",
 };
 #define N_VOCAB ((int)(sizeof vocab / sizeof vocab[0]))
 
@@ -32,7 +33,12 @@ static const char *const texts[] = {
     "The quick brown fox jumps, jumped; jumping.",
     "don't e-mail x[SEP]y [CLS]z [sep] [MASK][MASK]",
     "ÉCOLE naïve İ ΟΔΟΣ straße 中文10€ $10",
-    "a\xe2\x80\x8b" "b a\xc2\xa0" "b a\x0c" "b a\xc2\x85" "b \xef\xbf\xbd" "z",
+    "a\xe2\x80\x8b"
+    "b a\xc2\xa0"
+    "b a\x0c"
+    "b a\xc2\x85"
+    "b \xef\xbf\xbd"
+    "z",
     "xyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzx"
     "yzxyzxyzxyzxy",
     "",
@@ -62,7 +68,8 @@ static void write_vocab_txt(const char *dir)
 {
     static char buf[4096];
     size_t n = 0;
-    for (int i = 0; i < N_VOCAB; i++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s\n", vocab[i]);
+    for (int i = 0; i < N_VOCAB; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s\n", vocab[i]);
     write_file(dir, "vocab.txt", buf);
 }
 
@@ -113,7 +120,7 @@ static rr_tokenizer *load_ok(const char *dir)
 static void test_truncation_table(void)
 {
     /* HF's worked example (spec §2.6), T = 512 - 3 = 509 */
-    static const int rows[][4] = {{10, 600, 10, 499},  {600, 10, 499, 10},  {200, 400, 200, 309},
+    static const int rows[][4] = {{10, 600, 10, 499},   {600, 10, 499, 10},   {200, 400, 200, 309},
                                   {255, 300, 254, 255}, {300, 300, 254, 255}, {400, 300, 255, 254},
                                   {600, 700, 254, 255}};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -164,9 +171,12 @@ static void test_pair_build(const rr_tokenizer *t)
     int n = rr_pair_build(t, q, 6, 6, d, 9, 9, 64, 0, 0, ids, types);
     CHECK(n == 6 + 9 + 3);
     int ok = n == 18 && ids[0] == cls && ids[7] == sep && ids[17] == sep;
-    for (int i = 0; ok && i < 6; i++) ok = ids[1 + i] == q[i];
-    for (int i = 0; ok && i < 9; i++) ok = ids[8 + i] == d[i];
-    for (int i = 0; ok && i < 18; i++) ok = types[i] == (i >= 8);
+    for (int i = 0; ok && i < 6; i++)
+        ok = ids[1 + i] == q[i];
+    for (int i = 0; ok && i < 9; i++)
+        ok = ids[8 + i] == d[i];
+    for (int i = 0; ok && i < 18; i++)
+        ok = types[i] == (i >= 8);
     CHECK_MSG(ok, "pair layout [CLS] q [SEP] d [SEP] / types 0..0 1..1");
 
     /* too long without truncation */
@@ -181,10 +191,12 @@ static void test_pair_build(const rr_tokenizer *t)
             n = rr_pair_build(t, q, 6, 6, d, 9, 9, m, 1, keep_last, ids, types);
             ok = n == ka + kb + 3 && n <= m && ids[0] == cls && ids[ka + 1] == sep &&
                  ids[n - 1] == sep;
-            for (int i = 0; ok && i < ka; i++) ok = ids[1 + i] == q[keep_last ? 6 - ka + i : i];
+            for (int i = 0; ok && i < ka; i++)
+                ok = ids[1 + i] == q[keep_last ? 6 - ka + i : i];
             for (int i = 0; ok && i < kb; i++)
                 ok = ids[ka + 2 + i] == d[keep_last ? 9 - kb + i : i];
-            for (int i = 0; ok && i < n; i++) ok = types[i] == (i >= ka + 2);
+            for (int i = 0; ok && i < n; i++)
+                ok = types[i] == (i >= ka + 2);
             CHECK_MSG(ok, "truncated pair m=%d keep_last=%d", m, keep_last);
         }
     }
@@ -211,12 +223,14 @@ static void test_windows(const rr_tokenizer *t)
     for (int cap = 0; cap <= 7; cap++) {
         for (int keep_last = 0; keep_last <= 1; keep_last++) {
             int n = -1;
-            for (int i = 0; i < 64; i++) part[i] = -7;
+            for (int i = 0; i < 64; i++)
+                part[i] = -7;
             CHECK(rr_tokenizer_encode(t, text, len, keep_last, part, cap, &n) == RR_OK);
             int k = cap < n_full ? cap : n_full;
-            int ok = n == n_full &&
-                     memcmp(part, keep_last ? full + n_full - k : full, sizeof *part * (size_t)k) == 0;
-            for (int i = k; ok && i < 64; i++) ok = part[i] == -7; /* nothing past cap */
+            int ok = n == n_full && memcmp(part, keep_last ? full + n_full - k : full,
+                                           sizeof *part * (size_t)k) == 0;
+            for (int i = k; ok && i < 64; i++)
+                ok = part[i] == -7; /* nothing past cap */
             CHECK_MSG(ok, "window cap=%d keep_last=%d", cap, keep_last);
         }
     }
@@ -250,17 +264,20 @@ static void test_utf8(const rr_tokenizer *t)
         "\xff",             /* invalid byte */
         "\x80",             /* stray continuation */
         "abc\xe2\x82",      /* truncated at the end */
-        "\xe2\x82" "abc",   /* truncated in the middle */
-        "\xf0\x9f\x98",     /* truncated 4-byte */
-        "ok \xc3",          /* truncated 2-byte */
+        "\xe2\x82"
+        "abc",          /* truncated in the middle */
+        "\xf0\x9f\x98", /* truncated 4-byte */
+        "ok \xc3",      /* truncated 2-byte */
     };
     int32_t ids[16];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        for (int k = 0; k < 16; k++) ids[k] = -7;
+        for (int k = 0; k < 16; k++)
+            ids[k] = -7;
         int n = -7;
         rr_status s = rr_tokenizer_encode(t, bad[i], strlen(bad[i]), 0, ids, 16, &n);
         int untouched = n == -7;
-        for (int k = 0; k < 16; k++) untouched = untouched && ids[k] == -7;
+        for (int k = 0; k < 16; k++)
+            untouched = untouched && ids[k] == -7;
         CHECK_MSG(s == RR_E_UTF8 && untouched, "bad UTF-8 #%zu: %s", i, rr_status_name(s));
     }
     /* valid edge cases: U+0000 (a character, deleted), U+10FFFF, U+FFFF, U+E000 */
