@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""make_golden.py — writes the golden fixtures of tests/golden/ from the Hugging Face reference.
+
+Runs in .venv-oracle (torch CPU, transformers, sentence-transformers, tokenizers), offline
+(HF_HUB_OFFLINE=1), on the models built by scripts/make_models.py. Deterministic: texts come
+from corpus.py (fixed seeds, CPython 3.11's own documentation), torch runs on one thread.
+
+Writes (format: tests/golden/README.md):
+  tokens.jsonl                 {"text", "ids"} for every corpus text, ids from the fast
+                               tokenizer with add_special_tokens=False.
+  <model>/pairs.jsonl          {"qid", "query", "doc", "input_ids", "token_type_ids", "logit"}
+                               ids from tokenizer(q, d, truncation=True, max_length=512),
+                               logit from AutoModelForSequenceClassification in fp32, batches
+                               of 32 padded exactly as CrossEncoder.predict does, checked
+                               against CrossEncoder(activation_fn=Identity) within 1e-5.
+  <model>/layers.json          {"input_ids", "token_type_ids", "hidden", "logit"}: hidden
+                               states (embeddings output, then each layer) for one short pair.
+
+Usage: HF_HUB_OFFLINE=1 .venv-oracle/bin/python tests/golden/make_golden.py [--models models]
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from sentence_transformers import CrossEncoder  # noqa: E402
+from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import corpus  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MAX_LENGTH = 512
+BATCH = 32
+CE_TOL = 1e-5
+FILE_CAP = 4 * 1024 * 1024  # nothing committed may reach 4 MiB
+
+BERLIN_QUERY = "How many people live in Berlin?"
+# The spec §3 documents (published ms-marco scores do not apply: our heads are seeded).
+BERLIN_DOCS = [
+    "Berlin had a population of 3,520,031 registered inhabitants in an area of 891.82 square "
+    "kilometers.",
+    "Berlin is well known for its museums.",
+    "Berlin has a yearly total of about 135 million day visitors, making it one of the "
+    "most-visited cities in the European Union.",
+    "In 2013 around 600,000 Berliners were registered in one of the more than 2,300 sport and "
+    "fitness clubs.",
+]
+LAYERS_PAIR = (BERLIN_QUERY, BERLIN_DOCS[1])
+
+# Every model gets pairs; the full ≥500-pair set goes to minilm-l6-bert, the others get the
+# subset of qids below (~150 pairs, still holding long, adversarial and edge-case pairs).
+MODELS = ["minilm-l6-bert", "minilm-l6-electra", "tiny-bert-random", "minilm-l6-bert-f16",
+          "minilm-l6-bert-bf16"]
+LAYER_MODELS = ["minilm-l6-bert", "minilm-l6-electra", "tiny-bert-random"]
+N_QUERIES = 60
+DOCS_PER_QUERY = 9
+
+
+def log(msg):
+    print(f"make_golden: {msg}", flush=True)
+
+
+def round7(x):
+    return float(f"{x:.7g}")
+
+
+def f32(x):
+    """The shortest decimal that reads back as the same float32."""
+    return float(np.format_float_positional(np.float32(x), unique=True, trim="-"))
+
+
+def write_jsonl(path, rows):
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    size = os.path.getsize(path)
+    assert size < FILE_CAP, f"{path} is {size} bytes, over the 4 MiB cap"
+    log(f"wrote {path} ({len(rows)} lines, {size} bytes)")
+
+
+# ---------------------------------------------------------------------------------------
+# Texts and pairs
+
+
+def token_texts(prose, adv, longs):
+    """Texts of tokens.jsonl: all Language Reference passages, every third docstring, the
+    adversarial set, the long texts, and the Berlin sentences."""
+    n_topic = len(corpus.topic_passages())
+    texts = prose[:n_topic] + prose[n_topic::3] + adv + longs + [BERLIN_QUERY] + BERLIN_DOCS
+    seen, out = set(), []
+    for t in texts:
+        if t not in seen:
+            seen.add(t)
+            out.append(t)
+    return out
+
+
+def build_pairs(prose, adv, longs):
+    """60 queries × 9 docs. qid 0: the Berlin query with the spec's four documents; qid 1:
+    a query over 256 tokens against long documents (longest_first cuts both sides); qid 2:
+    the empty query; qids 3-7: adversarial queries; the rest: short queries taken from
+    passages. Each prose query gets its source passage, two neighbours and random passages;
+    every third qid gets an adversarial document, every other qid a long document (over 512
+    tokens with the query)."""
+    rng = random.Random(corpus.SEED + 10)
+    n_topic = len(corpus.topic_passages())
+    short = [p for p in prose if 20 <= len(p.split()) <= 200]
+    long_passages = [p for p in prose[:n_topic] if len(p.split()) > 170]
+    edge_docs = ["", " ", "\u3000\t\n", "[SEP]", "a" * 101, "\u0000"]
+
+    def random_docs(k):
+        return [rng.choice(short) for _ in range(k)]
+
+    queries = []
+    queries.append((BERLIN_QUERY, BERLIN_DOCS + random_docs(DOCS_PER_QUERY - 4)))
+    long_q = " ".join((long_passages[0] + " " + long_passages[1]).split()[:300])
+    queries.append((long_q, longs[:4] + [longs[-1]] + random_docs(4)))
+    queries.append(("", random_docs(DOCS_PER_QUERY - 3) + edge_docs[:3]))
+    for i in range(5):
+        queries.append((rng.choice(adv[:len(corpus.CATALOGUE)] if i < 2 else adv),
+                        random_docs(DOCS_PER_QUERY - 2) + [rng.choice(adv), edge_docs[3 + i % 3]]))
+    while len(queries) < N_QUERIES:
+        qid = len(queries)
+        src = rng.randrange(len(short))
+        docs = [short[src], short[(src + 1) % len(short)], short[src - 1]]
+        docs += random_docs(DOCS_PER_QUERY - len(docs))
+        if qid % 3 == 0:
+            docs[4] = rng.choice(adv)
+        if qid % 2 == 0:
+            docs[5] = rng.choice(longs[:-2])
+        rng.shuffle(docs)
+        queries.append((corpus.query_from(short[src], rng), docs))
+    pairs = []
+    for qid, (q, docs) in enumerate(queries):
+        assert len(docs) == DOCS_PER_QUERY
+        pairs.extend({"qid": qid, "query": q, "doc": d} for d in docs)
+    return pairs
+
+
+def subset(pairs):
+    """qids for the ~150-pair models: 0, 1, 2, 4 and every fourth from 8."""
+    keep = {0, 1, 2, 4} | set(range(8, N_QUERIES, 4))
+    return [p for p in pairs if p["qid"] in keep]
+
+
+# ---------------------------------------------------------------------------------------
+# Reference runs
+
+
+def hf_logits(model, tok, pairs):
+    """AutoModelForSequenceClassification logits, batches of 32 in input order, padded to the
+    longest pair of each batch (what CrossEncoder.predict does)."""
+    out = []
+    for i in range(0, len(pairs), BATCH):
+        chunk = pairs[i:i + BATCH]
+        enc = tok([p["query"] for p in chunk], [p["doc"] for p in chunk], truncation=True,
+                  max_length=MAX_LENGTH, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            out.append(model(**enc).logits[:, 0].numpy())
+    return np.concatenate(out)
+
+
+def cross_encoder_scores(path, pairs):
+    ce = CrossEncoder(path, device="cpu", activation_fn=torch.nn.Identity())
+    assert ce.max_length == MAX_LENGTH, f"{path}: CrossEncoder max_length {ce.max_length}"
+    return np.asarray(ce.predict([(p["query"], p["doc"]) for p in pairs], batch_size=BATCH,
+                                 show_progress_bar=False), dtype=np.float32)
+
+
+def model_fixtures(models_dir, name, pairs):
+    path = os.path.join(models_dir, name)
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval()
+    logits = hf_logits(model, tok, pairs)
+    ce = cross_encoder_scores(path, pairs)
+    worst = int(np.argmax(np.abs(ce - logits)))
+    assert abs(ce[worst] - logits[worst]) <= CE_TOL, \
+        f"{name}: CrossEncoder {ce[worst]} vs transformers {logits[worst]} at pair {worst}"
+    rows, n_long = [], 0
+    for p, logit in zip(pairs, logits):
+        enc = tok(p["query"], p["doc"], truncation=True, max_length=MAX_LENGTH)
+        full = len(tok(p["query"], p["doc"])["input_ids"])
+        n_long += full > MAX_LENGTH
+        rows.append({"qid": p["qid"], "query": p["query"], "doc": p["doc"],
+                     "input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"],
+                     "logit": f32(logit)})
+    out_dir = os.path.join(HERE, name)
+    os.makedirs(out_dir, exist_ok=True)
+    write_jsonl(os.path.join(out_dir, "pairs.jsonl"), rows)
+    log(f"{name}: {len(rows)} pairs, {n_long} over {MAX_LENGTH} tokens, logits "
+        f"[{logits.min():.3f}, {logits.max():.3f}], CrossEncoder max |Δ| "
+        f"{np.abs(ce - logits).max():.2e}")
+
+    if name in LAYER_MODELS:
+        enc = tok(*LAYERS_PAIR, return_tensors="pt")
+        with torch.inference_mode():
+            out = model(**enc, output_hidden_states=True)
+        hidden = [[round7(v) for v in h[0].numpy().reshape(-1)] for h in out.hidden_states]
+        doc = {"query": LAYERS_PAIR[0], "doc": LAYERS_PAIR[1],
+               "input_ids": enc["input_ids"][0].tolist(),
+               "token_type_ids": enc["token_type_ids"][0].tolist(),
+               "hidden": hidden, "logit": f32(out.logits[0, 0])}
+        lpath = os.path.join(out_dir, "layers.json")
+        with open(lpath, "w") as f:
+            json.dump(doc, f)
+            f.write("\n")
+        assert os.path.getsize(lpath) < FILE_CAP
+        log(f"wrote {lpath} ({len(hidden)} hidden states of {len(doc['input_ids'])} tokens)")
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default=os.path.join(HERE, "..", "..", "models"))
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    for name in MODELS:
+        if not os.path.isdir(os.path.join(args.models, name)):
+            sys.exit(f"make_golden: {args.models}/{name} missing; run scripts/make_models.py")
+
+    prose = corpus.prose()
+    adv = corpus.adversarial(prose)
+    longs = corpus.long_texts(prose)
+
+    tok = AutoTokenizer.from_pretrained(os.path.join(args.models, "minilm-l6-bert"))
+    assert tok.is_fast
+    texts = token_texts(prose, adv, longs)
+    rows = [{"text": t, "ids": tok(t, add_special_tokens=False)["input_ids"]} for t in texts]
+    assert len(rows) >= 2000, len(rows)
+    assert max(len(r["ids"]) for r in rows) > 4 * MAX_LENGTH, "no text was left untruncated"
+    write_jsonl(os.path.join(HERE, "tokens.jsonl"), rows)
+
+    pairs = build_pairs(prose, adv, longs)
+    n_long_q = len(tok(pairs[DOCS_PER_QUERY]["query"], add_special_tokens=False)["input_ids"])
+    assert n_long_q > 256, f"the long query has only {n_long_q} tokens"
+    berlin = tok(BERLIN_QUERY, BERLIN_DOCS[0])["input_ids"]
+    assert berlin[0] == tok.cls_token_id == 101 and berlin.count(102) == 2, berlin
+    log(f"Berlin pair ids: {berlin}")
+    for name in MODELS:
+        bert_rows = model_fixtures(args.models, name, pairs if name == "minilm-l6-bert"
+                                   else subset(pairs))
+        if name == "minilm-l6-bert":
+            cut_both = [r for r in bert_rows if r["qid"] == 1 and len(r["input_ids"]) ==
+                        MAX_LENGTH and r["token_type_ids"].count(0) < n_long_q + 2]
+            assert cut_both, "no pair where longest_first cut the query"
+            assert len(bert_rows) >= 500
+
+
+if __name__ == "__main__":
+    main()
