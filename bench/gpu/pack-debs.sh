@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# pack-debs.sh — runs HERE (Debian 12, network to apt and PyPI), never on the GPU box.
+# Prepares what bench/gpu/gpu-check.sh needs on a machine with no network and none of our
+# Debian libraries:
+#   .cache/debs/*.deb       the runtime + dev packages rerankd builds against, with their
+#                           dependencies minus the base system (libc, libstdc++, OpenSSL,
+#                           krb5, GnuTLS, zlib: present on any CUDA image)
+#   .cache/debroot/         those .debs unpacked with dpkg -x (the prefix; the dry run here
+#                           builds against it)
+#   .cache/gpu-carry/       what the device run carries (one path, < 64 MiB with the tree):
+#     deps.tar.xz           .cache/debroot without static libraries and docs (29 MB of raw
+#                           .debs plus the model would not fit the 64 MiB carry; this is 14 MB)
+#     models/minilm-l6-bert the test model with its weights converted to fp16 safetensors
+#                           (the loader widens F16 at load; PyTorch loads the same files)
+# .cache/ is git-ignored. Idempotent; a second run only redoes what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+
+PKGS=(libgrpc-dev libgrpc29 libprotobuf-c-dev libprotobuf-c1 protobuf-c-compiler protobuf-compiler
+      libprotobuf-dev libprotobuf32 libprotobuf-lite32 libprotoc32 grpc-proto
+      libutf8proc-dev libutf8proc2 libcjson-dev libcjson1
+      libopenblas-dev libopenblas-pthread-dev libopenblas0-pthread libopenblas0 libgfortran5 libquadmath0
+      libmicrohttpd-dev libmicrohttpd12 libabsl-dev libabsl20220623 libc-ares-dev libc-ares2
+      libre2-dev libre2-9 libssl-dev zlib1g-dev pkgconf pkgconf-bin libpkgconf3)
+# Dependencies of the above that every CUDA base image already has (same sonames on
+# Ubuntu 24.04), or that we deliberately do not take (other BLAS variants).
+EXCLUDE_RE='^(libc6|libc6-dev|libc-dev-bin|libgcc-s1|libstdc\+\+6|gcc-[0-9]+-base|linux-libc-dev|libcrypt1|libcrypt-dev|zlib1g|libssl3|libgomp1|libnsl2|libnsl-dev|libtirpc3|libtirpc-dev|libtirpc-common|rpcsvc-proto|libcom-err2|libgssapi-krb5-2|libk5crypto3|libkeyutils1|libkrb5-3|libkrb5support0|libffi8|libgmp.*|libidn2.*|libunistring2|libp11-kit.*|libtasn1-6.*|libnettle8|nettle-dev|libhogweed6|libgnutls.*|libunbound8|libevent-.*|libopenblas0-openmp|libopenblas0-serial|libopenblas-openmp-dev|libopenblas-serial-dev|debconf.*|dpkg|perl.*)$'
+
+mkdir -p .cache/debs
+cd .cache/debs
+want=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+         --no-replaces --no-enhances "${PKGS[@]}" | grep -v '^ \|<' | sort -u | grep -Ev "$EXCLUDE_RE")
+missing=()
+for p in $want; do
+    ls "${p}"_*.deb >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "pack-debs: downloading ${#missing[@]} packages"
+    apt-get download "${missing[@]}" >/dev/null
+fi
+echo "pack-debs: $(ls ./*.deb | wc -l) packages, $(du -sh . | cut -f1) of .deb"
+
+cd "$ROOT"
+if [ ! -f .cache/debroot/.done ]; then
+    rm -rf .cache/debroot
+    mkdir -p .cache/debroot
+    for f in .cache/debs/*.deb; do dpkg -x "$f" .cache/debroot; done
+    touch .cache/debroot/.done
+fi
+
+CARRY=.cache/gpu-carry
+mkdir -p "$CARRY/models"
+if [ ! -f "$CARRY/deps.tar.xz" ]; then
+    tmp=$(mktemp -d)
+    cp -a .cache/debroot/. "$tmp/"
+    find "$tmp" -name '*.a' -delete
+    rm -rf "$tmp/usr/share/doc" "$tmp/usr/share/man" "$tmp/usr/share/lintian" "$tmp/.done"
+    tar -C "$tmp" -cf - . | xz -6 -T2 > "$CARRY/deps.tar.xz.part"
+    mv "$CARRY/deps.tar.xz.part" "$CARRY/deps.tar.xz"
+    rm -rf "$tmp"
+fi
+
+# fp16 copy of the test model (weights change dtype; config and tokenizer files as they are).
+PY=${PY:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+for name in minilm-l6-bert; do
+    src=models/$name dst=$CARRY/models/$name
+    [ -d "$src" ] || { echo "pack-debs: $src missing (run scripts/make_models.py)"; exit 1; }
+    [ -f "$dst/model.safetensors" ] && continue
+    mkdir -p "$dst"
+    for f in "$src"/*; do
+        [ "$(basename "$f")" = model.safetensors ] || cp "$f" "$dst/"
+    done
+    "$PY" - "$src/model.safetensors" "$dst/model.safetensors" <<'PYEOF'
+import sys
+import numpy as np
+from safetensors.numpy import load_file, save_file
+t = load_file(sys.argv[1])
+save_file({k: (v.astype(np.float16) if v.dtype.kind == "f" else v) for k, v in t.items()},
+          sys.argv[2], metadata={"format": "pt"})
+PYEOF
+done
+echo "pack-debs: carry .cache/gpu-carry ($(du -sh "$CARRY" | cut -f1)); tree without it:" \
+     "$(git ls-files -z | du -ch --files0-from=- | tail -1 | cut -f1)"
