@@ -43,8 +43,8 @@ typedef struct rr_enc {
     uint32_t pend[RR_ENC_MAX_PENDING];
     uint8_t pend_ccc[RR_ENC_MAX_PENDING];
 
-    char word[4 * RR_TOK_MAX_WORD_CHARS + 8];
-    int32_t pieces[RR_TOK_MAX_WORD_CHARS]; /* WordPiece output of one word */
+    char word[4 * RR_TOK_MAX_WORD_CHARS + RR_KEY_SLACK]; /* slack: see rr_vocab_hash */
+    int32_t pieces[RR_TOK_MAX_WORD_CHARS];               /* WordPiece output of one word */
 } rr_enc;
 
 static inline void emit(rr_enc *e, int32_t id)
@@ -320,11 +320,19 @@ rr_status rr_tokenizer_encode(const rr_tokenizer *t, const char *text, size_t le
     e.n_pend = 0;
 
     const unsigned char *s = (const unsigned char *)text;
-    const uint8_t *cls = t->ascii_class, *map = t->ascii_map;
+    const uint8_t *cls = t->ascii_class, *map = t->ascii_map, *plain = t->ascii_plain;
     int has_added = t->n_added > 0;
     size_t i = 0;
     while (i < len) {
         unsigned b = s[i];
+        if (plain[b]) {
+            /* a run of ASCII word bytes (letters, digits): the bulk of English text */
+            if (e.n_pend) flush_pending(&e);
+            word_add_byte(&e, (char)map[b]);
+            while (++i < len && plain[s[i]])
+                word_add_byte(&e, (char)map[s[i]]);
+            continue;
+        }
         if (has_added && t->added_first[b]) {
             const rr_added_token *a = match_added(t, text + i, len - i);
             if (a) {

@@ -71,6 +71,7 @@ struct rr_tokenizer {
 
     uint8_t ascii_class[128];
     uint8_t ascii_map[128];
+    uint8_t ascii_plain[256]; /* 1: ASCII, RR_ASCII_KEEP and no added token starts with it */
 
     int model_max_length; /* 0: unset */
 };
@@ -79,8 +80,18 @@ struct rr_tokenizer {
  * surrogates, nothing above U+10FFFF); equals n when the whole text is valid. */
 size_t rr_utf8_check(const char *s, size_t n);
 
+/* Bytes that may be read past the end of a key: the hash loads the tail of a key with one
+ * unaligned 8-byte load and masks it, so every key (pool strings, the encoder's word buffer)
+ * is followed by at least this much readable memory. */
+#define RR_KEY_SLACK 8
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "rr_vocab_hash masks tail loads assuming a little-endian target"
+#endif
+
 /* Hash of a vocabulary key: 8 bytes at a time, multiply-xorshift mixing. Vocabulary keys
- * are short (BERT: ≤ 18 bytes), so this is a couple of multiplies per lookup. */
+ * are short (BERT: ≤ 18 bytes), so this is a couple of multiplies per lookup. Reads up to
+ * RR_KEY_SLACK - 1 bytes past s + len (see above). */
 static inline uint32_t rr_vocab_hash(const char *s, int len, int cont)
 {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ ((uint64_t)len << 1) ^ (uint64_t)cont;
@@ -93,8 +104,9 @@ static inline uint32_t rr_vocab_hash(const char *s, int len, int cont)
         len -= 8;
     }
     if (len > 0) {
-        uint64_t v = 0;
-        memcpy(&v, s, (size_t)len);
+        uint64_t v;
+        memcpy(&v, s, 8);
+        v &= ~0ull >> (64 - 8 * len); /* keep the key's own len bytes */
         h = (h ^ v) * 0x94D049BB133111EBull;
         h ^= h >> 29;
     }
@@ -102,7 +114,8 @@ static inline uint32_t rr_vocab_hash(const char *s, int len, int cont)
     return (uint32_t)(h >> 32);
 }
 
-/* Looks up a key (cont = 1: a continuation piece, without its "##"). Returns the id or -1. */
+/* Looks up a key (cont = 1: a continuation piece, without its "##"). Returns the id or -1.
+ * s must be readable for len + RR_KEY_SLACK bytes. */
 static inline int32_t rr_vocab_lookup(const struct rr_tokenizer *t, const char *s, int len,
                                       int cont)
 {

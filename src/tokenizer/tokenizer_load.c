@@ -67,12 +67,13 @@ static int grow(void **p, int *cap, int need, size_t elem)
     return 0;
 }
 
-/* Appends bytes plus a NUL to the pool; returns the offset or -1 on allocation failure. */
+/* Appends bytes plus a NUL to the pool, keeping RR_KEY_SLACK zero bytes of capacity after
+ * the last string; returns the offset or -1 on allocation failure. */
 static long pool_add(builder *b, const char *s, size_t len)
 {
-    if (b->pool_len + len + 1 > b->pool_cap) {
+    if (b->pool_len + len + 1 + RR_KEY_SLACK > b->pool_cap) {
         size_t n = b->pool_cap ? b->pool_cap : 4096;
-        while (n < b->pool_len + len + 1)
+        while (n < b->pool_len + len + 1 + RR_KEY_SLACK)
             n *= 2;
         if (n > UINT32_MAX) return -1;
         char *q = rr_realloc(b->pool, n);
@@ -82,7 +83,7 @@ static long pool_add(builder *b, const char *s, size_t len)
     }
     size_t off = b->pool_len;
     memcpy(b->pool + off, s, len);
-    b->pool[off + len] = 0;
+    memset(b->pool + off + len, 0, 1 + RR_KEY_SLACK); /* NUL, then the hash's slack */
     b->pool_len += len + 1;
     return (long)off;
 }
@@ -539,6 +540,7 @@ static void build_ascii_tables(rr_tokenizer *t)
         else if (is_ascii_punct(c))
             cls = RR_ASCII_PUNCT;
         t->ascii_class[c] = cls;
+        t->ascii_plain[c] = cls == RR_ASCII_KEEP && !t->added_first[c];
         t->ascii_map[c] = (uint8_t)(t->lowercase && c >= 'A' && c <= 'Z' ? c + 32 : c);
     }
 }
