@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -46,7 +47,7 @@ class Server:
     def __init__(self, binary, model, extra=(), valgrind=None, ready_timeout=60.0):
         self.log = tempfile.NamedTemporaryFile(prefix="rerankd-", suffix=".log", delete=False)
         cmd = [binary, "--model", model, "--device", "cpu", "--host", "127.0.0.1", "--port", "0",
-               "--grace-seconds", "2"] + list(extra)
+               "--grace-seconds", "2", "--threads", "1"] + list(extra)
         if valgrind:
             cmd = valgrind + cmd
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
@@ -95,7 +96,8 @@ def cli_logits(cli, model, query, docs, max_length=None, truncate=True):
         for i, d in enumerate(docs):
             f.write(json.dumps({"text": d, "id": str(i)}) + "\n")
         path = f.name
-    cmd = [cli, "score", "--model", model, "--query", query, "--docs", path, "--json", "--device", "cpu"]
+    cmd = [cli, "score", "--model", model, "--query", query, "--docs", path, "--json", "--device", "cpu",
+           "--threads", "1"]  # as the test servers: the engine's sums depend on the thread split
     if max_length:
         cmd += ["--max-length", str(max_length)]
     if not truncate:
@@ -105,5 +107,7 @@ def cli_logits(cli, model, query, docs, max_length=None, truncate=True):
     res = json.loads(out)["results"]
     logits = [None] * len(docs)
     for r in res:
-        logits[int(r["id"])] = r["logit"]
+        # cJSON prints 15 significant digits when they round-trip within its tolerance: more
+        # than a float32 needs, so rounding back to float32 recovers the engine's exact value.
+        logits[int(r["id"])] = struct.unpack("f", struct.pack("f", r["logit"]))[0]
     return logits
