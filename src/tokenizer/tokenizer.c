@@ -15,6 +15,11 @@
  * ASCII takes a table-driven path (one lookup per byte for clean_text, whitespace,
  * punctuation and lowercasing); other characters go through the Unicode 8.0 tables
  * (unicode_tables.c) and utf8proc (NFD decomposition, combining classes, lowercase).
+ *
+ * Measured (single thread, CPU time, 2-core Debian dev VM shared with other jobs, 2026-11-28):
+ * English prose in 1 KB documents 60 MB/s (38 MB/s before the ASCII word-run loop and the
+ * masked hash tail load); the adversarial Unicode texts of tests/golden/tokens.jsonl
+ * 46-52 MB/s. HF tokenizers 0.23.3 Tokenizer.encode on the same texts: 1.3-1.6 MB/s. Same ids.
  */
 #include <string.h>
 #include <utf8proc.h>
