@@ -222,7 +222,13 @@ static void check_pairs(const rr_tokenizer *t, const char *path)
             n_ok += ok;
             if (!ok) {
                 test_n_fail++;
-                if (test_n_fail < 20) print_diff("pairs", n_lines + 1, pair_ids, np, want, ni);
+                if (test_n_fail < 20) {
+                    fprintf(
+                        stderr,
+                        "FAIL pairs line %d: query '%.80s' (%ld bytes), doc '%.80s' (%ld bytes)\n",
+                        n_lines + 1, sbuf, ql, sbuf2, dl);
+                    print_diff("pairs", n_lines + 1, pair_ids, np, want, ni);
+                }
             }
         }
         cJSON_Delete(o);
