@@ -2,12 +2,12 @@
  * golden.h — reading the golden files of tests/golden/<model>/ (written by
  * tests/golden/make_golden.py from HF transformers; format in that script) for the engine
  * tests. RR_GOLDEN_DIR in the environment overrides the folder (for scratch goldens).
- * Header-only (static inline), test code: plain malloc.
+ * Header-only (static inline), test code: plain malloc. Includers define _POSIX_C_SOURCE
+ * 200809L before any include (getline, strdup).
  */
 #ifndef RR_TEST_GOLDEN_H
 #define RR_TEST_GOLDEN_H
 
-#define _POSIX_C_SOURCE 200809L
 #include <cJSON.h>
 #include <stdint.h>
 #include <stdio.h>
