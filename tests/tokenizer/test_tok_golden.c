@@ -223,10 +223,11 @@ static void check_pairs(const rr_tokenizer *t, const char *path)
             if (!ok) {
                 test_n_fail++;
                 if (test_n_fail < 20) {
+                    int qp = (int)(ql < 80 ? ql : 80), dp = (int)(dl < 80 ? dl : 80);
                     fprintf(
                         stderr,
-                        "FAIL pairs line %d: query '%.80s' (%ld bytes), doc '%.80s' (%ld bytes)\n",
-                        n_lines + 1, sbuf, ql, sbuf2, dl);
+                        "FAIL pairs line %d: query '%.*s' (%ld bytes), doc '%.*s' (%ld bytes)\n",
+                        n_lines + 1, qp, sbuf, ql, dp, sbuf2, dl);
                     print_diff("pairs", n_lines + 1, pair_ids, np, want, ni);
                 }
             }
