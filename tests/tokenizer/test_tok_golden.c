@@ -3,7 +3,7 @@
  * written by tests/golden/make_golden.py:
  *   - tests/golden/tokens.jsonl: every text must encode to exactly `ids` (no special tokens);
  *     each text is also encoded with a small cap both ways and checked against the full ids;
- *   - tests/golden/minilm-l6-bert/pairs.jsonl: every (query, doc) rebuilt through
+ *   - tests/golden/minilm-l6-{bert,electra}/pairs.jsonl: every (query, doc) rebuilt through
  *     rr_tokenizer_encode + rr_pair_build (max_length 512, truncation on) must give exactly
  *     input_ids and token_type_ids.
  * The tokens.jsonl check runs twice: with the model folder (tokenizer.json) and with a
@@ -237,7 +237,7 @@ static void check_pairs(const rr_tokenizer *t, const char *path)
         line = nl ? nl + 1 : NULL;
     }
     free(buf);
-    printf("pairs.jsonl: %d/%d pairs exact (%.2f%%)\n", n_ok, n_lines,
+    printf("%s: %d/%d pairs exact (%.2f%%)\n", path, n_ok, n_lines,
            n_lines ? 100.0 * n_ok / n_lines : 0.0);
     CHECK(n_lines > 0 && n_ok == n_lines);
 }
@@ -325,6 +325,17 @@ int main(void)
         check_pairs(t, pairs);
     else
         printf("pairs.jsonl absent: skipped that part\n");
+    /* the ELECTRA model's own tokenizer files and pairs, when present (not overridable) */
+    if (!model && !golden) {
+        const char *edir = RR_MODELS_DIR "/minilm-l6-electra";
+        const char *epairs = RR_SOURCE_DIR "/tests/golden/minilm-l6-electra/pairs.jsonl";
+        rr_tokenizer *te = NULL;
+        if (readable(epairs) && rr_tokenizer_load(edir, &te, &err) == RR_OK)
+            check_pairs(te, epairs);
+        else
+            printf("minilm-l6-electra model or pairs.jsonl absent: skipped that part\n");
+        rr_tokenizer_free(te);
+    }
     free(sbuf);
     free(sbuf2);
     free(got);
