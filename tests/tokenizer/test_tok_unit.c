@@ -1,12 +1,13 @@
 /*
  * test_tok_unit.c — tokenizer unit tests that need no model: longest_first truncation (HF's
  * own worked example + brute-force properties), rr_pair_build layout and type ids,
- * keep_last / cap windows, invalid UTF-8, the request path allocating nothing, load errors
- * (missing folder/files, bad JSON, non-WordPiece models) and allocation-failure cleanup.
- * Tokenizers are built in a temporary folder from a small synthetic vocabulary, written both
- * as vocab.txt and as tokenizer.json, which must tokenize identically.
+ * keep_last / cap windows, concurrent encodes, invalid UTF-8, the request path allocating nothing,
+ * load errors (missing folder/files, bad JSON, non-WordPiece models) and allocation-failure
+ * cleanup. Tokenizers are built in a temporary folder from a small synthetic vocabulary, written
+ * both as vocab.txt and as tokenizer.json, which must tokenize identically.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,6 +249,54 @@ static void test_windows(const rr_tokenizer *t)
     CHECK(rr_alloc_count() == before);
 }
 
+/* A loaded tokenizer is shared by all threads: concurrent encodes of the same long text, with
+ * different caps and directions, each equal their single-threaded result. */
+typedef struct thread_job {
+    const rr_tokenizer *t;
+    const char *text;
+    size_t len;
+    const int32_t *full;
+    int n_full;
+    int ok;
+} thread_job;
+
+static void *thread_main(void *arg)
+{
+    thread_job *j = arg;
+    int32_t part[64];
+    j->ok = 1;
+    for (int round = 0; round < 50; round++) {
+        int cap = 1 + round % 64, keep_last = round & 1, n = -1;
+        int k = cap < j->n_full ? cap : j->n_full;
+        rr_tokenizer_encode(j->t, j->text, j->len, keep_last, part, cap, &n);
+        j->ok = j->ok && n == j->n_full &&
+                memcmp(part, keep_last ? j->full + j->n_full - k : j->full,
+                       sizeof *part * (size_t)k) == 0;
+    }
+    return NULL;
+}
+
+static void test_threads(const rr_tokenizer *t)
+{
+    static char text[1 << 15];
+    static int32_t full[1 << 15];
+    size_t len = 0;
+    for (int i = 0; len + 200 < sizeof text; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s ", texts[(i * 3) % N_TEXTS]);
+    int n_full = -1;
+    rr_tokenizer_encode(t, text, len, 0, full, 1 << 15, &n_full);
+    pthread_t th[4];
+    thread_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (thread_job){t, text, len, full, n_full, 0};
+        pthread_create(&th[i], NULL, thread_main, &jobs[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_MSG(jobs[i].ok, "thread %d", i);
+    }
+}
+
 static void test_utf8(const rr_tokenizer *t)
 {
     static const char *const bad[] = {
@@ -391,6 +440,7 @@ int main(void)
         test_pair_build(tj);
         test_windows(tj);
         test_utf8(tj);
+        test_threads(tj);
     }
     rr_tokenizer_free(tt);
     rr_tokenizer_free(tj);
