@@ -416,15 +416,18 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
         CK(cudaHostAlloc(&e->pinned, pin_logits + n * e->n_labels * sizeof(float),
                          cudaHostAllocDefault),
            "cudaHostAlloc(staging)");
-        char *p = (char *)e->pinned - batch_at;
-        e->toks_h = (rr_tok3 *)(p + o_tok);
-        e->cls_rows_h = (int32_t *)(p + o_cls);
-        e->counts_h = (int32_t *)(p + o_cnt);
-        e->tiles_h = (rr_attn_tile *)(p + o_til);
-        e->cls_tiles_h = (rr_attn_tile *)(p + o_ctl);
+        char *p = (char *)e->pinned;
+        e->toks_h = (rr_tok3 *)(p + (o_tok - batch_at));
+        e->cls_rows_h = (int32_t *)(p + (o_cls - batch_at));
+        e->counts_h = (int32_t *)(p + (o_cnt - batch_at));
+        e->tiles_h = (rr_attn_tile *)(p + (o_til - batch_at));
+        e->cls_tiles_h = (rr_attn_tile *)(p + (o_ctl - batch_at));
         e->logits_h = (float *)((char *)e->pinned + pin_logits);
         memset(e->pinned, 0, pin_logits);
     }
+    /* The weight copy and the memset ran on the legacy stream, which our non-blocking
+     * stream does not wait for: finish them before anything is enqueued. */
+    CK(cudaDeviceSynchronize(), "weight upload / workspace clear");
 
     /* Graphs per (tok_cap, seq_cap) bucket. Each shape runs once eagerly first so cuBLAS
      * and lazy module loading do their one-time work outside the capture. */

@@ -7,7 +7,8 @@
  * n_tok·d (c = i mod d). Memory-bound: one read and one write of x.
  * Tried: the cuBLASLt GELU_BIAS epilogue — its GELU is the tanh approximation, which
  * transformers' "gelu" is not (max difference ~5e-4 per element, accumulating).
- * ptxas (CUDA 13.0, sm_90, -O3): see the table in cuda/README.md (regs, no spills).
+ * ptxas (CUDA 13.0 -Xptxas -v): 20 registers on sm_80/86/89/90 for all four instances, no
+ * shared memory, 0 spills.
  * Measured: not yet — compiled, not run (no GPU in this session).
  */
 #include "common.cuh"

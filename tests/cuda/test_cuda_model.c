@@ -14,7 +14,9 @@
  *     bound reached is printed and held to 2e-2 (cuBLAS may choose another algorithm for
  *     another M, so bitwise equality is not promised; the count of bitwise-equal pairs is
  *     printed).
- * Models: minilm-l6-bert (d_head 32), minilm-l6-electra, tiny-bert-random (d_head 64).
+ * Models: minilm-l6-bert (d_head 32), minilm-l6-electra, tiny-bert-random (d_head 64), and
+ * minilm-l6-bert-h6 when present (the same weights read as 6 heads of 64, which
+ * bench/gpu/gpu-check.sh makes on the device: a d_head-64 model at no extra carry size).
  * Without a device: exit 77; without any model: exit 77.
  */
 #include <stdint.h>
@@ -292,5 +294,6 @@ int main(void)
     run_model("minilm-l6-bert");
     run_model("minilm-l6-electra");
     run_model("tiny-bert-random");
+    run_model("minilm-l6-bert-h6");
     return test_summary("test_cuda_model");
 }
