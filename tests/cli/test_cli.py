@@ -50,7 +50,7 @@ def main():
     # Documents containing a newline can't travel one per line; JSONL carries them.
     n_groups = 0
     max_diff = 0.0
-    for qid, group in sorted(by_q.items())[:12]:
+    for qid, group in sorted(by_q.items())[:5]:
         query = group[0]["query"]
         docs = os.path.join(tmp, f"q{qid}.jsonl")
         with open(docs, "w", encoding="utf-8") as f:
