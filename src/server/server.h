@@ -171,7 +171,7 @@ void rr_rank_sort(const float *logits, int n, rr_rank_item *items);
 /* 0 (and the call finished with UNAVAILABLE) when the model is not loaded yet. */
 int rr_svc_ready(rr_call *c);
 /* Finishes the call with the status matching a failed scheduler outcome. */
-void rr_svc_fail(rr_call *c, const rr_sched_req *r);
+void rr_svc_fail(rr_call *c, rr_sched_outcome outcome, const rr_error *err);
 /* Lays out `count` items of `size` bytes at *off (16-byte aligned) in a scratch buffer. */
 size_t rr_scratch_take(size_t *off, size_t count, size_t size);
 

@@ -41,16 +41,16 @@ int rr_svc_ready(rr_call *c)
     return 0;
 }
 
-void rr_svc_fail(rr_call *c, const rr_sched_req *r)
+void rr_svc_fail(rr_call *c, rr_sched_outcome outcome, const rr_error *err)
 {
-    switch (r->outcome) {
+    switch (outcome) {
     case RR_SCHED_FAILED:
-        if (r->err.status == RR_E_UTF8 || r->err.status == RR_E_TOO_LONG || r->err.status == RR_E_INVALID)
-            rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "%s", r->err.msg);
-        else if (r->err.status == RR_E_NOMEM)
-            rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", r->err.msg);
+        if (err->status == RR_E_UTF8 || err->status == RR_E_TOO_LONG || err->status == RR_E_INVALID)
+            rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "%s", err->msg);
+        else if (err->status == RR_E_NOMEM)
+            rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", err->msg);
         else
-            rr_call_finish(c, GRPC_STATUS_INTERNAL, "%s", r->err.msg);
+            rr_call_finish(c, GRPC_STATUS_INTERNAL, "%s", err->msg);
         break;
     case RR_SCHED_EXPIRED:
         rr_call_finish(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline expired before scoring");
@@ -133,16 +133,31 @@ static void free_unpacked(rr_call *c)
     c->svc = NULL;
 }
 
+/* Sends a built response or the failure of a finished request. The scheduler slot is
+ * released first, so a client that got its answer can immediately use the slot again. */
+static void reply(rr_call *c, rr_sched_req *r, grpc_byte_buffer *bb)
+{
+    rr_sched_outcome outcome = r->outcome;
+    rr_error err = r->err;
+    rr_sched_release(c->srv->sched, r);
+    if (bb) {
+        rr_call_send(c, bb);
+        rr_call_finish(c, GRPC_STATUS_OK, "%s", "");
+    } else if (outcome != RR_SCHED_DONE) {
+        rr_svc_fail(c, outcome, &err);
+    } else {
+        rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory building the response");
+    }
+}
+
 static void rerank_done(rr_sched_req *r)
 {
     rr_call *c = r->user;
-    rr_server *srv = c->srv;
     pthread_mutex_lock(&c->mu);
     c->req = NULL;
     const Rerank__V1__RerankRequest *m = c->svc;
-    if (r->outcome != RR_SCHED_DONE) {
-        rr_svc_fail(c, r);
-    } else {
+    grpc_byte_buffer *bb = NULL;
+    if (r->outcome == RR_SCHED_DONE) {
         int n = r->n_docs;
         int top = m->top_n && (int)m->top_n < n ? (int)m->top_n : n;
         size_t off = 0;
@@ -150,9 +165,7 @@ static void rerank_done(rr_sched_req *r)
         size_t o_res = rr_scratch_take(&off, (size_t)top, sizeof(Rerank__V1__RerankResult));
         size_t o_ptr = rr_scratch_take(&off, (size_t)top, sizeof(Rerank__V1__RerankResult *));
         char *mem = rr_sched_scratch(r, off);
-        if (!mem) {
-            rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory for %d results", n);
-        } else {
+        if (mem) {
             rr_rank_item *items = (rr_rank_item *)(mem + o_items);
             Rerank__V1__RerankResult *res = (Rerank__V1__RerankResult *)(mem + o_res);
             Rerank__V1__RerankResult **ptr = (Rerank__V1__RerankResult **)(mem + o_ptr);
@@ -173,12 +186,11 @@ static void rerank_done(rr_sched_req *r)
             resp.n_results = (size_t)top;
             resp.results = ptr;
             resp.stats = &stats;
-            rr_call_send(c, rr_pack(&resp.base));
-            rr_call_finish(c, GRPC_STATUS_OK, "%s", "");
+            bb = rr_pack(&resp.base);
         }
     }
+    reply(c, r, bb);
     pthread_mutex_unlock(&c->mu);
-    rr_sched_release(srv->sched, r);
     rr_call_unref(c);
 }
 
@@ -473,8 +485,9 @@ static void stream_batch_done(rr_sched_req *r)
     Rerank__V1__RerankStreamRequest *m = st->cur;
     st->cur = NULL;
     c->req = NULL;
+    grpc_byte_buffer *bb = NULL;
     if (r->outcome != RR_SCHED_DONE) {
-        rr_svc_fail(c, r);
+        rr_svc_fail(c, r->outcome, &r->err);
     } else if (!accum_reserve(st, (int)st->docs_seen + r->n_docs)) {
         rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory keeping %u documents",
                        st->docs_seen + (uint32_t)r->n_docs);
@@ -518,12 +531,13 @@ static void stream_batch_done(rr_sched_req *r)
             Rerank__V1__RerankStreamResponse resp = RERANK__V1__RERANK_STREAM_RESPONSE__INIT;
             resp.kind_case = RERANK__V1__RERANK_STREAM_RESPONSE__KIND_BATCH;
             resp.batch = &bs;
-            rr_call_send(c, rr_pack(&resp.base));
+            bb = rr_pack(&resp.base);
             st->docs_seen += (uint32_t)n;
         }
     }
     protobuf_c_message_free_unpacked(&m->base, NULL);
     rr_sched_release(srv->sched, r);
+    if (bb) rr_call_send(c, bb);
     stream_process(c);
     stream_resume_recv(c);
     stream_maybe_finish(c);

@@ -19,12 +19,15 @@ typedef struct tei_opts {
     size_t chars;
 } tei_opts;
 
-/* Builds, queues and finishes the TEI response for a completed request (under c->mu).
- * texts[i] are the documents' texts. */
+/* Builds, queues and finishes the TEI response for a completed request (under c->mu),
+ * releasing the request before the send. texts[i] are the documents' texts. */
 static void tei_respond(rr_call *c, rr_sched_req *r, const char *const *texts, const tei_opts *o)
 {
     if (r->outcome != RR_SCHED_DONE) {
-        rr_svc_fail(c, r);
+        rr_sched_outcome outcome = r->outcome;
+        rr_error err = r->err;
+        rr_sched_release(c->srv->sched, r);
+        rr_svc_fail(c, outcome, &err);
         return;
     }
     int n = r->n_docs;
@@ -34,6 +37,7 @@ static void tei_respond(rr_call *c, rr_sched_req *r, const char *const *texts, c
     size_t o_ptr = rr_scratch_take(&off, (size_t)n, sizeof(Tei__V1__Rank *));
     char *mem = rr_sched_scratch(r, off);
     if (!mem) {
+        rr_sched_release(c->srv->sched, r);
         rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory for %d results", n);
         return;
     }
@@ -62,7 +66,9 @@ static void tei_respond(rr_call *c, rr_sched_req *r, const char *const *texts, c
     resp.n_ranks = (size_t)n;
     resp.ranks = ptr;
     resp.metadata = &md;
-    rr_call_send(c, rr_pack(&resp.base));
+    grpc_byte_buffer *bb = rr_pack(&resp.base);
+    rr_sched_release(c->srv->sched, r);
+    rr_call_send(c, bb);
     rr_call_finish(c, GRPC_STATUS_OK, "%s", "");
 }
 
@@ -118,7 +124,6 @@ static void free_unpacked(rr_call *c)
 static void tei_rerank_done(rr_sched_req *r)
 {
     rr_call *c = r->user;
-    rr_server *srv = c->srv;
     pthread_mutex_lock(&c->mu);
     c->req = NULL;
     const Tei__V1__RerankRequest *m = c->svc;
@@ -126,7 +131,6 @@ static void tei_rerank_done(rr_sched_req *r)
     for (size_t i = 0; i < m->n_texts; i++) o.chars += strlen(m->texts[i]);
     tei_respond(c, r, (const char *const *)m->texts, &o);
     pthread_mutex_unlock(&c->mu);
-    rr_sched_release(srv->sched, r);
     rr_call_unref(c);
 }
 
@@ -211,14 +215,12 @@ static int tei_stream_add(tei_stream *s, const char *text)
 static void tei_stream_done(rr_sched_req *r)
 {
     rr_call *c = r->user;
-    rr_server *srv = c->srv;
     pthread_mutex_lock(&c->mu);
     c->req = NULL;
     tei_stream *s = c->svc;
     tei_opts o = {s->first->raw_scores, s->first->return_text, strlen(s->first->query) + s->chars};
     tei_respond(c, r, s->texts, &o);
     pthread_mutex_unlock(&c->mu);
-    rr_sched_release(srv->sched, r);
     rr_call_unref(c);
 }
 

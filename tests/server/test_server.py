@@ -64,6 +64,10 @@ DOCS = [
     " ".join(["A very long passage about the sea and the tides and the moon."] * 60),
 ]
 LONG_DOC = len(DOCS) - 1
+# Over the model's 512 tokens; only used where the request must fail before any compute.
+HUGE = " ".join(["tide"] * 1000)
+# Timeouts and request sizes are multiplied / divided under valgrind (about 50x slower).
+SCALE = 1
 
 
 def close(a, b, tol):
@@ -92,7 +96,7 @@ class Suite:
     def rerank(self, stub, query, docs, ids=None, **kw):
         pb = self.pb
         documents = [pb.Document(text=d, id=(ids[i] if ids else "")) for i, d in enumerate(docs)]
-        return stub.Rerank(pb.RerankRequest(query=query, documents=documents, **kw), timeout=60)
+        return stub.Rerank(pb.RerankRequest(query=query, documents=documents, **kw), timeout=60 * SCALE)
 
     def correct_request(self, name, stub, model, expect):
         """The 'server then serves the next request correctly' check after a bad input."""
@@ -140,11 +144,11 @@ class Suite:
         bad = [x.index for x in r.results if not close(x.logit, ref128[x.index], self.tol)]
         check("truncation.max_length=128 identical to rerank score --max-length 128", not bad, str(bad))
         try:
-            self.rerank(stub, q, DOCS, truncation=pb.Truncation(disabled=True))
+            self.rerank(stub, q, DOCS[:3] + [HUGE], truncation=pb.Truncation(disabled=True))
             check("truncation disabled: over-long → INVALID_ARGUMENT", False, "no error")
         except grpc.RpcError as e:
             check("truncation disabled: over-long → INVALID_ARGUMENT naming the index",
-                  e.code() == grpc.StatusCode.INVALID_ARGUMENT and ("documents[%d]" % LONG_DOC) in e.details(),
+                  e.code() == grpc.StatusCode.INVALID_ARGUMENT and "documents[3]" in e.details(),
                   "%s %s" % (e.code(), e.details()))
         r = self.rerank(stub, q, [DOCS[LONG_DOC]], truncation=pb.Truncation(direction=pb.TRUNCATION_DIRECTION_LEFT))
         check("truncation direction LEFT accepted", len(r.results) == 1)
@@ -157,7 +161,7 @@ class Suite:
                     documents=[pb.Document(text=DOCS[i], id="s%d" % i) for i in b]))
         for q in QUERIES[:2]:
             batches = [list(range(0, 4)), [], list(range(4, len(DOCS)))]
-            out = list(stub.RerankStream(stream_reqs(q, batches, 5), timeout=60))
+            out = list(stub.RerankStream(stream_reqs(q, batches, 5), timeout=60 * SCALE))
             kinds = [m.WhichOneof("kind") for m in out]
             check("stream[%s]: 3 batch answers then final" % q[:12], kinds == ["batch"] * 3 + ["final"], str(kinds))
             seen = [x for m in out if m.WhichOneof("kind") == "batch" for x in m.batch.results]
@@ -182,7 +186,7 @@ class Suite:
         def two():
             yield from stream_reqs(QUERIES[0], [[0, 1, 2]], 0)
             yield from stream_reqs(QUERIES[2], [[2, 8]], 0)
-        out = list(stub.RerankStream(two(), timeout=60))
+        out = list(stub.RerankStream(two(), timeout=60 * SCALE))
         kinds = [m.WhichOneof("kind") for m in out]
         ok = kinds == ["batch", "final", "batch", "final"]
         if ok:
@@ -196,33 +200,33 @@ class Suite:
         tstub = self.teig.RerankStub(ch)
         tei = self.tei
         for q in QUERIES:
-            r = tstub.Rerank(tei.RerankRequest(query=q, texts=DOCS, truncate=True, return_text=True), timeout=60)
+            r = tstub.Rerank(tei.RerankRequest(query=q, texts=DOCS, truncate=True, return_text=True), timeout=60 * SCALE)
             order = sorted(range(len(DOCS)), key=lambda i: (-f32(expect[q][i]), i))
             check("tei[%s]: same ranking" % q[:12], [x.index for x in r.ranks] == order,
                   "%s vs %s" % ([x.index for x in r.ranks], order))
             check("tei[%s]: score = sigmoid(logit), text present" % q[:12],
                   all(abs(x.score - sigmoid(expect[q][x.index])) < 1e-6 and x.HasField("text") and
                       x.text == DOCS[x.index] for x in r.ranks))
-            raw = tstub.Rerank(tei.RerankRequest(query=q, texts=DOCS, truncate=True, raw_scores=True), timeout=60)
+            raw = tstub.Rerank(tei.RerankRequest(query=q, texts=DOCS, truncate=True, raw_scores=True), timeout=60 * SCALE)
             check("tei[%s]: raw_scores = logits, no text" % q[:12],
                   all(close(x.score, expect[q][x.index], self.tol) and not x.HasField("text") for x in raw.ranks))
             check("tei[%s]: metadata" % q[:12], r.metadata.compute_tokens > 0 and r.metadata.total_time_ns > 0)
         q = QUERIES[1]
         reqs = (tei.RerankStreamRequest(query=q, text=d, truncate=True, return_text=(i == 0)) for i, d in enumerate(DOCS))
-        r = tstub.RerankStream(reqs, timeout=60)
+        r = tstub.RerankStream(reqs, timeout=60 * SCALE)
         order = sorted(range(len(DOCS)), key=lambda i: (-f32(expect[q][i]), i))
         check("tei stream: same ranking after half-close", [x.index for x in r.ranks] == order)
         check("tei stream: first message's return_text honoured", all(x.text == DOCS[x.index] for x in r.ranks))
         try:
-            tstub.Rerank(tei.RerankRequest(query=q, texts=DOCS, truncate=False), timeout=60)
+            tstub.Rerank(tei.RerankRequest(query=q, texts=[DOCS[0], HUGE], truncate=False), timeout=60 * SCALE)
             check("tei truncate=false: over-long → INVALID_ARGUMENT", False)
         except grpc.RpcError as e:
             check("tei truncate=false: over-long → INVALID_ARGUMENT", e.code() == grpc.StatusCode.INVALID_ARGUMENT,
                   str(e.code()))
-        info = self.teig.InfoStub(ch).Info(tei.InfoRequest(), timeout=10)
+        info = self.teig.InfoStub(ch).Info(tei.InfoRequest(), timeout=10 * SCALE)
         check("tei Info: reranker, limits", info.model_type == tei.MODEL_TYPE_RERANKER and info.max_input_length > 0 and
               info.max_batch_tokens > 0)
-        info = stub.Info(pb.InfoRequest(), timeout=10)
+        info = stub.Info(pb.InfoRequest(), timeout=10 * SCALE)
         check("Info: architecture, max length, device, limits",
               info.architecture.endswith("ForSequenceClassification") and info.max_length > 0 and
               info.device.startswith("cpu") and info.max_documents == 1000 and info.max_batch_tokens == 16384)
@@ -236,18 +240,18 @@ class Suite:
         ch = grpc.insecure_channel(addr)
         h = hg.HealthStub(ch)
         for svc in ["", "rerank.v1.Reranker", "tei.v1.Rerank", "tei.v1.Info"]:
-            r = h.Check(hp.HealthCheckRequest(service=svc), timeout=10)
+            r = h.Check(hp.HealthCheckRequest(service=svc), timeout=10 * SCALE)
             check("health Check(%r) SERVING" % svc, r.status == hp.HealthCheckResponse.SERVING)
         try:
-            h.Check(hp.HealthCheckRequest(service="nope"), timeout=10)
+            h.Check(hp.HealthCheckRequest(service="nope"), timeout=10 * SCALE)
             check("health Check(unknown) NOT_FOUND", False)
         except grpc.RpcError as e:
             check("health Check(unknown) NOT_FOUND", e.code() == grpc.StatusCode.NOT_FOUND)
-        w = h.Watch(hp.HealthCheckRequest(service="rerank.v1.Reranker"), timeout=2)
+        w = h.Watch(hp.HealthCheckRequest(service="rerank.v1.Reranker"), timeout=2 * SCALE)
         first = next(w)
         check("health Watch: current status at once", first.status == hp.HealthCheckResponse.SERVING)
         w.cancel()
-        w = h.Watch(hp.HealthCheckRequest(service="nope"), timeout=1)
+        w = h.Watch(hp.HealthCheckRequest(service="nope"), timeout=1 * SCALE)
         first = next(w)
         check("health Watch(unknown): SERVICE_UNKNOWN", first.status == hp.HealthCheckResponse.SERVICE_UNKNOWN)
         try:
@@ -267,7 +271,7 @@ class Suite:
             stub = rg.ServerReflectionStub(ch)
 
             def ask(**kw):
-                return list(stub.ServerReflectionInfo(iter([rp.ServerReflectionRequest(host="h", **kw)]), timeout=10))[0]
+                return list(stub.ServerReflectionInfo(iter([rp.ServerReflectionRequest(host="h", **kw)]), timeout=10 * SCALE))[0]
             r = ask(list_services="")
             names = sorted(s.name for s in r.list_services_response.service)
             check("reflection %s: list services" % ver,
@@ -292,7 +296,7 @@ class Suite:
         rp = __import__("reflection_v1_pb2")
         rg = __import__("reflection_v1_pb2_grpc")
         r = list(rg.ServerReflectionStub(ch).ServerReflectionInfo(
-            iter([rp.ServerReflectionRequest(file_containing_symbol="rerank.v1.Reranker")]), timeout=10))[0]
+            iter([rp.ServerReflectionRequest(file_containing_symbol="rerank.v1.Reranker")]), timeout=10 * SCALE))[0]
         pool = descriptor_pool.DescriptorPool()
         protos = [descriptor_pb2.FileDescriptorProto.FromString(b) for b in r.file_descriptor_response.file_descriptor_proto]
         for fp in reversed(protos):
@@ -306,7 +310,7 @@ class Suite:
                               response_deserializer=Resp.FromString)
         q = QUERIES[0]
         ref = self.ref(self.args.tiny_model, q, DOCS[:5])
-        resp = call(Req(query=q, documents=[Doc(text=d) for d in DOCS[:5]]), timeout=30)
+        resp = call(Req(query=q, documents=[Doc(text=d) for d in DOCS[:5]]), timeout=30 * SCALE)
         ok = len(resp.results) == 5 and all(close(x.logit, ref[x.index], self.tol) for x in resp.results)
         check("reflection-only client calls Rerank, correct scores", ok)
         ch.close()
@@ -330,7 +334,7 @@ class Suite:
                 check(name, ok, "%s %r" % (e.code(), e.details()))
             self.correct_request(name, stub, model, expect)
 
-        expect_code("malformed protobuf → INVALID_ARGUMENT", lambda: raw(b"\xff\xff\xff\xff", timeout=10),
+        expect_code("malformed protobuf → INVALID_ARGUMENT", lambda: raw(b"\xff\xff\xff\xff", timeout=10 * SCALE),
                     grpc.StatusCode.INVALID_ARGUMENT)
         expect_code("10 MB message → RESOURCE_EXHAUSTED",
                     lambda: self.rerank(stub, "q", ["x" * (10 << 20)]), grpc.StatusCode.RESOURCE_EXHAUSTED)
@@ -339,7 +343,7 @@ class Suite:
         # Invalid UTF-8 cannot be put in a Python str field: patch the serialized bytes.
         good = pb.RerankRequest(query="q", documents=[pb.Document(text="fine"), pb.Document(text="BAD!")])
         blob = good.SerializeToString().replace(b"BAD!", b"\xff\xfe\xc3(")
-        expect_code("invalid UTF-8 → INVALID_ARGUMENT naming documents[1]", lambda: raw(blob, timeout=10),
+        expect_code("invalid UTF-8 → INVALID_ARGUMENT naming documents[1]", lambda: raw(blob, timeout=10 * SCALE),
                     grpc.StatusCode.INVALID_ARGUMENT, "documents[1]")
         expect_code("empty query → INVALID_ARGUMENT", lambda: self.rerank(stub, "", ["a"]),
                     grpc.StatusCode.INVALID_ARGUMENT, "query")
@@ -353,20 +357,20 @@ class Suite:
                     lambda: stub.Rerank(pb.RerankRequest(query="q", documents=[pb.Document(text=d) for d in big]),
                                         timeout=0.001), grpc.StatusCode.DEADLINE_EXCEEDED)
         expect_code("unknown method → UNIMPLEMENTED",
-                    lambda: ch.unary_unary("/rerank.v1.Reranker/Nope")(b"", timeout=10), grpc.StatusCode.UNIMPLEMENTED)
+                    lambda: ch.unary_unary("/rerank.v1.Reranker/Nope")(b"", timeout=10 * SCALE), grpc.StatusCode.UNIMPLEMENTED)
         expect_code("unknown service → UNIMPLEMENTED",
-                    lambda: ch.unary_unary("/tei.v1.Embed/Embed")(b"", timeout=10), grpc.StatusCode.UNIMPLEMENTED)
+                    lambda: ch.unary_unary("/tei.v1.Embed/Embed")(b"", timeout=10 * SCALE), grpc.StatusCode.UNIMPLEMENTED)
 
         # Stream errors: batch before open; malformed message mid-stream.
         def only_batch():
             yield pb.RerankStreamRequest(batch=pb.StreamBatch(documents=[pb.Document(text="a")]))
-        expect_code("stream: batch before open → INVALID_ARGUMENT", lambda: list(stub.RerankStream(only_batch(), timeout=10)),
+        expect_code("stream: batch before open → INVALID_ARGUMENT", lambda: list(stub.RerankStream(only_batch(), timeout=10 * SCALE)),
                     grpc.StatusCode.INVALID_ARGUMENT, "open")
         raw_stream = ch.stream_stream("/rerank.v1.Reranker/RerankStream", request_serializer=lambda b: b,
                                       response_deserializer=lambda b: b)
         opener = pb.RerankStreamRequest(open=pb.StreamOpen(query="q")).SerializeToString()
         expect_code("stream: malformed second message → INVALID_ARGUMENT",
-                    lambda: list(raw_stream(iter([opener, b"\xff\xff\xff"]), timeout=10)),
+                    lambda: list(raw_stream(iter([opener, b"\xff\xff\xff"]), timeout=10 * SCALE)),
                     grpc.StatusCode.INVALID_ARGUMENT)
 
         # Cancel mid-stream: read the first answer, then cancel with a batch in flight.
@@ -375,9 +379,9 @@ class Suite:
             for _ in range(50):
                 if stop.is_set():
                     return
-                yield pb.RerankStreamRequest(batch=pb.StreamBatch(documents=[pb.Document(text=d) for d in big[:50]]))
+                yield pb.RerankStreamRequest(batch=pb.StreamBatch(documents=[pb.Document(text=d) for d in big[:50 // SCALE]]))
         stop = threading.Event()
-        call = stub.RerankStream(slow_gen(stop), timeout=60)
+        call = stub.RerankStream(slow_gen(stop), timeout=60 * SCALE)
         first = next(call)
         call.cancel()
         stop.set()
@@ -393,9 +397,9 @@ class Suite:
         # Client disconnect: a separate process sends a large request and dies without waiting.
         code = ("import sys,time,grpc; sys.path.insert(0,%r); from rerank.v1 import rerank_pb2 as pb, rerank_pb2_grpc as g;"
                 "s=g.RerankerStub(grpc.insecure_channel(%r)); f=s.Rerank.future(pb.RerankRequest(query='q',"
-                "documents=[pb.Document(text=%r)]*300)); time.sleep(0.2); import os; os._exit(0)") % (
-                    self.args.gen_dir, addr, DOCS[LONG_DOC])
-        rc = subprocess.run([sys.executable, "-c", code], timeout=60).returncode
+                "documents=[pb.Document(text=%r)]*%d)); time.sleep(0.2); import os; os._exit(0)") % (
+                    self.args.gen_dir, addr, DOCS[LONG_DOC], 300 // SCALE)
+        rc = subprocess.run([sys.executable, "-c", code], timeout=60 * SCALE).returncode
         check("client disconnect: client exited", rc == 0)
         self.correct_request("client disconnect", stub, model, expect)
         ch.close()
@@ -408,8 +412,8 @@ class Suite:
                             valgrind=self.valgrind_cmd(), ready_timeout=self.ready_timeout())
         ch = grpc.insecure_channel(srv.addr)
         stub = self.pbg.RerankerStub(ch)
-        req = pb.RerankRequest(query="q", documents=[pb.Document(text=DOCS[LONG_DOC])] * 40)
-        futs = [stub.Rerank.future(req, timeout=120) for _ in range(8)]
+        req = pb.RerankRequest(query="q", documents=[pb.Document(text=DOCS[LONG_DOC])] * (40 // SCALE))
+        futs = [stub.Rerank.future(req, timeout=120 * SCALE) for _ in range(8)]
         codes = []
         for f in futs:
             try:
@@ -419,7 +423,7 @@ class Suite:
                 codes.append(e.code().name + ":" + ("--max-in-flight" in e.details()) * "msg")
         check("--max-in-flight 1: extra concurrent requests → RESOURCE_EXHAUSTED with a message",
               "OK" in codes and "RESOURCE_EXHAUSTED:msg" in codes, str(codes))
-        r = stub.Rerank(pb.RerankRequest(query="q", documents=[pb.Document(text="a")]), timeout=60)
+        r = stub.Rerank(pb.RerankRequest(query="q", documents=[pb.Document(text="a")]), timeout=60 * SCALE)
         check("--max-in-flight 1: next request served", len(r.results) == 1)
         ch.close()
         rc = srv.stop()
@@ -445,7 +449,7 @@ class Suite:
                         idx = rnd.sample(range(len(DOCS)), rnd.randint(1, len(DOCS)))
                         try:
                             r = await stub.Rerank(pb.RerankRequest(query=q, documents=[
-                                pb.Document(text=DOCS[i], id=str(i)) for i in idx]), timeout=60)
+                                pb.Document(text=DOCS[i], id=str(i)) for i in idx]), timeout=60 * SCALE)
                             got = [(int(x.id), x.logit) for x in r.results]
                             wrong = [(i, lg, expect_pool[q][i]) for i, lg in got
                                      if not close(lg, expect_pool[q][i], self.tol_mixed)]
@@ -460,7 +464,7 @@ class Suite:
                     while time.time() < t_end:
                         q = rnd.choice(queries)
                         batches = [rnd.sample(range(len(DOCS)), rnd.randint(1, 6)) for _ in range(rnd.randint(1, 4))]
-                        call = stub.RerankStream(timeout=60)
+                        call = stub.RerankStream(timeout=60 * SCALE)
                         try:
                             await call.write(pb.RerankStreamRequest(open=pb.StreamOpen(query=q, top_n=3)))
                             for b in batches:
@@ -505,14 +509,14 @@ class Suite:
         import health_pb2_grpc as hg
         pb = self.pb
         ch = grpc.insecure_channel(srv.addr)
-        watch = hg.HealthStub(ch).Watch(hp.HealthCheckRequest(service=""), timeout=120)
+        watch = hg.HealthStub(ch).Watch(hp.HealthCheckRequest(service=""), timeout=120 * SCALE)
         check("drain: Watch starts SERVING", next(watch).status == hp.HealthCheckResponse.SERVING)
         stop = threading.Event()
 
         def idle():
             yield pb.RerankStreamRequest(open=pb.StreamOpen(query="q"))
             stop.wait(120)
-        stream = self.pbg.RerankerStub(ch).RerankStream(idle(), timeout=120)
+        stream = self.pbg.RerankerStub(ch).RerankStream(idle(), timeout=120 * SCALE)
         time.sleep(0.3)
         srv.proc.send_signal(15)
         try:
@@ -527,7 +531,7 @@ class Suite:
             code = e.code()
         stop.set()
         check("drain: idle stream cancelled after the grace period", code == grpc.StatusCode.UNAVAILABLE, str(code))
-        rc = srv.stop(timeout=120)
+        rc = srv.stop(timeout=120 * SCALE)
         log = srv.log_text()
         check("drain: exit 0, 0 live calls", rc == 0 and "stopped, 0 live calls" in log, "rc=%s\n%s" % (rc, log[-3000:]))
         ch.close()
@@ -571,6 +575,10 @@ def main():
     except ImportError as e:
         print("test_server: skipped: %s (create .venv with scripts/setup.sh)" % e)
         return 77
+    if args.valgrind:
+        global SCALE
+        SCALE = 10
+        DOCS[LONG_DOC] = " ".join(["A long passage about the sea and the tides and the moon."] * 12)
     rrtest.gen_stubs(args.source_dir, args.gen_dir)
     from rerank.v1 import rerank_pb2 as pb, rerank_pb2_grpc as pbg
     from tei.v1 import tei_pb2 as tei, tei_pb2_grpc as teig
@@ -584,7 +592,7 @@ def main():
     try:
         s.scores(srv.addr, score_model, expect)
     finally:
-        rc = srv.stop(timeout=120)
+        rc = srv.stop(timeout=120 * SCALE)
     check("score server exits 0 on SIGTERM", rc == 0, "rc=%s\n%s" % (rc, srv.log_text()[-3000:]))
 
     # Everything else on the tiny model.
