@@ -1297,7 +1297,7 @@ static int write_reports(const opts *o, const inputs *in, const rb_info *info, i
         for (int i = 0; i < ps->n; i++)
             fprintf(f, " %s / gRPC unary | %s / in-process |", ps->p[i].name, ps->p[i].name);
         fprintf(f, "\n|---|");
-        for (int i = 0; i < 3 * ps->n; i++) fprintf(f, "---|---|");
+        for (int i = 0; i < 2 * ps->n; i++) fprintf(f, "---|---|");
         fprintf(f, "\n");
         for (int ki = 0; ki < in->n_k; ki++) {
             double up = r->unary ? r->unary[ki].s_lat.p50 : NAN;
