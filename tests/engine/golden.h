@@ -21,6 +21,7 @@ typedef struct golden_pair {
     int32_t *type_ids;
     double logit;
     char *query, *doc; /* the texts (UTF-8, NUL-terminated) */
+    int has_nul;       /* a text contains U+0000, so query/doc above are cut short */
 } golden_pair;
 
 static inline const char *golden_dir(void)
@@ -58,6 +59,7 @@ static inline int golden_pairs(const char *model, golden_pair **out)
         golden_pair *p = &v[n++];
         int nt;
         p->qid = cJSON_GetObjectItem(j, "qid")->valueint;
+        p->has_nul = strstr(line, "\\u0000") != NULL;
         p->ids = json_ints(cJSON_GetObjectItem(j, "input_ids"), &p->n);
         p->type_ids = json_ints(cJSON_GetObjectItem(j, "token_type_ids"), &nt);
         p->logit = cJSON_GetObjectItem(j, "logit")->valuedouble;
