@@ -190,6 +190,30 @@ static void test_elementwise(void)
 }
 
 /* Naive double attention for one query row r of sequence s, head h → out[d_head]. */
+/* GELU over a dense sweep of [-20, 20]: the erf approximation and its tails. */
+static void test_gelu_sweep(void)
+{
+    const int n = 40001;
+    float *x = rr_malloc(n * sizeof *x), zero[1] = {0.0f};
+    double worst = 0.0;
+    for (int i = 0; i < n; i++) x[i] = (float)(-20.0 + i * 0.001);
+    float *y = rr_malloc(n * sizeof *y);
+    memcpy(y, x, n * sizeof *y);
+    for (int i = 0; i < n; i++) rr_bias_gelu_cpu(y + i, zero, 1, 1);
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        double r = gelu_ref(x[i]), e = fabs(y[i] - r);
+        /* erf to 1.5e-7 absolute (A&S 7.1.26) plus ~3e-7 from evaluating it in fp32, scaled
+         * by ½|x|, plus rounding of the result */
+        if (e > worst) worst = e;
+        bad += e > 5e-7 * 0.5 * fabs(x[i]) + 2.4e-7 * fabs(r) + 1e-30;
+    }
+    CHECK_MSG(bad == 0, "gelu sweep: %d values off (worst %.3g)", bad, worst);
+    printf("gelu sweep [-20, 20]: max |gelu - gelu_erf(double)| = %.3g\n", worst);
+    rr_free(x);
+    rr_free(y);
+}
+
 static void attn_ref(const float *qkv, const int32_t *cu, int s, int r, int h, int n_head,
                      int d_head, double *out, double *mag)
 {
@@ -301,6 +325,7 @@ int main(void)
     test_embed();
     test_linear();
     test_elementwise();
+    test_gelu_sweep();
     test_attention();
     test_head();
     return test_summary("test_ops");
