@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "metrics.h"
@@ -564,9 +565,9 @@ int main(int argc, char **argv)
             q->latency_s = w.latency_s;
             q->inference_s = w.inference_s;
             q->reranked = 1;
-            fprintf(stderr, "\r  reranked %d/%d queries", i + 1, c.n_q);
+            if (isatty(2)) fprintf(stderr, "\r  reranked %d/%d queries", i + 1, c.n_q);
         }
-        fprintf(stderr, "\n");
+        if (isatty(2)) fprintf(stderr, "\n");
         free(logits);
         free(docs);
         goto reranked;

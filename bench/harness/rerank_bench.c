@@ -60,15 +60,16 @@ typedef struct opts {
     const char *peers;    /* bench/peers/peers.py output */
     const char *out_dir;
     const char *source_name;
+    int device; /* in-process engine: -1 CPU, else CUDA ordinal */
     int inproc, unary, stream;
     int ks[MAX_LIST], n_ks;
     int concs[MAX_LIST], n_concs;
     int sweep_k;
     double sweep_s, warmup_s;
     double rate, rate_fraction, open_s;
-    int pairs_per_k, min_requests, max_requests, pool;
+    int pairs_per_k, min_requests, max_requests, pool, warmup_pairs;
     int query_tokens, passage_tokens;
-    int stream_batch, threads;
+    int stream_batch, threads, stream_max_k, validate_max_k;
     unsigned long seed;
     double timeout_s;
     int progress;
@@ -93,9 +94,13 @@ static void usage(FILE *f)
             "  --pairs-per-k N        requests per K = N / K, clamped to [min, max] (default 1500)\n"
             "  --min-requests N       (default 5)   --max-requests N (default 50)\n"
             "  --pool N               distinct queries per K (default 4)\n"
+            "  --warmup-pairs N       untimed requests per K = min(2, N / K) (default 200)\n"
             "  --no-unary, --no-stream  skip a gRPC method; --inproc adds the in-process engine\n"
             "  --stream-batch N       documents per StreamBatch message (default 32)\n"
+            "  --stream-max-k K       streaming only for K up to this (default: all)\n"
+            "  --validate-max-k K     validate the sides on K up to this (default 100)\n"
             "  --threads N            in-process engine threads (default: all online CPUs)\n"
+            "  --device cpu|cuda:N    in-process engine device (default cpu; CUDA runs fp16)\n"
             "load (needs --target):\n"
             "  --concurrency LIST     closed-loop clients (default 1,2,4,8,16,32,64; 0 = skip)\n"
             "  --sweep-k K            K of the concurrency sweep and open loop (default 10)\n"
@@ -130,6 +135,7 @@ static int parse_args(int argc, char **argv, opts *o)
     static const int def_c[] = {1, 2, 4, 8, 16, 32, 64};
     memset(o, 0, sizeof *o);
     o->unary = o->stream = 1;
+    o->device = -1;
     memcpy(o->ks, def_k, sizeof def_k);
     o->n_ks = 8;
     memcpy(o->concs, def_c, sizeof def_c);
@@ -144,9 +150,12 @@ static int parse_args(int argc, char **argv, opts *o)
     o->min_requests = 5;
     o->max_requests = 50;
     o->pool = 4;
+    o->warmup_pairs = 200;
     o->query_tokens = 16;
     o->passage_tokens = 100;
     o->stream_batch = 32;
+    o->stream_max_k = 1 << 30;
+    o->validate_max_k = 100;
     o->seed = 5;
     o->timeout_s = 600;
     o->out_dir = "bench/out/harness";
@@ -183,6 +192,14 @@ static int parse_args(int argc, char **argv, opts *o)
             o->out_dir = v, ok = v != NULL;
         } else if (IS("--inproc")) {
             o->inproc = 1, takes = 0;
+        } else if (IS("--device")) {
+            ok = v != NULL;
+            if (ok && strcmp(v, "cpu") == 0)
+                o->device = -1;
+            else if (ok && strncmp(v, "cuda:", 5) == 0 && v[5])
+                o->device = atoi(v + 5);
+            else
+                ok = 0;
         } else if (IS("--no-unary")) {
             o->unary = 0, takes = 0;
         } else if (IS("--no-stream")) {
@@ -212,12 +229,18 @@ static int parse_args(int argc, char **argv, opts *o)
             NUM(o->min_requests, 1, 1e6);
         } else if (IS("--max-requests")) {
             NUM(o->max_requests, 1, 1e6);
+        } else if (IS("--warmup-pairs")) {
+            NUM(o->warmup_pairs, 0, 1e9);
         } else if (IS("--pool")) {
             NUM(o->pool, 1, 1000);
         } else if (IS("--query-tokens")) {
             NUM(o->query_tokens, 1, 100000);
         } else if (IS("--passage-tokens")) {
             NUM(o->passage_tokens, 1, 100000);
+        } else if (IS("--stream-max-k")) {
+            NUM(o->stream_max_k, 0, 1 << 30);
+        } else if (IS("--validate-max-k")) {
+            NUM(o->validate_max_k, 0, 1 << 30);
         } else if (IS("--stream-batch")) {
             NUM(o->stream_batch, 1, 100000);
         } else if (IS("--threads")) {
@@ -402,7 +425,7 @@ static int inputs_generate(const opts *o, const rr_tokenizer *tok, int max_len, 
         k_inputs *kp = &in->per_k[ki];
         kp->k = o->ks[ki];
         kp->n_requests = requests_for_k(o, kp->k);
-        kp->warmup = kp->k >= 250 ? 1 : 2;
+        kp->warmup = o->warmup_pairs / kp->k < 2 ? o->warmup_pairs / kp->k : 2;
         kp->n_pool = kp->n_requests < o->pool ? kp->n_requests : o->pool;
         kp->pool = calloc((size_t)kp->n_pool, sizeof *kp->pool);
         if (!kp->pool) goto fail;
@@ -634,7 +657,7 @@ typedef struct run_ctx {
     int warmup_n;        /* count mode: cookies below are warm-up */
     double t_measure;    /* time mode: completions from here ... */
     double t_end;        /* ... to here are measured; later ones are ignored */
-    int time_mode;
+    int time_mode, open_loop;
     long n_done;         /* completions so far, warm-up included */
     double first_measured_start, last_end;
 } run_ctx;
@@ -651,7 +674,7 @@ static void on_reply(void *user, const rb_reply *r)
          * late); closed loop: measured = completed in the window, cancelled leftovers after
          * t_end are neither measured nor errors */
         if (t_done > x->t_end) return;
-        measured = x->t_end > 1e299 ? r->t_start >= x->t_measure : t_done >= x->t_measure;
+        measured = x->open_loop ? r->t_start >= x->t_measure : t_done >= x->t_measure;
     } else {
         measured = r->cookie >= x->warmup_n;
     }
@@ -688,8 +711,9 @@ static const rb_request *pick(k_inputs *kp, long seq, int streaming)
  * Count mode (measure_s == 0): warmup_n + n requests, all measured but the warm-up.
  * Time mode: warm-up lasts at least warmup_s and until every client has completed one
  * request (so the queue is in its steady state, however long one request takes at this
- * concurrency); then completions during measure_s are measured; then the calls still in
- * flight are cancelled rather than waited for. */
+ * concurrency); then completions are measured for measure_s, extended until there are at
+ * least `clients` of them (one round; a slow server gets a longer window, not an empty
+ * one; at most 300 s); then the calls still in flight are cancelled rather than waited for. */
 static int run_closed(rb_client *cli, k_inputs *kp, int streaming, int clients, int warmup_n,
                       int n, double warmup_s, double measure_s, point *p, const char *label)
 {
@@ -703,8 +727,11 @@ static int run_closed(rb_client *cli, k_inputs *kp, int streaming, int clients, 
         if (x.time_mode && x.t_measure > 1e299 &&
             ((x.n_done >= clients && now - t0 >= warmup_s) || now - t0 > 300)) {
             x.t_measure = now;
-            x.t_end = now + measure_s;
         }
+        if (x.time_mode && x.t_measure < 1e299 && x.t_end > 1e299 &&
+            ((now >= x.t_measure + measure_s && p->n + p->n_err >= clients) ||
+             now >= x.t_measure + 300))
+            x.t_end = now;
         int more = x.time_mode ? now < x.t_end : seq < warmup_n + n;
         while (more && rb_client_in_flight(cli) < clients) {
             int rc = rb_client_start(cli, pick(kp, seq, streaming), rb_now_s(), seq, on_reply, &x,
@@ -720,7 +747,10 @@ static int run_closed(rb_client *cli, k_inputs *kp, int streaming, int clients, 
             if (x.time_mode) rb_client_cancel_all(cli);
             if (rb_client_in_flight(cli) == 0) break;
         }
-        rb_client_poll(cli, x.time_mode && x.t_end < now + 0.1 && more ? x.t_end : rb_now_s() + 0.1);
+        double wake = rb_now_s() + 0.1;
+        if (x.time_mode && x.t_measure < 1e299 && x.t_measure + measure_s < wake && more)
+            wake = x.t_measure + measure_s > now ? x.t_measure + measure_s : now + 0.01;
+        rb_client_poll(cli, wake);
         if (!x.time_mode)
             progress(label, (double)(p->n + p->n_err), n);
         else if (x.t_measure > 1e299)
@@ -729,7 +759,7 @@ static int run_closed(rb_client *cli, k_inputs *kp, int streaming, int clients, 
             progress(label, rb_now_s() - x.t_measure, measure_s);
     }
     p->clients = clients;
-    p->wall_s = x.time_mode ? measure_s : x.last_end - x.first_measured_start;
+    p->wall_s = x.time_mode ? x.t_end - x.t_measure : x.last_end - x.first_measured_start;
     if (x.time_mode) progress(label, 1, 1);
     point_finish(p);
     return 0;
@@ -740,7 +770,7 @@ static int run_closed(rb_client *cli, k_inputs *kp, int streaming, int clients, 
 static int run_open(rb_client *cli, k_inputs *kp, double rate, double warmup_s, double measure_s,
                     point *p, const char *label)
 {
-    run_ctx x = {.p = p, .kp = kp, .time_mode = 1};
+    run_ctx x = {.p = p, .kp = kp, .time_mode = 1, .open_loop = 1};
     double t0 = rb_now_s(), next = t0, step = 1.0 / rate;
     long seq = 0;
     char err[256];
@@ -1190,7 +1220,8 @@ static int write_reports(const opts *o, const inputs *in, const rb_info *info, i
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "k", in->per_k[ki].k);
         if (r->unary) cJSON_AddItemToObject(e, "grpc_unary", point_json(&r->unary[ki], 1));
-        if (r->stream) cJSON_AddItemToObject(e, "grpc_stream", point_json(&r->stream[ki], 1));
+        if (r->stream && r->stream[ki].cap)
+            cJSON_AddItemToObject(e, "grpc_stream", point_json(&r->stream[ki], 1));
         if (r->inproc) cJSON_AddItemToObject(e, "inproc", point_json(&r->inproc[ki], 0));
         for (int i = 0; i < ps->n; i++)
             if (ps->p[i].by_k[ki].k >= 0)
@@ -1226,7 +1257,7 @@ static int write_reports(const opts *o, const inputs *in, const rb_info *info, i
                "hf_p50 hf_p99 (ms)\n");
     for (int ki = 0; ki < in->n_k; ki++) {
         const rb_summary *cols[5] = {
-            r->unary ? &r->unary[ki].s_lat : NULL, r->stream ? &r->stream[ki].s_lat : NULL,
+            r->unary ? &r->unary[ki].s_lat : NULL, r->stream && r->stream[ki].cap ? &r->stream[ki].s_lat : NULL,
             r->inproc ? &r->inproc[ki].s_lat : NULL,
             st_i >= 0 && ps->p[st_i].by_k[ki].k >= 0 ? &ps->p[st_i].by_k[ki].s_lat : NULL,
             hf_i >= 0 && ps->p[hf_i].by_k[ki].k >= 0 ? &ps->p[hf_i].by_k[ki].s_lat : NULL};
@@ -1270,8 +1301,8 @@ static int write_reports(const opts *o, const inputs *in, const rb_info *info, i
             in->source, in->query_tokens, in->passage_tokens);
     if (r->validation_ref[0])
         fprintf(f, "- Validated before timing: every side's logits for the first request of each K "
-                   "against %s, max |Δ|/max(1,|x|) = %.1e (tolerance %.0e)\n",
-                r->validation_ref, r->validation_worst, LOGIT_TOL);
+                   "≤ %d against %s, max |Δ|/max(1,|x|) = %.1e (tolerance %.0e)\n",
+                o->validate_max_k, r->validation_ref, r->validation_worst, LOGIT_TOL);
     fprintf(f, "- Percentiles are nearest-rank over n requests (p99 of fewer than 100 requests is "
                "the maximum); latencies in ms\n\n");
 
@@ -1280,7 +1311,7 @@ static int write_reports(const opts *o, const inputs *in, const rb_info *info, i
                "p99 | in-process p50 | p99 | server cost (unary p50 − in-process p50) |\n");
     fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int ki = 0; ki < in->n_k; ki++) {
-        const point *u = r->unary ? &r->unary[ki] : NULL, *s = r->stream ? &r->stream[ki] : NULL,
+        const point *u = r->unary ? &r->unary[ki] : NULL, *s = r->stream && r->stream[ki].cap ? &r->stream[ki] : NULL,
                     *ip = r->inproc ? &r->inproc[ki] : NULL;
         fprintf(f, "| %d | %d | %s | %s | %s | %s | %.0f | %.0f | %s | %s | %s | %s | %s |\n",
                 in->per_k[ki].k, u ? u->n : ip ? ip->n : 0, M(u ? u->s_lat.p50 : NAN),
@@ -1333,20 +1364,22 @@ static int write_reports(const opts *o, const inputs *in, const rb_info *info, i
                    "batches) p50 |\n|---|---|---|---|---|\n");
         for (int ki = 0; ki < in->n_k; ki++) {
             const point *s = &r->stream[ki];
+            if (!s->cap) continue;
             fprintf(f, "| %d | %s | %s | %s | %s |\n", s->k, M(s->s_first.p50), M(s->s_lat.p50),
                     M(s->s_lat.p99), M(s->s_inf.p50));
         }
     }
     if (r->n_closed) {
-        fprintf(f, "\n## Throughput vs concurrency (closed loop, gRPC unary, K = %d, %.0f s per "
-                   "point after %.0f s warm-up)\n\n",
-                o->sweep_k, o->sweep_s, o->warmup_s);
-        fprintf(f, "| clients | requests | req/s | pairs/s | tokens/s | p50 | p90 | p99 | max | "
-                   "queue p50 | inference p50 | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        fprintf(f, "\n## Throughput vs concurrency (closed loop, gRPC unary, K = %d)\n\n"
+                   "Warm-up: at least %.0f s and until every client has completed a request; "
+                   "window: completions during at least %.0f s and at least one per client.\n\n",
+                o->sweep_k, o->warmup_s, o->sweep_s);
+        fprintf(f, "| clients | window (s) | requests | req/s | pairs/s | tokens/s | p50 | p90 | p99 | max | "
+                   "queue p50 | inference p50 | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (int i = 0; i < r->n_closed; i++) {
             const point *p = &r->closed[i];
-            fprintf(f, "| %d | %d | %.1f | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %d |\n",
-                    p->clients, p->n, per_s(p, p->n), per_s(p, (double)p->pairs),
+            fprintf(f, "| %d | %.1f | %d | %.1f | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %d |\n",
+                    p->clients, p->wall_s, p->n, per_s(p, p->n), per_s(p, (double)p->pairs),
                     per_s(p, (double)p->tokens), M(p->s_lat.p50), M(p->s_lat.p90),
                     M(p->s_lat.p99), M(p->s_lat.max), M(p->s_queue.p50), M(p->s_inf.p50),
                     p->n_err);
@@ -1448,8 +1481,8 @@ int main(int argc, char **argv)
     if (!ref || !got) goto done;
 
     if (o.inproc) {
-        rr_engine_opts eo = {.device = -1, .max_batch_tokens = 0, .n_threads = o.threads,
-                             .dtype = RR_DTYPE_F32};
+        rr_engine_opts eo = {.device = o.device, .max_batch_tokens = 0, .n_threads = o.threads,
+                             .dtype = o.device < 0 ? RR_DTYPE_F32 : RR_DTYPE_F16};
         if (rr_engine_init(model, &eo, &engine, &err) != RR_OK) {
             fprintf(stderr, "rerank-bench: %s\n", err.msg);
             goto done;
@@ -1486,8 +1519,10 @@ int main(int argc, char **argv)
             }
     }
 
-    /* Validation before timing. Reference: transformers' logits when the peers file has
-     * them, else the in-process engine, else the unary path (stream checked against it). */
+    /* Validation before timing, on pool[0] of every K up to --validate-max-k (100 spans
+     * several engine batches; larger K would only repeat the check at a high price on a CPU).
+     * Reference: transformers' logits when the peers file has them, else the in-process
+     * engine, else the unary path (stream checked against it). */
     {
         int hf = -1;
         for (int i = 0; i < ps.n; i++)
@@ -1495,6 +1530,7 @@ int main(int argc, char **argv)
         for (int ki = 0; ki < in.n_k; ki++) {
             k_inputs *kp = &in.per_k[ki];
             const char *ref_name = NULL;
+            if (kp->k > o.validate_max_k) continue;
             int have_ref = 0;
             if (hf >= 0 && ps.p[hf].logits0[ki]) {
                 memcpy(ref, ps.p[hf].logits0[ki], (size_t)kp->k * sizeof *ref);
@@ -1526,7 +1562,7 @@ int main(int argc, char **argv)
             }
             if (cli) {
                 const rb_request *reqs[2] = {o.unary || !have_ref ? &kp->pool[0].unary : NULL,
-                                             o.stream ? &kp->pool[0].stream : NULL};
+                                             o.stream && kp->k <= o.stream_max_k ? &kp->pool[0].stream : NULL};
                 const char *names[2] = {"gRPC unary", "gRPC stream"};
                 for (int j = 0; j < 2; j++) {
                     if (!reqs[j]) continue;
@@ -1569,7 +1605,7 @@ int main(int argc, char **argv)
                 run_closed(cli, kp, 0, 1, kp->warmup, kp->n_requests, 0, 0, &r.unary[ki], label))
                 goto done;
         }
-        if (r.stream) {
+        if (r.stream && kp->k <= o.stream_max_k) {
             snprintf(label, sizeof label, "K=%d gRPC stream", kp->k);
             if (point_init(&r.stream[ki], "stream", kp->k, kp->n_requests) ||
                 run_closed(cli, kp, 1, 1, kp->warmup, kp->n_requests, 0, 0, &r.stream[ki], label))
@@ -1583,7 +1619,7 @@ int main(int argc, char **argv)
         }
         fprintf(stderr, "  K=%-5d unary p50 %s ms  stream p50 %s ms  in-process p50 %s ms\n",
                 kp->k, M(r.unary ? r.unary[ki].s_lat.p50 : NAN),
-                M(r.stream ? r.stream[ki].s_lat.p50 : NAN),
+                M(r.stream && r.stream[ki].cap ? r.stream[ki].s_lat.p50 : NAN),
                 M(r.inproc ? r.inproc[ki].s_lat.p50 : NAN));
     }
     /* In-process engine released before the load phases: it would hold its threads' memory

@@ -3,7 +3,8 @@
 (PyTorch) on the same checkpoint and the same requests (runs in .venv-oracle).
 
   peers.py INPUTS MODEL_DIR --out PEERS.json [--device cpu|cuda] [--threads N]
-           [--peers sentence-transformers,transformers] [--batch-size 32] [--max-k K]
+           [--peers sentence-transformers,transformers] [--batch-size 32]
+           [--limit NAME=K ...] [--logits-max-k 100]
 
 INPUTS is the JSON rerank-bench writes with --dump-inputs: per K, a pool of requests
 (query + K passages), a warm-up count and a request count. For each peer and each K the
@@ -20,8 +21,9 @@ through rr_score_query:
 
 fp32 on the CPU with torch.set_num_threads(N) (default: all online CPUs); fp16 on a CUDA
 device (`--device cuda`), where each request ends with torch.cuda.synchronize(). The logits
-of pool[0] of every K go into the output so rerank-bench can validate all sides against each
-other before it reports any number. --max-k skips larger K (to fit a time budget).
+of pool[0] of every K up to --logits-max-k go into the output so rerank-bench can validate
+all sides against each other before it reports any number (rerank-bench --validate-max-k).
+--limit transformers=100 runs a peer only for K up to 100 (to fit a time budget).
 
 Output (PEERS.json): {"environment": str, "peers": [{"name", "desc", "per_k": [{"k",
 "latency_s": [..], "logits0": [..]}]}]}.
@@ -111,7 +113,8 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--peers", default="sentence-transformers,transformers")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--max-k", type=int, default=0)
+    ap.add_argument("--limit", action="append", default=[], metavar="NAME=K")
+    ap.add_argument("--logits-max-k", type=int, default=100)
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -120,6 +123,10 @@ def main():
         inputs = json.load(f)
     makers = {"sentence-transformers": make_st, "transformers": make_hf}
     names = [n for n in args.peers.split(",") if n]
+    limits = {}
+    for lim in args.limit:
+        name, _, k = lim.partition("=")
+        limits[name] = int(k)
     for n in names:
         if n not in makers:
             raise SystemExit(f"peers.py: unknown peer {n!r} (known: {', '.join(makers)})")
@@ -132,11 +139,11 @@ def main():
         peer = {"name": name, "desc": desc, "per_k": []}
         for kin in inputs["per_k"]:
             k = kin["k"]
-            if args.max_k and k > args.max_k:
+            if k > limits.get(name, k):
                 continue
             pool = kin["pool"]
             warm, n = kin["warmup"], kin["n_requests"]
-            logits0 = score(pool[0]["query"], pool[0]["docs"])
+            logits0 = score(pool[0]["query"], pool[0]["docs"]) if k <= args.logits_max_k else []
             lat = []
             for i in range(warm + n):
                 q = pool[i % len(pool)]
