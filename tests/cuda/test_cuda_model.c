@@ -94,7 +94,7 @@ static void make_random(const rr_model *m, pairs *ps, int n_pairs)
     const rr_tokenizer *t = rr_model_tokenizer(m);
     const int vocab = rr_model_get_info(m)->vocab_size;
     const int32_t cls = rr_tokenizer_cls_id(t), sep = rr_tokenizer_sep_id(t);
-    int32_t q[16];
+    int32_t q[16] = {0}; /* set on i == 0; initialised for -O3 -Wmaybe-uninitialized */
     for (int i = 0; i < n_pairs && ps->n < MAX_PAIRS; i++) {
         if (i % 10 == 0)
             for (int k = 0; k < 16; k++) q[k] = 1000 + (int32_t)(rnd() % (uint32_t)(vocab - 1000));
