@@ -39,7 +39,7 @@ export PATH=/usr/local/cuda/bin:$PATH
 step "device"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || true
 nvcc --version | tail -2
-[ -f "$CARRY/deps.tar.xz" ] && [ -d "$CARRY/models/minilm-l6-bert" ] ||
+[ -f "$CARRY/deps.tar.xz" ] && [ -f "$CARRY/models.tar.xz" ] ||
     { echo "no $CARRY (run bench/gpu/pack-debs.sh here and carry .cache/gpu-carry)"; exit 1; }
 
 step "unpack the Debian prefix"
@@ -51,11 +51,11 @@ export PKG_CONFIG_LIBDIR=$LIBDIR/pkgconfig:$R/usr/share/pkgconfig PKG_CONFIG_SYS
 step "test models: fp16 minilm-l6-bert and its d_head-64 variant"
 MODELS=$WORK/models
 mkdir -p "$MODELS/minilm-l6-bert-h6"
-ln -s "$CARRY/models/minilm-l6-bert" "$MODELS/minilm-l6-bert"
-for f in "$CARRY/models/minilm-l6-bert"/*; do
+tar -xJf "$CARRY/models.tar.xz" -C "$MODELS" || { bad "unpack models.tar.xz"; exit 1; }
+for f in "$MODELS/minilm-l6-bert"/*; do
     [ "$(basename "$f")" = config.json ] || ln -s "$f" "$MODELS/minilm-l6-bert-h6/"
 done
-python3 - "$CARRY/models/minilm-l6-bert/config.json" "$MODELS/minilm-l6-bert-h6/config.json" <<'PY'
+python3 - "$MODELS/minilm-l6-bert/config.json" "$MODELS/minilm-l6-bert-h6/config.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
 c["num_attention_heads"] = c["hidden_size"] // 64
