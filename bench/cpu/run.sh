@@ -31,7 +31,7 @@ mkdir -p "$OUT" bench/results
 
 # Each side prints a final "RESULT kind key=value ..." line; field NAME prints one value.
 field() { sed -n "s/.*[ ]$2=\([^ ]*\).*/\1/p" <<<"$1" | tail -1; }
-run() { echo "+ $*" >&2; "$@" | tee /dev/stderr | grep '^RESULT' | tail -1; }
+run() { echo "+ $*" >&2; "$@" | tee -a /dev/stderr | grep '^RESULT' | tail -1; }
 
 hf_tok=$(run "$PY" bench/cpu/peer.py tokenize "$MODEL" "$OUT/prose.txt" "$OUT/prose.ref" \
     --repeats "$REPEATS")
