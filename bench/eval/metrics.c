@@ -47,6 +47,7 @@ double ev_recall_at(const ev_doc *d, int n, int n_relevant, int k)
 {
     int hit = 0;
     if (n_relevant <= 0) return 0;
-    for (int i = 0; i < n && i < k; i++) hit += d[i].rel > 0;
+    for (int i = 0; i < n && i < k; i++)
+        hit += d[i].rel > 0;
     return (double)hit / n_relevant;
 }

@@ -50,7 +50,8 @@ typedef struct smap {
 static uint64_t fnv1a(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }
 
@@ -67,7 +68,8 @@ static int smap_grow(smap *m)
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->keys[i]) continue;
         size_t j = fnv1a(m->keys[i]) & (cap - 1);
-        while (keys[j]) j = (j + 1) & (cap - 1);
+        while (keys[j])
+            j = (j + 1) & (cap - 1);
         keys[j] = m->keys[i];
         vals[j] = m->vals[i];
     }
@@ -105,7 +107,8 @@ static const char *smap_put(smap *m, const char *key, int val)
     }
     if (2 * (m->n + 1) > m->cap && smap_grow(m)) return NULL;
     size_t i = fnv1a(key) & (m->cap - 1);
-    while (m->keys[i]) i = (i + 1) & (m->cap - 1);
+    while (m->keys[i])
+        i = (i + 1) & (m->cap - 1);
     if (!(m->keys[i] = strdup(key))) return NULL;
     m->vals[i] = val;
     m->n++;
@@ -114,7 +117,8 @@ static const char *smap_put(smap *m, const char *key, int val)
 
 static void smap_free(smap *m)
 {
-    for (size_t i = 0; i < m->cap; i++) free(m->keys[i]);
+    for (size_t i = 0; i < m->cap; i++)
+        free(m->keys[i]);
     free(m->keys);
     free(m->vals);
     memset(m, 0, sizeof *m);
@@ -125,13 +129,13 @@ static void smap_free(smap *m)
  */
 
 typedef struct query {
-    const char *qid;   /* owned by qids */
-    char *text;        /* from --queries */
-    ev_doc *docs;      /* the run's documents, trec order after loading */
+    const char *qid; /* owned by qids */
+    char *text;      /* from --queries */
+    ev_doc *docs;    /* the run's documents, trec order after loading */
     int n_docs, cap;
-    int *ideal;        /* positive judgments */
+    int *ideal; /* positive judgments */
     int n_ideal, n_relevant;
-    int judged;        /* the query has qrels */
+    int judged; /* the query has qrels */
     /* results */
     double before[3], after[3]; /* nDCG@10, MRR@10, Recall@K */
     double latency_s, inference_s;
@@ -139,12 +143,12 @@ typedef struct query {
 } query;
 
 typedef struct collection {
-    smap qids;    /* qid → index into q */
+    smap qids; /* qid → index into q */
     query *q;
     int n_q, cap_q;
-    smap qrels;   /* "qid\x1fdocid" → rel */
-    smap judged;  /* qid → number of judgments */
-    smap docids;  /* docid → index into texts (needed documents only) */
+    smap qrels;  /* "qid\x1fdocid" → rel */
+    smap judged; /* qid → number of judgments */
+    smap docids; /* docid → index into texts (needed documents only) */
     char **texts;
 } collection;
 
@@ -158,7 +162,8 @@ static int split_ws(char *s, char **f, int max)
 {
     int n = 0;
     char *save = NULL;
-    for (char *t = strtok_r(s, " \t\r\n", &save); t && n < max; t = strtok_r(NULL, " \t\r\n", &save))
+    for (char *t = strtok_r(s, " \t\r\n", &save); t && n < max;
+         t = strtok_r(NULL, " \t\r\n", &save))
         f[n++] = t;
     return n;
 }
@@ -191,15 +196,16 @@ static int read_qrels(const char *path, collection *c)
         } else if (n == 3) {
             qid = fld[0], docid = fld[1], rels = fld[2];
         } else {
-            fprintf(stderr, "rerank-eval: %s:%ld: expected 'qid 0 docid rel' (or 'qid docid rel')\n",
-                    path, lineno);
+            fprintf(stderr,
+                    "rerank-eval: %s:%ld: expected 'qid 0 docid rel' (or 'qid docid rel')\n", path,
+                    lineno);
             goto done;
         }
         long rel = strtol(rels, &end, 10);
         if (*end) {
             if (lineno == 1 && n == 3) continue; /* BEIR header "query-id corpus-id score" */
-            fprintf(stderr, "rerank-eval: %s:%ld: relevance '%s' is not an integer\n", path,
-                    lineno, rels);
+            fprintf(stderr, "rerank-eval: %s:%ld: relevance '%s' is not an integer\n", path, lineno,
+                    rels);
             goto done;
         }
         if (!smap_put(&c->qrels, pair_key(key, sizeof key, qid, docid), (int)rel) ||
@@ -250,8 +256,8 @@ static int read_run(const char *path, collection *c)
         lineno++;
         if (is_blank(line)) continue;
         if (split_ws(line, fld, 7) != 6) {
-            fprintf(stderr, "rerank-eval: %s:%ld: expected 'qid Q0 docid rank score tag'\n",
-                    path, lineno);
+            fprintf(stderr, "rerank-eval: %s:%ld: expected 'qid Q0 docid rank score tag'\n", path,
+                    lineno);
             goto done;
         }
         double score = strtod(fld[4], &end);
@@ -271,8 +277,8 @@ static int read_run(const char *path, collection *c)
         }
         const char *docid = smap_put(&c->docids, fld[2], -1);
         if (!docid) goto nomem;
-        q->docs[q->n_docs++] = (ev_doc){docid, score,
-                                        smap_get(&c->qrels, pair_key(key, sizeof key, fld[0], fld[2]), 0)};
+        q->docs[q->n_docs++] = (ev_doc){
+            docid, score, smap_get(&c->qrels, pair_key(key, sizeof key, fld[0], fld[2]), 0)};
     }
     rc = 0;
     goto done;
@@ -304,7 +310,8 @@ static int collect_ideal(collection *c)
         q->ideal[q->n_ideal++] = c->qrels.vals[i];
         q->n_relevant++;
     }
-    for (int i = 0; i < c->n_q; i++) c->q[i].judged = smap_get(&c->judged, c->q[i].qid, 0) > 0;
+    for (int i = 0; i < c->n_q; i++)
+        c->q[i].judged = smap_get(&c->judged, c->q[i].qid, 0) > 0;
     return 0;
 }
 
@@ -345,15 +352,18 @@ static int read_texts(const char *path, const char *what, smap *want, char ***te
             vt = cJSON_GetObjectItemCaseSensitive(j, "text");
             vti = cJSON_GetObjectItemCaseSensitive(j, "title");
             if (!cJSON_IsString(vid) || !cJSON_IsString(vt)) {
-                fprintf(stderr, "rerank-eval: %s:%ld: needs string fields \"_id\" (or \"id\") "
-                                "and \"text\"\n", path, lineno);
+                fprintf(stderr,
+                        "rerank-eval: %s:%ld: needs string fields \"_id\" (or \"id\") "
+                        "and \"text\"\n",
+                        path, lineno);
                 cJSON_Delete(j);
                 goto done;
             }
             id = vid->valuestring;
             if (cJSON_IsString(vti) && vti->valuestring[0]) {
                 size_t n = strlen(vti->valuestring) + strlen(vt->valuestring) + 2;
-                if ((text = malloc(n))) snprintf(text, n, "%s %s", vti->valuestring, vt->valuestring);
+                if ((text = malloc(n)))
+                    snprintf(text, n, "%s %s", vti->valuestring, vt->valuestring);
             } else {
                 text = strdup(vt->valuestring);
             }
@@ -365,7 +375,8 @@ static int read_texts(const char *path, const char *what, smap *want, char ***te
             }
             *tab = 0;
             id = line;
-            for (char *p = tab + 1; (p = strchr(p, '\t')); p++) *p = ' ';
+            for (char *p = tab + 1; (p = strchr(p, '\t')); p++)
+                *p = ' ';
             text = strdup(tab + 1);
         }
         long slot = smap_find(want, id);
@@ -416,16 +427,17 @@ static void on_done(void *user, const rb_reply *r)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: rerank-eval --run RUN --qrels QRELS [--k K] --metrics-only [--json FILE]\n"
-            "       rerank-eval --run RUN --qrels QRELS --queries FILE --corpus FILE\n"
-            "                   --target HOST:PORT [--k K] [--out-run FILE] [--json FILE] [--md FILE]\n"
-            "  --k K            rerank (and evaluate) each query's top K of the run (default 100)\n"
-            "  --queries FILE   TSV 'id<TAB>text' or JSONL {\"_id\", \"text\"}\n"
-            "  --corpus FILE    TSV 'id<TAB>text[<TAB>...]' or JSONL {\"_id\", \"title\", \"text\"}\n"
-            "  --out-run FILE   the reranked top K as a TREC run (score = logit)\n"
-            "  --json FILE      per-query metrics and latencies; --md FILE a Markdown summary\n"
-            "  --timeout S      per-call deadline (default 600)\n");
+    fprintf(
+        f,
+        "usage: rerank-eval --run RUN --qrels QRELS [--k K] --metrics-only [--json FILE]\n"
+        "       rerank-eval --run RUN --qrels QRELS --queries FILE --corpus FILE\n"
+        "                   --target HOST:PORT [--k K] [--out-run FILE] [--json FILE] [--md FILE]\n"
+        "  --k K            rerank (and evaluate) each query's top K of the run (default 100)\n"
+        "  --queries FILE   TSV 'id<TAB>text' or JSONL {\"_id\", \"text\"}\n"
+        "  --corpus FILE    TSV 'id<TAB>text[<TAB>...]' or JSONL {\"_id\", \"title\", \"text\"}\n"
+        "  --out-run FILE   the reranked top K as a TREC run (score = logit)\n"
+        "  --json FILE      per-query metrics and latencies; --md FILE a Markdown summary\n"
+        "  --timeout S      per-call deadline (default 600)\n");
 }
 
 int main(int argc, char **argv)
@@ -455,16 +467,26 @@ int main(int argc, char **argv)
             fprintf(stderr, "rerank-eval: %s needs a value (see --help)\n", a);
             return 2;
         }
-        if (strcmp(a, "--run") == 0) run = v;
-        else if (strcmp(a, "--qrels") == 0) qrels = v;
-        else if (strcmp(a, "--queries") == 0) queries = v;
-        else if (strcmp(a, "--corpus") == 0) corpus = v;
-        else if (strcmp(a, "--target") == 0) target = v;
-        else if (strcmp(a, "--out-run") == 0) out_run = v;
-        else if (strcmp(a, "--json") == 0) json = v;
-        else if (strcmp(a, "--md") == 0) md = v;
-        else if (strcmp(a, "--k") == 0) k = atoi(v);
-        else if (strcmp(a, "--timeout") == 0) timeout_s = atof(v);
+        if (strcmp(a, "--run") == 0)
+            run = v;
+        else if (strcmp(a, "--qrels") == 0)
+            qrels = v;
+        else if (strcmp(a, "--queries") == 0)
+            queries = v;
+        else if (strcmp(a, "--corpus") == 0)
+            corpus = v;
+        else if (strcmp(a, "--target") == 0)
+            target = v;
+        else if (strcmp(a, "--out-run") == 0)
+            out_run = v;
+        else if (strcmp(a, "--json") == 0)
+            json = v;
+        else if (strcmp(a, "--md") == 0)
+            md = v;
+        else if (strcmp(a, "--k") == 0)
+            k = atoi(v);
+        else if (strcmp(a, "--timeout") == 0)
+            timeout_s = atof(v);
         else {
             fprintf(stderr, "rerank-eval: unknown option %s (see --help)\n", a);
             return 2;
@@ -500,7 +522,8 @@ int main(int argc, char **argv)
         if (read_texts(queries, "queries", &qwant, &qtexts, &n_q_texts) ||
             read_texts(corpus, "corpus", &c.docids, &texts, &n_texts)) {
             smap_free(&qwant);
-            for (int i = 0; i < n_q_texts; i++) free(qtexts[i]);
+            for (int i = 0; i < n_q_texts; i++)
+                free(qtexts[i]);
             free(qtexts);
             goto done;
         }
@@ -552,14 +575,16 @@ int main(int argc, char **argv)
                 rb_request_free(&req);
                 goto rerank_fail;
             }
-            while (!w.done) rb_client_poll(cli, rb_now_s() + 1.0);
+            while (!w.done)
+                rb_client_poll(cli, rb_now_s() + 1.0);
             rb_request_free(&req);
             if (w.status != 0 || w.n_scored != q->n_docs) {
                 fprintf(stderr, "rerank-eval: query %s: status %d: %s (%d of %d scored)\n", q->qid,
                         w.status, w.msg, w.n_scored, q->n_docs);
                 goto rerank_fail;
             }
-            for (int d = 0; d < q->n_docs; d++) q->docs[d].score = logits[d];
+            for (int d = 0; d < q->n_docs; d++)
+                q->docs[d].score = logits[d];
             ev_sort_trec(q->docs, q->n_docs);
             metrics(q, q->docs, q->n_docs, k, q->after);
             q->latency_s = w.latency_s;
@@ -587,7 +612,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < c.n_q; i++) {
         query *q = &c.q[i];
         if (!q->judged) continue;
-        for (int m = 0; m < 3; m++) mb[m] += q->before[m] / n_eval, ma[m] += q->after[m] / n_eval;
+        for (int m = 0; m < 3; m++)
+            mb[m] += q->before[m] / n_eval, ma[m] += q->after[m] / n_eval;
         if (q->reranked) {
             lat[n_lat++] = q->latency_s;
             total_lat += q->latency_s;
@@ -677,15 +703,18 @@ int main(int argc, char **argv)
             fprintf(stderr, "rerank-eval: cannot write %s\n", md);
             goto done;
         }
-        fprintf(f, "| metric | before (run cut at K = %d) | after reranking | Δ |\n|---|---|---|---|\n", k);
+        fprintf(
+            f, "| metric | before (run cut at K = %d) | after reranking | Δ |\n|---|---|---|---|\n",
+            k);
         for (int m = 0; m < 3; m++) {
             if (m == 2)
                 fprintf(f, "| Recall@%d | %.4f | %.4f | %+.4f |\n", k, mb[m], ma[m], ma[m] - mb[m]);
             else
                 fprintf(f, "| %s | %.4f | %.4f | %+.4f |\n", names[m], mb[m], ma[m], ma[m] - mb[m]);
         }
-        fprintf(f, "\nRerank latency per query (%d queries, ≤ %d documents each, one at a time): "
-                   "p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; server %s, model `%s`.\n",
+        fprintf(f,
+                "\nRerank latency per query (%d queries, ≤ %d documents each, one at a time): "
+                "p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; server %s, model `%s`.\n",
                 n_lat, k, 1e3 * ls.p50, 1e3 * ls.p90, 1e3 * ls.p99, 1e3 * ls.max, info.device,
                 info.model_id);
         fclose(f);
@@ -712,7 +741,8 @@ done:
         free(c.q[i].text);
     }
     free(c.q);
-    for (int i = 0; i < n_texts; i++) free(texts[i]);
+    for (int i = 0; i < n_texts; i++)
+        free(texts[i]);
     free(texts);
     smap_free(&c.qids);
     smap_free(&c.qrels);

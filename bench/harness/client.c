@@ -146,7 +146,8 @@ fail:
 void rb_request_free(rb_request *r)
 {
     if (!r || !r->msgs) return;
-    for (int i = 0; i < r->n_msgs; i++) grpc_slice_unref(r->msgs[i]);
+    for (int i = 0; i < r->n_msgs; i++)
+        grpc_slice_unref(r->msgs[i]);
     free(r->msgs);
     memset(r, 0, sizeof *r);
 }
@@ -202,7 +203,8 @@ void rb_client_free(rb_client *c)
     /* Cancel whatever is still running and drain, so every call is unref'd. */
     if (c->slots) rb_client_cancel_all(c);
     double end = rb_now_s() + 10.0;
-    while (c->in_flight > 0 && rb_now_s() < end) rb_client_poll(c, end);
+    while (c->in_flight > 0 && rb_now_s() < end)
+        rb_client_poll(c, end);
     if (c->cq) {
         grpc_completion_queue_shutdown(c->cq);
         while (grpc_completion_queue_next(c->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
@@ -212,7 +214,8 @@ void rb_client_free(rb_client *c)
     }
     if (c->channel) grpc_channel_destroy(c->channel);
     if (c->slots)
-        for (int i = 0; i < c->max_calls; i++) free(c->slots[i].logits);
+        for (int i = 0; i < c->max_calls; i++)
+            free(c->slots[i].logits);
     free(c->slots);
     free(c);
     grpc_shutdown();
@@ -315,8 +318,8 @@ done:
     s->recv_bb = NULL;
 }
 
-int rb_client_start(rb_client *c, const rb_request *req, double t_start, long cookie,
-                    rb_done_fn fn, void *user, char *err, size_t err_cap)
+int rb_client_start(rb_client *c, const rb_request *req, double t_start, long cookie, rb_done_fn fn,
+                    void *user, char *err, size_t err_cap)
 {
     rb_slot *s = c->free_list;
     grpc_op ops[6];
@@ -337,7 +340,8 @@ int rb_client_start(rb_client *c, const rb_request *req, double t_start, long co
     grpc_metadata_array_init(&s->md_init);
     grpc_metadata_array_init(&s->md_trail);
     memset(&s->reply, 0, sizeof s->reply);
-    for (int i = 0; i < req->n_docs; i++) s->logits[i] = NAN;
+    for (int i = 0; i < req->n_docs; i++)
+        s->logits[i] = NAN;
     s->reply.n_docs = req->n_docs;
     s->reply.logits = s->logits;
     s->reply.t_start = t_start;
@@ -445,8 +449,8 @@ static void finish(rb_slot *s)
 int rb_client_poll(rb_client *c, double deadline_s)
 {
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(c->cq, deadline_in(deadline_s - rb_now_s()),
-                                                   NULL);
+        grpc_event ev =
+            grpc_completion_queue_next(c->cq, deadline_in(deadline_s - rb_now_s()), NULL);
         if (ev.type == GRPC_QUEUE_TIMEOUT) return 0;
         if (ev.type == GRPC_QUEUE_SHUTDOWN) return -1;
         rb_tag *t = ev.tag;
@@ -464,7 +468,8 @@ int rb_client_poll(rb_client *c, double deadline_s)
                 int last = s->next_msg == s->req->n_msgs - 1;
                 grpc_op ops[2];
                 memset(ops, 0, sizeof ops);
-                s->send_bb = grpc_raw_byte_buffer_create((grpc_slice *)&s->req->msgs[s->next_msg], 1);
+                s->send_bb =
+                    grpc_raw_byte_buffer_create((grpc_slice *)&s->req->msgs[s->next_msg], 1);
                 ops[0].op = GRPC_OP_SEND_MESSAGE;
                 ops[0].data.send_message.send_message = s->send_bb;
                 ops[1].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -520,9 +525,9 @@ int rb_client_info(rb_client *c, rb_info *out, double timeout_s, char *err, size
     gpr_timespec deadline =
         gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
                      gpr_time_from_millis((int64_t)(timeout_s * 1000), GPR_TIMESPAN));
-    grpc_call *call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                               grpc_slice_from_static_string("/rerank.v1.Reranker/Info"),
-                                               NULL, deadline, NULL);
+    grpc_call *call = grpc_channel_create_call(
+        c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+        grpc_slice_from_static_string("/rerank.v1.Reranker/Info"), NULL, deadline, NULL);
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
@@ -542,8 +547,8 @@ int rb_client_info(rb_client *c, rb_info *out, double timeout_s, char *err, size
     }
     grpc_completion_queue_pluck(cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (status != GRPC_STATUS_OK || !recv_bb) {
-        snprintf(err, err_cap, "Info: status %d: %.*s", (int)status, (int)GRPC_SLICE_LENGTH(details),
-                 (const char *)GRPC_SLICE_START_PTR(details));
+        snprintf(err, err_cap, "Info: status %d: %.*s", (int)status,
+                 (int)GRPC_SLICE_LENGTH(details), (const char *)GRPC_SLICE_START_PTR(details));
         goto done;
     }
     {

@@ -44,16 +44,16 @@ void rb_request_free(rb_request *r);
 /* What a finished call reports. logits[i] is the logit of document i of the request (valid
  * for the n_scored documents the server returned; NaN for the others). */
 typedef struct rb_reply {
-    int status;         /* grpc_status_code; 0 = OK */
-    char msg[256];      /* status details, or the client-side failure */
+    int status;    /* grpc_status_code; 0 = OK */
+    char msg[256]; /* status details, or the client-side failure */
     rb_stats stats;
-    int n_docs;         /* documents in the request */
-    int n_scored;       /* results received */
+    int n_docs;   /* documents in the request */
+    int n_scored; /* results received */
     const float *logits;
-    double latency_s;   /* end of call - start time given to rb_client_start */
-    double first_s;     /* first response message - start time (streams: first batch) */
-    double t_start;     /* as given to rb_client_start */
-    long cookie;        /* as given to rb_client_start */
+    double latency_s; /* end of call - start time given to rb_client_start */
+    double first_s;   /* first response message - start time (streams: first batch) */
+    double t_start;   /* as given to rb_client_start */
+    long cookie;      /* as given to rb_client_start */
 } rb_reply;
 
 typedef void (*rb_done_fn)(void *user, const rb_reply *r);
@@ -67,10 +67,10 @@ rb_client *rb_client_init(const char *target, int max_calls, int max_docs, doubl
 void rb_client_free(rb_client *c);
 
 /* Starts a call of req. t_start is the start time (rb_now_s clock) its latency counts
- * from; cookie is echoed in the reply. Returns 1 when started, 0 when every slot is busy, -1 on a gRPC error (message in
- * err). fn(user, reply) runs inside rb_client_poll when the call ends. */
-int rb_client_start(rb_client *c, const rb_request *req, double t_start, long cookie,
-                    rb_done_fn fn, void *user, char *err, size_t err_cap);
+ * from; cookie is echoed in the reply. Returns 1 when started, 0 when every slot is busy, -1 on a
+ * gRPC error (message in err). fn(user, reply) runs inside rb_client_poll when the call ends. */
+int rb_client_start(rb_client *c, const rb_request *req, double t_start, long cookie, rb_done_fn fn,
+                    void *user, char *err, size_t err_cap);
 
 /* Handles completion-queue events until one call has ended or the clock reaches
  * deadline_s. Returns the number of calls that ended (0 or 1). */

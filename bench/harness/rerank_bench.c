@@ -52,12 +52,12 @@
  */
 
 typedef struct opts {
-    const char *target;   /* host:port of a running rerankd */
-    const char *model;    /* model folder: tokenizer for --text, engine for --inproc */
-    const char *text;     /* one passage a line */
-    const char *inputs;   /* JSON written by --dump-inputs */
+    const char *target; /* host:port of a running rerankd */
+    const char *model;  /* model folder: tokenizer for --text, engine for --inproc */
+    const char *text;   /* one passage a line */
+    const char *inputs; /* JSON written by --dump-inputs */
     const char *dump_inputs;
-    const char *peers;    /* bench/peers/peers.py output */
+    const char *peers; /* bench/peers/peers.py output */
     const char *out_dir;
     const char *source_name;
     int device; /* in-process engine: -1 CPU, else CUDA ordinal */
@@ -77,42 +77,45 @@ typedef struct opts {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: rerank-bench [--target HOST:PORT] [--inproc] --model DIR (--text FILE | --inputs FILE)\n"
-            "                    [options]\n"
-            "inputs:\n"
-            "  --model DIR            model folder (tokenizer for --text; engine for --inproc)\n"
-            "  --text FILE            English text, one passage a line (queries and passages are cut\n"
-            "                         from it); --source NAME names it in the report\n"
-            "  --inputs FILE          requests written earlier by --dump-inputs\n"
-            "  --dump-inputs FILE     write the requests (for bench/peers/peers.py) and exit\n"
-            "  --query-tokens N       query length in tokens (default 16)\n"
-            "  --passage-tokens N     passage length in tokens (default 100)\n"
-            "  --seed N               text sampling seed (default 5)\n"
-            "latency per K (one client):\n"
-            "  --k LIST               K values (default 1,10,25,50,100,250,500,1000)\n"
-            "  --pairs-per-k N        requests per K = N / K, clamped to [min, max] (default 1500)\n"
-            "  --min-requests N       (default 5)   --max-requests N (default 50)\n"
-            "  --pool N               distinct queries per K (default 4)\n"
-            "  --warmup-pairs N       untimed requests per K = min(2, N / K) (default 200)\n"
-            "  --no-unary, --no-stream  skip a gRPC method; --inproc adds the in-process engine\n"
-            "  --stream-batch N       documents per StreamBatch message (default 32)\n"
-            "  --stream-max-k K       streaming only for K up to this (default: all)\n"
-            "  --validate-max-k K     validate the sides on K up to this (default 100)\n"
-            "  --threads N            in-process engine threads (default: all online CPUs)\n"
-            "  --device cpu|cuda:N    in-process engine device (default cpu; CUDA runs fp16)\n"
-            "load (needs --target):\n"
-            "  --concurrency LIST     closed-loop clients (default 1,2,4,8,16,32,64; 0 = skip)\n"
-            "  --sweep-k K            K of the concurrency sweep and open loop (default 10)\n"
-            "  --sweep-seconds S      measured seconds per point (default 4; warm-up --warmup 1)\n"
-            "  --rate R               open-loop requests/s (default: --rate-fraction of the sweep's\n"
-            "                         peak throughput; 0 = skip)\n"
-            "  --rate-fraction F      (default 0.7)   --open-seconds S (default 10)\n"
-            "reports:\n"
-            "  --peers FILE           peers' JSON (bench/peers/peers.py) for ratios and validation\n"
-            "  --out DIR              report.json, report.md, *.dat, *.png (default bench/out/harness)\n"
-            "  --timeout S            per-call deadline (default 600)\n"
-            "  --no-progress          no progress bar (default: shown when stderr is a terminal)\n");
+    fprintf(
+        f,
+        "usage: rerank-bench [--target HOST:PORT] [--inproc] --model DIR (--text FILE | --inputs "
+        "FILE)\n"
+        "                    [options]\n"
+        "inputs:\n"
+        "  --model DIR            model folder (tokenizer for --text; engine for --inproc)\n"
+        "  --text FILE            English text, one passage a line (queries and passages are cut\n"
+        "                         from it); --source NAME names it in the report\n"
+        "  --inputs FILE          requests written earlier by --dump-inputs\n"
+        "  --dump-inputs FILE     write the requests (for bench/peers/peers.py) and exit\n"
+        "  --query-tokens N       query length in tokens (default 16)\n"
+        "  --passage-tokens N     passage length in tokens (default 100)\n"
+        "  --seed N               text sampling seed (default 5)\n"
+        "latency per K (one client):\n"
+        "  --k LIST               K values (default 1,10,25,50,100,250,500,1000)\n"
+        "  --pairs-per-k N        requests per K = N / K, clamped to [min, max] (default 1500)\n"
+        "  --min-requests N       (default 5)   --max-requests N (default 50)\n"
+        "  --pool N               distinct queries per K (default 4)\n"
+        "  --warmup-pairs N       untimed requests per K = min(2, N / K) (default 200)\n"
+        "  --no-unary, --no-stream  skip a gRPC method; --inproc adds the in-process engine\n"
+        "  --stream-batch N       documents per StreamBatch message (default 32)\n"
+        "  --stream-max-k K       streaming only for K up to this (default: all)\n"
+        "  --validate-max-k K     validate the sides on K up to this (default 100)\n"
+        "  --threads N            in-process engine threads (default: all online CPUs)\n"
+        "  --device cpu|cuda:N    in-process engine device (default cpu; CUDA runs fp16)\n"
+        "load (needs --target):\n"
+        "  --concurrency LIST     closed-loop clients (default 1,2,4,8,16,32,64; 0 = skip)\n"
+        "  --sweep-k K            K of the concurrency sweep and open loop (default 10)\n"
+        "  --sweep-seconds S      measured seconds per point (default 4; warm-up --warmup 1)\n"
+        "  --rate R               open-loop requests/s (default: --rate-fraction of the sweep's\n"
+        "                         peak throughput; 0 = skip)\n"
+        "  --rate-fraction F      (default 0.7)   --open-seconds S (default 10)\n"
+        "reports:\n"
+        "  --peers FILE           peers' JSON (bench/peers/peers.py) for ratios and validation\n"
+        "  --out DIR              report.json, report.md, *.dat, *.png (default "
+        "bench/out/harness)\n"
+        "  --timeout S            per-call deadline (default 600)\n"
+        "  --no-progress          no progress bar (default: shown when stderr is a terminal)\n");
 }
 
 static int parse_list(const char *s, int *out, int cap)
@@ -164,12 +167,12 @@ static int parse_args(int argc, char **argv, opts *o)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = 1, ok = 1;
 #define IS(x) (strcmp(a, x) == 0)
-#define NUM(dst, lo, hi)                                                                         \
-    do {                                                                                         \
-        char *e_;                                                                                \
-        double d_ = v ? strtod(v, &e_) : 0;                                                      \
-        ok = v && *v && !*e_ && d_ >= (lo) && d_ <= (hi);                                        \
-        if (ok) dst = d_;                                                                        \
+#define NUM(dst, lo, hi)                                                                           \
+    do {                                                                                           \
+        char *e_;                                                                                  \
+        double d_ = v ? strtod(v, &e_) : 0;                                                        \
+        ok = v && *v && !*e_ && d_ >= (lo) && d_ <= (hi);                                          \
+        if (ok) dst = d_;                                                                          \
     } while (0)
         if (IS("--help") || IS("-h")) {
             usage(stdout);
@@ -395,10 +398,12 @@ static int inputs_generate(const opts *o, const rr_tokenizer *tok, int max_len, 
         return -1;
     }
     for (char *p = text; *p;) {
-        while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
+        while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
+            p++;
         if (!*p) break;
         char *q = p;
-        while (*q && *q != ' ' && *q != '\n' && *q != '\t' && *q != '\r') q++;
+        while (*q && *q != ' ' && *q != '\n' && *q != '\t' && *q != '\r')
+            q++;
         if (n_words == cap) {
             cap = cap ? 2 * cap : 65536;
             word *nw = realloc(w, (size_t)cap * sizeof *w);
@@ -471,8 +476,8 @@ static int inputs_write(const inputs *in, const char *path)
             cJSON *q = cJSON_CreateObject();
             cJSON_AddStringToObject(q, "query", qs->query);
             cJSON_AddNumberToObject(q, "tokens", (double)qs->tokens);
-            cJSON_AddItemToObject(q, "docs",
-                                  cJSON_CreateStringArray((const char *const *)qs->docs, qs->n_docs));
+            cJSON_AddItemToObject(
+                q, "docs", cJSON_CreateStringArray((const char *const *)qs->docs, qs->n_docs));
             cJSON_AddItemToArray(pool, q);
         }
         cJSON_AddItemToArray(ks, o);
@@ -550,7 +555,8 @@ static void inputs_free(inputs *in)
         k_inputs *kp = &in->per_k[ki];
         for (int qi = 0; qi < kp->n_pool; qi++) {
             query_set *qs = &kp->pool[qi];
-            for (int d = 0; d < qs->n_docs; d++) free(qs->docs[d]);
+            for (int d = 0; d < qs->n_docs; d++)
+                free(qs->docs[d]);
             free(qs->docs);
             free(qs->query);
             rb_request_free(&qs->unary);
@@ -589,12 +595,12 @@ static void progress(const char *label, double done, double total)
 typedef struct point {
     char mode[16]; /* "unary", "stream", "inproc", "st", "hf", "closed", "open" */
     int k, clients;
-    double rate;   /* open loop: offered requests/s */
+    double rate; /* open loop: offered requests/s */
     int n_err;
     char first_err[256];
     double *lat, *first, *tok, *queue, *inf, *srv; /* per measured request, seconds */
     int n, cap;
-    double wall_s;  /* measured window */
+    double wall_s; /* measured window */
     long pairs, tokens;
     int late_starts; /* open loop: arrivals started late because every slot was busy */
     rb_summary s_lat, s_first, s_tok, s_queue, s_inf, s_srv;
@@ -654,11 +660,11 @@ static double per_s(const point *p, double x)
 typedef struct run_ctx {
     point *p;
     k_inputs *kp;
-    int warmup_n;        /* count mode: cookies below are warm-up */
-    double t_measure;    /* time mode: completions from here ... */
-    double t_end;        /* ... to here are measured; later ones are ignored */
+    int warmup_n;     /* count mode: cookies below are warm-up */
+    double t_measure; /* time mode: completions from here ... */
+    double t_end;     /* ... to here are measured; later ones are ignored */
     int time_mode, open_loop;
-    long n_done;         /* completions so far, warm-up included */
+    long n_done; /* completions so far, warm-up included */
     double first_measured_start, last_end;
 } run_ctx;
 
@@ -714,8 +720,8 @@ static const rb_request *pick(k_inputs *kp, long seq, int streaming)
  * concurrency); then completions are measured for measure_s, extended until there are at
  * least `clients` of them (one round; a slow server gets a longer window, not an empty
  * one; at most 300 s); then the calls still in flight are cancelled rather than waited for. */
-static int run_closed(rb_client *cli, k_inputs *kp, int streaming, int clients, int warmup_n,
-                      int n, double warmup_s, double measure_s, point *p, const char *label)
+static int run_closed(rb_client *cli, k_inputs *kp, int streaming, int clients, int warmup_n, int n,
+                      double warmup_s, double measure_s, point *p, const char *label)
 {
     run_ctx x = {.p = p, .kp = kp, .warmup_n = warmup_n, .time_mode = measure_s > 0};
     double t0 = rb_now_s();
@@ -782,8 +788,8 @@ static int run_open(rb_client *cli, k_inputs *kp, double rate, double warmup_s, 
     for (;;) {
         double now = rb_now_s();
         while (next <= now && next < arrivals_end) {
-            int rc = rb_client_start(cli, pick(kp, seq, 0), next, seq, on_reply, &x, err,
-                                     sizeof err);
+            int rc =
+                rb_client_start(cli, pick(kp, seq, 0), next, seq, on_reply, &x, err, sizeof err);
             if (rc < 0) {
                 fprintf(stderr, "rerank-bench: %s\n", err);
                 return -1;
@@ -822,11 +828,12 @@ static int run_inproc(rr_engine *e, const rr_model *m, k_inputs *kp, point *p, f
     if (!logits || !lens) goto fail;
     for (int i = 0; i < kp->warmup + kp->n_requests; i++) {
         query_set *qs = &kp->pool[i % kp->n_pool];
-        for (int d = 0; d < qs->n_docs; d++) lens[d] = strlen(qs->docs[d]);
+        for (int d = 0; d < qs->n_docs; d++)
+            lens[d] = strlen(qs->docs[d]);
         double t0 = rb_now_s();
-        rr_status st = rr_score_query(e, m, qs->query, strlen(qs->query),
-                                      (const char *const *)qs->docs, lens, qs->n_docs, &so,
-                                      logits, &err);
+        rr_status st =
+            rr_score_query(e, m, qs->query, strlen(qs->query), (const char *const *)qs->docs, lens,
+                           qs->n_docs, &so, logits, &err);
         double t1 = rb_now_s();
         if (st != RR_OK) {
             fprintf(stderr, "rerank-bench: rr_score_query: %s\n", err.msg);
@@ -898,14 +905,16 @@ static int peers_read(const char *path, const inputs *in, peers *out)
         p->by_k = calloc((size_t)in->n_k, sizeof *p->by_k);
         p->logits0 = calloc((size_t)in->n_k, sizeof *p->logits0);
         if (!p->by_k || !p->logits0) return -1;
-        for (int ki = 0; ki < in->n_k; ki++) p->by_k[ki].k = -1;
+        for (int ki = 0; ki < in->n_k; ki++)
+            p->by_k[ki].k = -1;
         cJSON_ArrayForEach(kv, ks)
         {
             int k = cJSON_GetObjectItem(kv, "k")->valueint, ki;
             for (ki = 0; ki < in->n_k && in->per_k[ki].k != k; ki++) {
             }
             if (ki == in->n_k) continue;
-            const cJSON *lat = cJSON_GetObjectItem(kv, "latency_s"), *lg = cJSON_GetObjectItem(kv, "logits0"), *x;
+            const cJSON *lat = cJSON_GetObjectItem(kv, "latency_s"),
+                        *lg = cJSON_GetObjectItem(kv, "logits0"), *x;
             point *pt = &p->by_k[ki];
             if (point_init(pt, "peer", k, cJSON_GetArraySize(lat))) return -1;
             cJSON_ArrayForEach(x, lat)
@@ -968,7 +977,8 @@ static int score_once(rb_client *cli, const rb_request *req, float *logits, char
     check_ctx c = {.logits = logits};
     int rc = rb_client_start(cli, req, rb_now_s(), 0, on_check, &c, err, cap);
     if (rc <= 0) return -1;
-    while (!c.done) rb_client_poll(cli, rb_now_s() + 1.0);
+    while (!c.done)
+        rb_client_poll(cli, rb_now_s() + 1.0);
     if (c.status != 0 || c.n_scored != req->n_docs) {
         snprintf(err, cap, "status %d: %.200s (%d of %d scored)", c.status, c.msg, c.n_scored,
                  req->n_docs);
@@ -992,8 +1002,8 @@ static double max_rel_diff(const float *a, const float *b, int n, int *at)
     return worst;
 }
 
-static int check_against(const char *what, const char *ref_name, const float *got,
-                         const float *ref, int k, double *worst_all)
+static int check_against(const char *what, const char *ref_name, const float *got, const float *ref,
+                         int k, double *worst_all)
 {
     int at;
     double d = max_rel_diff(got, ref, k, &at);
@@ -1126,9 +1136,12 @@ static void plot(const opts *o, const char *device, const int has[5], int n_clos
         int col, src;
         const char *style, *title;
     } series[] = {
-        {2, 0, "lw 2 pt 7", "rerankd gRPC unary p50"}, {3, 0, "dt 2 pt 7", "rerankd gRPC unary p99"},
-        {4, 1, "pt 5", "rerankd gRPC stream p50"},     {6, 2, "pt 9", "engine in-process p50"},
-        {8, 3, "pt 11", "sentence-transformers p50"},  {10, 4, "pt 13", "transformers p50"},
+        {2, 0, "lw 2 pt 7", "rerankd gRPC unary p50"},
+        {3, 0, "dt 2 pt 7", "rerankd gRPC unary p99"},
+        {4, 1, "pt 5", "rerankd gRPC stream p50"},
+        {6, 2, "pt 9", "engine in-process p50"},
+        {8, 3, "pt 11", "sentence-transformers p50"},
+        {10, 4, "pt 13", "transformers p50"},
     };
     char cmd[1200];
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
@@ -1141,9 +1154,10 @@ static void plot(const opts *o, const char *device, const int has[5], int n_clos
     if (!g) return;
     fprintf(g, "set terminal pngcairo size 900,560 font 'sans,10'\nset datafile missing 'NaN'\n"
                "set grid\nset key top left\n");
-    fprintf(g, "set output dir.'/latency_k.png'\nset title 'Latency per request vs K, one client "
-               "(%s)' noenhanced\nset logscale xy\nset xlabel 'K (documents per request)'\n"
-               "set ylabel 'latency (ms)'\nplot ",
+    fprintf(g,
+            "set output dir.'/latency_k.png'\nset title 'Latency per request vs K, one client "
+            "(%s)' noenhanced\nset logscale xy\nset xlabel 'K (documents per request)'\n"
+            "set ylabel 'latency (ms)'\nplot ",
             device);
     int first = 1;
     for (size_t i = 0; i < sizeof series / sizeof *series; i++) {
@@ -1154,14 +1168,15 @@ static void plot(const opts *o, const char *device, const int has[5], int n_clos
     }
     fprintf(g, "%s\n", first ? "1/0 notitle" : "");
     if (n_closed) {
-        fprintf(g, "set output dir.'/concurrency.png'\nset title 'Throughput vs concurrency, "
-                   "closed loop, K = %d (%s)' noenhanced\nunset logscale\nset logscale x 2\n"
-                   "set xlabel 'concurrent clients'\nset ylabel 'pairs/s'\nset y2label "
-                   "'latency (ms)'\nset ytics nomirror\nset y2tics\nset yrange [0:*]\n"
-                   "set y2range [0:*]\n"
-                   "plot dir.'/concurrency.dat' u 1:3 w lp lw 2 pt 7 t 'throughput (pairs/s)' "
-                   "axes x1y1, '' u 1:4 w lp pt 5 t 'p50 latency (ms)' axes x1y2, '' u 1:5 w lp "
-                   "dt 2 pt 5 t 'p99 latency (ms)' axes x1y2\n",
+        fprintf(g,
+                "set output dir.'/concurrency.png'\nset title 'Throughput vs concurrency, "
+                "closed loop, K = %d (%s)' noenhanced\nunset logscale\nset logscale x 2\n"
+                "set xlabel 'concurrent clients'\nset ylabel 'pairs/s'\nset y2label "
+                "'latency (ms)'\nset ytics nomirror\nset y2tics\nset yrange [0:*]\n"
+                "set y2range [0:*]\n"
+                "plot dir.'/concurrency.dat' u 1:3 w lp lw 2 pt 7 t 'throughput (pairs/s)' "
+                "axes x1y1, '' u 1:4 w lp pt 5 t 'p50 latency (ms)' axes x1y2, '' u 1:5 w lp "
+                "dt 2 pt 5 t 'p99 latency (ms)' axes x1y2\n",
                 o->sweep_k, device);
     }
     if (pclose(g) != 0) fprintf(stderr, "rerank-bench: gnuplot failed; no PNG plots\n");
@@ -1239,7 +1254,8 @@ static int write_reports(const opts *o, const inputs *in, const rb_info *info, i
         if (ps->machine[0]) cJSON_AddStringToObject(root, "peer_environment", ps->machine);
     }
     cJSON *cj = cJSON_AddArrayToObject(root, "concurrency");
-    for (int i = 0; i < r->n_closed; i++) cJSON_AddItemToArray(cj, point_json(&r->closed[i], 1));
+    for (int i = 0; i < r->n_closed; i++)
+        cJSON_AddItemToArray(cj, point_json(&r->closed[i], 1));
     if (r->have_open) cJSON_AddItemToObject(root, "open_loop", point_json(&r->open, 1));
     char *js = cJSON_Print(root);
     cJSON_Delete(root);
@@ -1257,7 +1273,8 @@ static int write_reports(const opts *o, const inputs *in, const rb_info *info, i
                "hf_p50 hf_p99 (ms)\n");
     for (int ki = 0; ki < in->n_k; ki++) {
         const rb_summary *cols[5] = {
-            r->unary ? &r->unary[ki].s_lat : NULL, r->stream && r->stream[ki].cap ? &r->stream[ki].s_lat : NULL,
+            r->unary ? &r->unary[ki].s_lat : NULL,
+            r->stream && r->stream[ki].cap ? &r->stream[ki].s_lat : NULL,
             r->inproc ? &r->inproc[ki].s_lat : NULL,
             st_i >= 0 && ps->p[st_i].by_k[ki].k >= 0 ? &ps->p[st_i].by_k[ki].s_lat : NULL,
             hf_i >= 0 && ps->p[hf_i].by_k[ki].k >= 0 ? &ps->p[hf_i].by_k[ki].s_lat : NULL};
@@ -1276,8 +1293,8 @@ static int write_reports(const opts *o, const inputs *in, const rb_info *info, i
     fprintf(f, "# clients requests_per_s pairs_per_s p50_ms p99_ms\n");
     for (int i = 0; i < r->n_closed; i++) {
         const point *p = &r->closed[i];
-        fprintf(f, "%d %.3f %.3f %.4f %.4f\n", p->clients, per_s(p, p->n), per_s(p, (double)p->pairs),
-                ms(p->s_lat.p50), ms(p->s_lat.p99));
+        fprintf(f, "%d %.3f %.3f %.4f %.4f\n", p->clients, per_s(p, p->n),
+                per_s(p, (double)p->pairs), ms(p->s_lat.p50), ms(p->s_lat.p99));
     }
     fclose(f);
 
@@ -1289,46 +1306,59 @@ static int write_reports(const opts *o, const inputs *in, const rb_info *info, i
             un.release);
     fprintf(f, "- Device: %s\n", device);
     if (have_info)
-        fprintf(f, "- Server: rerankd %s at %s, model `%s` (%s, weights %s, compute %s), "
-                   "max_batch_tokens %u, %u tokenizer workers\n",
+        fprintf(f,
+                "- Server: rerankd %s at %s, model `%s` (%s, weights %s, compute %s), "
+                "max_batch_tokens %u, %u tokenizer workers\n",
                 info->version, o->target, info->model_id, info->architecture, info->weights_dtype,
                 info->dtype, info->max_batch_tokens, info->tokenizer_workers);
-    if (inproc_desc[0]) fprintf(f, "- In-process engine: %s (rr_score_query: tokenization + forward)\n", inproc_desc);
-    for (int i = 0; i < ps->n; i++) fprintf(f, "- Peer %s: %s\n", ps->p[i].name, ps->p[i].desc);
+    if (inproc_desc[0])
+        fprintf(f, "- In-process engine: %s (rr_score_query: tokenization + forward)\n",
+                inproc_desc);
+    for (int i = 0; i < ps->n; i++)
+        fprintf(f, "- Peer %s: %s\n", ps->p[i].name, ps->p[i].desc);
     if (ps->machine[0]) fprintf(f, "- Peer environment: %s\n", ps->machine);
-    fprintf(f, "- Inputs: %s; queries ~%d tokens, passages ~%d tokens (windows of the text cut "
-               "at word boundaries); the same requests for every side\n",
+    fprintf(f,
+            "- Inputs: %s; queries ~%d tokens, passages ~%d tokens (windows of the text cut "
+            "at word boundaries); the same requests for every side\n",
             in->source, in->query_tokens, in->passage_tokens);
     if (r->validation_ref[0])
-        fprintf(f, "- Validated before timing: every side's logits for the first request of each K "
-                   "≤ %d against %s, max |Δ|/max(1,|x|) = %.1e (tolerance %.0e)\n",
+        fprintf(f,
+                "- Validated before timing: every side's logits for the first request of each K "
+                "≤ %d against %s, max |Δ|/max(1,|x|) = %.1e (tolerance %.0e)\n",
                 o->validate_max_k, r->validation_ref, r->validation_worst, LOGIT_TOL);
     fprintf(f, "- Percentiles are nearest-rank over n requests (p99 of fewer than 100 requests is "
                "the maximum); latencies in ms\n\n");
 
     fprintf(f, "## Latency per request vs K (one client, sequential)\n\n");
-    fprintf(f, "| K | n | gRPC unary p50 | p90 | p99 | max | pairs/s | tokens/s | gRPC stream p50 | "
-               "p99 | in-process p50 | p99 | server cost (unary p50 − in-process p50) |\n");
+    fprintf(f,
+            "| K | n | gRPC unary p50 | p90 | p99 | max | pairs/s | tokens/s | gRPC stream p50 | "
+            "p99 | in-process p50 | p99 | server cost (unary p50 − in-process p50) |\n");
     fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int ki = 0; ki < in->n_k; ki++) {
-        const point *u = r->unary ? &r->unary[ki] : NULL, *s = r->stream && r->stream[ki].cap ? &r->stream[ki] : NULL,
+        const point *u = r->unary ? &r->unary[ki] : NULL,
+                    *s = r->stream && r->stream[ki].cap ? &r->stream[ki] : NULL,
                     *ip = r->inproc ? &r->inproc[ki] : NULL;
         fprintf(f, "| %d | %d | %s | %s | %s | %s | %.0f | %.0f | %s | %s | %s | %s | %s |\n",
-                in->per_k[ki].k, u ? u->n : ip ? ip->n : 0, M(u ? u->s_lat.p50 : NAN),
-                M(u ? u->s_lat.p90 : NAN), M(u ? u->s_lat.p99 : NAN), M(u ? u->s_lat.max : NAN),
-                u ? per_s(u, (double)u->pairs) : NAN, u ? per_s(u, (double)u->tokens) : NAN,
-                M(s ? s->s_lat.p50 : NAN), M(s ? s->s_lat.p99 : NAN),
-                M(ip ? ip->s_lat.p50 : NAN), M(ip ? ip->s_lat.p99 : NAN),
+                in->per_k[ki].k,
+                u    ? u->n
+                : ip ? ip->n
+                     : 0,
+                M(u ? u->s_lat.p50 : NAN), M(u ? u->s_lat.p90 : NAN), M(u ? u->s_lat.p99 : NAN),
+                M(u ? u->s_lat.max : NAN), u ? per_s(u, (double)u->pairs) : NAN,
+                u ? per_s(u, (double)u->tokens) : NAN, M(s ? s->s_lat.p50 : NAN),
+                M(s ? s->s_lat.p99 : NAN), M(ip ? ip->s_lat.p50 : NAN), M(ip ? ip->s_lat.p99 : NAN),
                 M(u && ip ? u->s_lat.p50 - ip->s_lat.p50 : NAN));
     }
     if (ps->n) {
         fprintf(f, "\n## Peers, same inputs, same run\n\n");
         fprintf(f, "Ratio = peer p50 / rerankd p50 (above 1: rerankd is faster).\n\n| K |");
-        for (int i = 0; i < ps->n; i++) fprintf(f, " %s p50 | p99 |", ps->p[i].name);
+        for (int i = 0; i < ps->n; i++)
+            fprintf(f, " %s p50 | p99 |", ps->p[i].name);
         for (int i = 0; i < ps->n; i++)
             fprintf(f, " %s / gRPC unary | %s / in-process |", ps->p[i].name, ps->p[i].name);
         fprintf(f, "\n|---|");
-        for (int i = 0; i < 2 * ps->n; i++) fprintf(f, "---|---|");
+        for (int i = 0; i < 2 * ps->n; i++)
+            fprintf(f, "---|---|");
         fprintf(f, "\n");
         for (int ki = 0; ki < in->n_k; ki++) {
             double up = r->unary ? r->unary[ki].s_lat.p50 : NAN;
@@ -1359,7 +1389,8 @@ static int write_reports(const opts *o, const inputs *in, const rb_info *info, i
         }
     }
     if (r->stream) {
-        fprintf(f, "\n## Streaming (RerankStream, %d documents per StreamBatch)\n\n", o->stream_batch);
+        fprintf(f, "\n## Streaming (RerankStream, %d documents per StreamBatch)\n\n",
+                o->stream_batch);
         fprintf(f, "| K | first batch scored p50 | whole ranking p50 | p99 | inference (sum of "
                    "batches) p50 |\n|---|---|---|---|---|\n");
         for (int ki = 0; ki < in->n_k; ki++) {
@@ -1370,26 +1401,30 @@ static int write_reports(const opts *o, const inputs *in, const rb_info *info, i
         }
     }
     if (r->n_closed) {
-        fprintf(f, "\n## Throughput vs concurrency (closed loop, gRPC unary, K = %d)\n\n"
-                   "Warm-up: at least %.0f s and until every client has completed a request; "
-                   "window: completions during at least %.0f s and at least one per client.\n\n",
+        fprintf(f,
+                "\n## Throughput vs concurrency (closed loop, gRPC unary, K = %d)\n\n"
+                "Warm-up: at least %g s and until every client has completed a request; "
+                "window: completions during at least %g s and at least one per client.\n\n",
                 o->sweep_k, o->warmup_s, o->sweep_s);
-        fprintf(f, "| clients | window (s) | requests | req/s | pairs/s | tokens/s | p50 | p90 | p99 | max | "
-                   "queue p50 | inference p50 | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        fprintf(f, "| clients | window (s) | requests | req/s | pairs/s | tokens/s | p50 | p90 | "
+                   "p99 | max | "
+                   "queue p50 | inference p50 | errors "
+                   "|\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (int i = 0; i < r->n_closed; i++) {
             const point *p = &r->closed[i];
-            fprintf(f, "| %d | %.1f | %d | %.1f | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %d |\n",
+            fprintf(f,
+                    "| %d | %.1f | %d | %.1f | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %d |\n",
                     p->clients, p->wall_s, p->n, per_s(p, p->n), per_s(p, (double)p->pairs),
-                    per_s(p, (double)p->tokens), M(p->s_lat.p50), M(p->s_lat.p90),
-                    M(p->s_lat.p99), M(p->s_lat.max), M(p->s_queue.p50), M(p->s_inf.p50),
-                    p->n_err);
+                    per_s(p, (double)p->tokens), M(p->s_lat.p50), M(p->s_lat.p90), M(p->s_lat.p99),
+                    M(p->s_lat.max), M(p->s_queue.p50), M(p->s_inf.p50), p->n_err);
         }
     }
     if (r->have_open) {
         const point *p = &r->open;
         fprintf(f, "\n## Open loop (fixed arrival rate, latency from the scheduled arrival)\n\n");
-        fprintf(f, "| K | offered req/s | completed req/s | requests | p50 | p90 | p99 | max | "
-                   "queue p50 | queue p99 | errors |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        fprintf(
+            f, "| K | offered req/s | achieved req/s | requests | p50 | p90 | p99 | max | "
+               "queue p50 | queue p99 | errors |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         fprintf(f, "| %d | %.1f | %.1f | %d | %s | %s | %s | %s | %s | %s | %d |\n", p->k, p->rate,
                 per_s(p, p->n), p->n, M(p->s_lat.p50), M(p->s_lat.p90), M(p->s_lat.p99),
                 M(p->s_lat.max), M(p->s_queue.p50), M(p->s_queue.p99), p->n_err);
@@ -1481,7 +1516,9 @@ int main(int argc, char **argv)
     if (!ref || !got) goto done;
 
     if (o.inproc) {
-        rr_engine_opts eo = {.device = o.device, .max_batch_tokens = 0, .n_threads = o.threads,
+        rr_engine_opts eo = {.device = o.device,
+                             .max_batch_tokens = 0,
+                             .n_threads = o.threads,
                              .dtype = o.device < 0 ? RR_DTYPE_F32 : RR_DTYPE_F16};
         if (rr_engine_init(model, &eo, &engine, &err) != RR_OK) {
             fprintf(stderr, "rerank-bench: %s\n", err.msg);
@@ -1542,10 +1579,11 @@ int main(int argc, char **argv)
                 size_t *lens = malloc((size_t)kp->k * sizeof *lens);
                 query_set *qs = &kp->pool[0];
                 if (!lens) goto done;
-                for (int d = 0; d < kp->k; d++) lens[d] = strlen(qs->docs[d]);
-                rr_status st = rr_score_query(engine, model, qs->query, strlen(qs->query),
-                                              (const char *const *)qs->docs, lens, kp->k, &so,
-                                              got, &err);
+                for (int d = 0; d < kp->k; d++)
+                    lens[d] = strlen(qs->docs[d]);
+                rr_status st =
+                    rr_score_query(engine, model, qs->query, strlen(qs->query),
+                                   (const char *const *)qs->docs, lens, kp->k, &so, got, &err);
                 free(lens);
                 if (st != RR_OK) {
                     fprintf(stderr, "rerank-bench: rr_score_query: %s\n", err.msg);
@@ -1561,8 +1599,9 @@ int main(int argc, char **argv)
                 }
             }
             if (cli) {
-                const rb_request *reqs[2] = {o.unary || !have_ref ? &kp->pool[0].unary : NULL,
-                                             o.stream && kp->k <= o.stream_max_k ? &kp->pool[0].stream : NULL};
+                const rb_request *reqs[2] = {
+                    o.unary || !have_ref ? &kp->pool[0].unary : NULL,
+                    o.stream && kp->k <= o.stream_max_k ? &kp->pool[0].stream : NULL};
                 const char *names[2] = {"gRPC unary", "gRPC stream"};
                 for (int j = 0; j < 2; j++) {
                     if (!reqs[j]) continue;
@@ -1617,8 +1656,8 @@ int main(int argc, char **argv)
                 run_inproc(engine, model, kp, &r.inproc[ki], NULL, label))
                 goto done;
         }
-        fprintf(stderr, "  K=%-5d unary p50 %s ms  stream p50 %s ms  in-process p50 %s ms\n",
-                kp->k, M(r.unary ? r.unary[ki].s_lat.p50 : NAN),
+        fprintf(stderr, "  K=%-5d unary p50 %s ms  stream p50 %s ms  in-process p50 %s ms\n", kp->k,
+                M(r.unary ? r.unary[ki].s_lat.p50 : NAN),
                 M(r.stream && r.stream[ki].cap ? r.stream[ki].s_lat.p50 : NAN),
                 M(r.inproc ? r.inproc[ki].s_lat.p50 : NAN));
     }
@@ -1683,7 +1722,8 @@ done:
         if (r.stream) point_free(&r.stream[ki]);
         if (r.inproc) point_free(&r.inproc[ki]);
     }
-    for (int i = 0; i < o.n_concs && r.closed; i++) point_free(&r.closed[i]);
+    for (int i = 0; i < o.n_concs && r.closed; i++)
+        point_free(&r.closed[i]);
     if (r.have_open) point_free(&r.open);
     free(r.unary), free(r.stream), free(r.inproc), free(r.closed);
     peers_free(&ps, in.n_k);

@@ -30,7 +30,8 @@ void rb_summarize(double *v, int n, rb_summary *out)
         return;
     }
     qsort(v, (size_t)n, sizeof *v, cmp_double);
-    for (int i = 0; i < n; i++) sum += v[i];
+    for (int i = 0; i < n; i++)
+        sum += v[i];
     out->mean = sum / n;
     out->p50 = rb_percentile_sorted(v, n, 50);
     out->p90 = rb_percentile_sorted(v, n, 90);
