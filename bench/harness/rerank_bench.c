@@ -1229,6 +1229,7 @@ static int write_reports(const opts *o, const inputs *in, const rb_info *info, i
         cJSON_AddStringToObject(v, "reference", r->validation_ref);
         cJSON_AddNumberToObject(v, "max_rel_diff", r->validation_worst);
         cJSON_AddNumberToObject(v, "tolerance", LOGIT_TOL);
+        cJSON_AddNumberToObject(v, "max_k", o->validate_max_k);
     }
     cJSON *lk = cJSON_AddArrayToObject(root, "latency_by_k");
     for (int ki = 0; ki < in->n_k; ki++) {
