@@ -1136,12 +1136,12 @@ static void plot(const opts *o, const char *device, const int has[5], int n_clos
         int col, src;
         const char *style, *title;
     } series[] = {
-        {2, 0, "lw 2 pt 7", "rerankd gRPC unary p50"},
-        {3, 0, "dt 2 pt 7", "rerankd gRPC unary p99"},
-        {4, 1, "pt 5", "rerankd gRPC stream p50"},
-        {6, 2, "pt 9", "engine in-process p50"},
-        {8, 3, "pt 11", "sentence-transformers p50"},
-        {10, 4, "pt 13", "transformers p50"},
+        {2, 0, "lw 2 pt 7 lc rgb '#7b1fa2'", "rerankd gRPC unary p50"},
+        {3, 0, "dt 2 pt 7 lc rgb '#7b1fa2'", "rerankd gRPC unary p99"},
+        {4, 1, "pt 5 lc rgb '#1976d2'", "rerankd gRPC stream p50"},
+        {6, 2, "pt 9 lc rgb '#2e7d32'", "engine in-process p50"},
+        {8, 3, "lw 2 pt 11 lc rgb '#e65100'", "sentence-transformers p50"},
+        {10, 4, "pt 13 lc rgb '#5d4037'", "transformers p50"},
     };
     char cmd[1200];
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
