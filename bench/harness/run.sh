@@ -8,9 +8,11 @@
 # Usage: bench/harness/run.sh                 (CPU; sized to finish in < 10 min on 2 cores)
 # Env (defaults in brackets):
 #   MODEL [models/minilm-l6-bert]  BUILD_DIR [build-bench]  THREADS [nproc]  DEVICE [cpu]
-#   KS [1,10,25,50,100,250,500,1000]  PAIRS_PER_K [200]  MIN_REQ [2]  MAX_REQ [20]
-#   STREAM_MAX_K [100]  HF_MAX_K [100]  CONC [1,2,4,8,16,32,64]  SWEEP_K [10]  SWEEP_S [5]
-#   OPEN_S [10]  NAME [harness-cpu]
+#   KS [1,10,25,50,100,250,500,1000]  PAIRS_PER_K [150]  MIN_REQ [2]  MAX_REQ [20]
+#   WARMUP_PAIRS [100]  STREAM_MAX_K [100]  HF_MAX_K [100]  CONC [1,2,4,8,16,32,64]
+#   SWEEP_K [10]  SWEEP_S [3]  OPEN_S [8]  NAME [harness-cpu]
+# Requests per K = PAIRS_PER_K / K within [MIN_REQ, MAX_REQ], after min(2, WARMUP_PAIRS / K)
+# untimed ones; on 2 CPU cores (~35-60 pairs/s) K = 1000 alone costs ~1 min per side.
 # DEVICE=cuda:0 runs the server on the GPU and the peers in fp16 (there: raise PAIRS_PER_K,
 # MIN_REQ, STREAM_MAX_K and HF_MAX_K — the CPU defaults only exist to fit the time budget).
 # Text: the golden corpus (tests/golden/corpus.py: the Python Language Reference and
@@ -24,15 +26,16 @@ BUILD_DIR=${BUILD_DIR:-build-bench}
 THREADS=${THREADS:-$(nproc)}
 DEVICE=${DEVICE:-cpu}
 KS=${KS:-1,10,25,50,100,250,500,1000}
-PAIRS_PER_K=${PAIRS_PER_K:-200}
+PAIRS_PER_K=${PAIRS_PER_K:-150}
 MIN_REQ=${MIN_REQ:-2}
 MAX_REQ=${MAX_REQ:-20}
+WARMUP_PAIRS=${WARMUP_PAIRS:-100}
 STREAM_MAX_K=${STREAM_MAX_K:-100}
 HF_MAX_K=${HF_MAX_K:-100}
 CONC=${CONC:-1,2,4,8,16,32,64}
 SWEEP_K=${SWEEP_K:-10}
-SWEEP_S=${SWEEP_S:-5}
-OPEN_S=${OPEN_S:-10}
+SWEEP_S=${SWEEP_S:-3}
+OPEN_S=${OPEN_S:-8}
 NAME=${NAME:-harness-cpu}
 PY=.venv-oracle/bin/python
 OUT=bench/out/harness
@@ -55,7 +58,7 @@ mkdir -p "$OUT" bench/results
 SOURCE="Python documentation shipped inside CPython $("$PY" -c 'import platform; print(platform.python_version())') (tests/golden/corpus.py prose)"
 "$BENCH" --model "$MODEL" --text "$OUT/prose.txt" --source "$SOURCE" --k "$KS" \
     --pairs-per-k "$PAIRS_PER_K" --min-requests "$MIN_REQ" --max-requests "$MAX_REQ" \
-    --dump-inputs "$OUT/inputs.json"
+    --warmup-pairs "$WARMUP_PAIRS" --dump-inputs "$OUT/inputs.json"
 
 # 2. Peers on the same requests (one process at a time: they would share the cores)
 peer_device=cpu
@@ -97,7 +100,7 @@ trap - EXIT
 t_total=$(($(date +%s) - t_start))
 
 cmd="bench/harness/run.sh"
-for v in MODEL THREADS DEVICE KS PAIRS_PER_K MIN_REQ MAX_REQ STREAM_MAX_K HF_MAX_K CONC SWEEP_K SWEEP_S OPEN_S; do
+for v in MODEL THREADS DEVICE KS PAIRS_PER_K MIN_REQ MAX_REQ WARMUP_PAIRS STREAM_MAX_K HF_MAX_K CONC SWEEP_K SWEEP_S OPEN_S; do
     def=$(sed -n "s/^$v=\${$v:-\(.*\)}\$/\1/p" "$0")
     [ "${!v}" = "$(eval echo "$def")" ] || cmd="$v=${!v} $cmd"
 done
