@@ -10,6 +10,11 @@
    the engine in-process on a small configuration: it must exit 0 after validating the sides
    against each other, and its JSON report must hold every phase with the planned request
    counts and no errors.
+3. The peers path: requests written with --dump-inputs and read back with --inputs, a peers
+   file whose "transformers" logits come from `rerank score` (an independent process; its
+   wall times stand in for the peer's latencies): the report must validate against it and
+   carry the peer's numbers and ratios; with one logit of that file perturbed, rerank-bench
+   must refuse to report (non-zero exit, no report).
 Needs .venv (grpc not used here: both tools are C clients) and models/tiny-bert-random.
 Exit 0 pass, 1 fail, 77 skipped.
 """
@@ -20,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOL = 1e-6
@@ -144,6 +150,48 @@ def main():
             if shutil.which("gnuplot"):
                 for png in ("latency_k.png", "concurrency.png"):
                     check(os.path.exists(os.path.join(out_dir, png)), png)
+        # 3. --dump-inputs / --inputs and a peers file
+        inputs = os.path.join(tmp, "inputs.json")
+        p = subprocess.run([args.rerank_bench, "--model", args.model, "--text", text, "--k", "1,5",
+                            "--pairs-per-k", "4", "--min-requests", "2", "--max-requests", "2",
+                            "--dump-inputs", inputs], capture_output=True, text=True)
+        check(p.returncode == 0, "--dump-inputs exit %d: %s" % (p.returncode, p.stderr))
+        if p.returncode == 0:
+            req = json.load(open(inputs))
+            peer = {"name": "transformers", "desc": "stand-in: rerank score CLI", "per_k": []}
+            for kin in req["per_k"]:
+                lat, logits0 = [], None
+                for i in range(kin["warmup"] + kin["n_requests"]):
+                    q = kin["pool"][i % len(kin["pool"])]
+                    t0 = time.perf_counter()
+                    logits = rrtest.cli_logits(args.cli, args.model, q["query"], q["docs"])
+                    if i >= kin["warmup"]:
+                        lat.append(time.perf_counter() - t0)
+                    if i == 0:
+                        logits0 = logits
+                peer["per_k"].append({"k": kin["k"], "latency_s": lat, "logits0": logits0})
+            peers = os.path.join(tmp, "peers.json")
+            json.dump({"environment": "test", "peers": [peer]}, open(peers, "w"))
+            base = [args.rerank_bench, "--target", server.addr, "--inputs", inputs, "--peers", peers,
+                    "--concurrency", "0", "--rate", "0", "--no-progress"]
+            out_p = os.path.join(tmp, "bench-peers")
+            p = subprocess.run(base + ["--out", out_p], capture_output=True, text=True)
+            check(p.returncode == 0, "--peers run exit %d: %s" % (p.returncode, p.stderr[-2000:]))
+            if p.returncode == 0:
+                rep = json.load(open(os.path.join(out_p, "report.json")))
+                check(rep["validation"]["reference"].startswith("transformers"), "validation reference")
+                for e, kin in zip(rep["latency_by_k"], req["per_k"]):
+                    t = e.get("transformers", {})
+                    check(t.get("requests") == kin["n_requests"], "peer requests at K=%d" % e["k"])
+                    check(e["grpc_unary"]["requests"] == kin["n_requests"], "unary requests at K=%d" % e["k"])
+                md = open(os.path.join(out_p, "report.md")).read()
+                check("transformers / gRPC unary" in md, "ratio column in report.md")
+            peer["per_k"][-1]["logits0"][-1] += 0.01
+            json.dump({"environment": "test", "peers": [peer]}, open(peers, "w"))
+            out_bad = os.path.join(tmp, "bench-bad")
+            p = subprocess.run(base + ["--out", out_bad], capture_output=True, text=True)
+            check(p.returncode != 0 and "validation failed" in p.stderr, "perturbed logit accepted: %s" % p.stderr[-500:])
+            check(not os.path.exists(os.path.join(out_bad, "report.json")), "report written after failed validation")
     finally:
         code = server.stop()
         check(code == 0, "rerankd exit status %r" % code)
