@@ -922,7 +922,9 @@ static int peers_read(const char *path, const inputs *in, peers *out)
                 pt->lat[pt->n++] = x->valuedouble;
                 pt->wall_s += x->valuedouble;
                 pt->pairs += k;
-                pt->tokens += in->per_k[ki].pool[(pt->n - 1) % in->per_k[ki].n_pool].tokens;
+                pt->tokens += in->per_k[ki]
+                                  .pool[(in->per_k[ki].warmup + pt->n - 1) % in->per_k[ki].n_pool]
+                                  .tokens;
             }
             pt->clients = 1;
             point_finish(pt);
