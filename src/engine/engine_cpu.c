@@ -64,7 +64,7 @@ static rr_status cpu_create(const rr_model *m, const rr_engine_opts *opts, void 
         rr_free(c);
         return rr_set_error(err, RR_E_NOMEM,
                             "out of memory for the CPU workspace (%zu MiB for %d tokens)",
-                            total * sizeof(float) >> 20, c->max_tok);
+                            total * sizeof(float) >> 20, opts->max_batch_tokens);
     }
     c->x = c->ws;
     c->qkv = c->x + T * d;
