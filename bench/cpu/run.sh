@@ -7,7 +7,8 @@
 # ~100-token passages for the engines. Prints a Markdown table with ratios (ours / HF) and
 # writes it, with the machine described, to bench/results/cpu-<YYYY-MM-DD>.md.
 # Needs: .venv-oracle (scripts/setup-oracle.sh), models/ (scripts/make_models.py).
-# Env: MODEL (default models/minilm-l6-bert), BUILD_DIR (default build-bench), REPEATS (5).
+# Env: MODEL (default models/minilm-l6-bert), BUILD_DIR (default build-bench), REPEATS (5),
+# N_PAIRS (512).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -15,6 +16,7 @@ N_THREADS=${1:-$(nproc)}
 MODEL=${MODEL:-models/minilm-l6-bert}
 BUILD_DIR=${BUILD_DIR:-build-bench}
 REPEATS=${REPEATS:-5}
+N_PAIRS=${N_PAIRS:-512}
 PY=.venv-oracle/bin/python
 OUT=bench/out/cpu
 RESULT=bench/results/cpu-$(date -u +%F).md
@@ -26,8 +28,9 @@ cmake --build "$BUILD_DIR" -j2 --target rr-bench-cpu >/dev/null
 BENCH="$BUILD_DIR/bench/cpu/rr-bench-cpu"
 
 mkdir -p "$OUT" bench/results
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 "$PY" tests/golden/corpus.py prose --bytes 1000000 >"$OUT/prose.txt"
-"$PY" tests/golden/corpus.py pairs --n 512 >"$OUT/pairs-in.jsonl"
+"$PY" tests/golden/corpus.py pairs --n "$N_PAIRS" >"$OUT/pairs-in.jsonl"
 
 # Each side prints a final "RESULT kind key=value ..." line; field NAME prints one value.
 field() { sed -n "s/.*[ ]$2=\([^ ]*\).*/\1/p" <<<"$1" | tail -1; }
@@ -54,6 +57,9 @@ print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
     echo "# CPU benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
     echo "- Machine: $cpu, $(nproc) online CPUs; $(uname -sr)"
+    echo "- Load average (1/5/15 min) at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    awk -v l="${load_start%% *}" -v n="$(nproc)" 'BEGIN { if (l > 0.5 * n)
+        print "  **The machine was shared with other jobs: the numbers are indicative only.**" }'
     echo "- rerankd: commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src include || echo ' (+ local changes)'),"
     echo "  $(cc --version | head -1), OpenBLAS $(dpkg-query -W -f='${Version}' libopenblas0-pthread 2>/dev/null || echo '?')"
     echo "- Hugging Face: $versions"

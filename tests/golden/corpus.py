@@ -237,6 +237,9 @@ def bench_pairs(prose_passages, n, q_words=(7, 12), d_words=(50, 75)):
         q = " ".join(rng.choice(flat)[:rng.randint(*q_words)])
         start = rng.randrange(len(src) - d_words[0] + 1)
         d = " ".join(src[start:start + rng.randint(*d_words)])
+        # Docstrings with code are token-dense; the cap keeps passages near 100 tokens so no
+        # batch pads to 512 because of one outlier.
+        d = d[:600].rsplit(" ", 1)[0] if len(d) > 600 else d
         pairs.append((q, d))
     return pairs
 
