@@ -448,7 +448,7 @@ class Suite:
                     rnd = random.Random(k)
                     while time.time() < t_end and counts["unary"] < 10 ** 6:
                         q = rnd.choice(queries)
-                        idx = rnd.sample(range(len(DOCS)), rnd.randint(1, len(DOCS) // SCALE + 1))
+                        idx = rnd.sample(range(len(DOCS)), rnd.randint(1, min(len(DOCS), len(DOCS) // SCALE + 1)))
                         try:
                             r = await stub.Rerank(pb.RerankRequest(query=q, documents=[
                                 pb.Document(text=DOCS[i], id=str(i)) for i in idx]), timeout=60 * SCALE)
