@@ -62,7 +62,8 @@ rr_status rr_score_query(rr_engine *e, const rr_model *m, const char *query, siz
     int32_t *tokens = pair_types + ml, *types = tokens + cap, *cu = types + cap;
 
     int q_total = 0, d_total = 0;
-    if (rr_tokenizer_encode(tok, query, query_len, keep_last, q, ml, &q_total) != RR_OK) {
+    if (rr_tokenizer_encode(tok, query ? query : "", query_len, keep_last, q, ml, &q_total) !=
+        RR_OK) {
         s = rr_set_error(err, RR_E_UTF8, "the query is not valid UTF-8");
         goto done;
     }
