@@ -45,6 +45,10 @@ nvcc --version | tail -2
 step "unpack the Debian prefix"
 rm -rf "$R" && mkdir -p "$R" && tar -xJf "$CARRY/deps.tar.xz" -C "$R" || exit 1
 LIBDIR=$R/usr/lib/x86_64-linux-gnu
+# For the prefix's protoc/protoc-c/pkgconf at build time; our binaries find the prefix through
+# their build-tree RPATH, and python3 (torch) runs with the original value ($PY_ENV) so it keeps
+# its own libraries (the original may hold the driver's folder, so it is kept, not unset).
+PY_ENV=(env "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}")
 export LD_LIBRARY_PATH=$LIBDIR:$LIBDIR/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PKG_CONFIG_LIBDIR=$LIBDIR/pkgconfig:$R/usr/share/pkgconfig PKG_CONFIG_SYSROOT_DIR=$R
 
@@ -55,7 +59,7 @@ tar -xJf "$CARRY/models.tar.xz" -C "$MODELS" || { bad "unpack models.tar.xz"; ex
 for f in "$MODELS/minilm-l6-bert"/*; do
     [ "$(basename "$f")" = config.json ] || ln -s "$f" "$MODELS/minilm-l6-bert-h6/"
 done
-python3 - "$MODELS/minilm-l6-bert/config.json" "$MODELS/minilm-l6-bert-h6/config.json" <<'PY'
+"${PY_ENV[@]}" python3 - "$MODELS/minilm-l6-bert/config.json" "$MODELS/minilm-l6-bert-h6/config.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
 c["num_attention_heads"] = c["hidden_size"] // 64
@@ -118,7 +122,7 @@ else
 fi
 
 step "benchmark: PyTorch + transformers fp16"
-if PYTHONUNBUFFERED=1 timeout 240 python3 bench/gpu/torch_bench.py "$MODELS/minilm-l6-bert" "$WORK"; then
+if PYTHONUNBUFFERED=1 timeout 240 "${PY_ENV[@]}" python3 bench/gpu/torch_bench.py "$MODELS/minilm-l6-bert" "$WORK"; then
     cp "$WORK/torch.tsv" "$OUT/"
 else
     bad "torch_bench"
@@ -126,7 +130,7 @@ fi
 
 step "table"
 printf '%s\n' "${SUMMARY[@]}" >"$WORK/summary.txt"
-python3 - "$WORK" "$OUT/gpu-check.md" "$OUT/gpu-check.log" <<'PY'
+"${PY_ENV[@]}" python3 - "$WORK" "$OUT/gpu-check.md" "$OUT/gpu-check.log" <<'PY'
 import os, re, sys, subprocess
 work, out, log = sys.argv[1:4]
 def tsv(name):
@@ -139,8 +143,11 @@ rr = {int(r["K"]): r for r in tsv("rerank.tsv")}
 tt = tsv("torch.tsv")
 peak = next((float(r["median_ms"]) for r in tt if r["impl"] == "peak_bf16_tflops"), None)
 th = {(r["impl"], r["K"]): float(r["median_ms"]) for r in tt if r["impl"] != "peak_bf16_tflops"}
-gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                     capture_output=True, text=True).stdout.strip() or "unknown GPU"
+try:
+    gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                         capture_output=True, text=True).stdout.strip() or "unknown GPU"
+except OSError:
+    gpu = "unknown GPU (no nvidia-smi)"
 target = {1: "≤ 0.15", 10: "—", 100: "≤ 0.6", 1000: "≤ 6"}
 peak_txt = f"{peak:.0f} TFLOP/s" if peak else "not measured"
 L = [f"## rerankd CUDA engine — device check on {gpu}", "",
