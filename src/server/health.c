@@ -99,7 +99,9 @@ void rr_svc_health_watch(rr_call *c)
 void rr_health_set(rr_server *srv, rr_health h)
 {
     /* Lock order: a call's mu, then health_mu (as in rr_svc_health_watch / watch_closed).
-     * Here we must not take call locks under health_mu: collect references first. */
+     * Here we must not take call locks under health_mu: collect references first. At most
+     * 256 watchers are notified of one change (a known limit; later ones keep the old
+     * status until they re-watch). */
     rr_call *list[256];
     int n = 0;
     pthread_mutex_lock(&srv->health_mu);
