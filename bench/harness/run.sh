@@ -8,11 +8,12 @@
 # Usage: bench/harness/run.sh                 (CPU; sized to finish in < 10 min on 2 cores)
 # Env (defaults in brackets):
 #   MODEL [models/minilm-l6-bert]  BUILD_DIR [build-bench]  THREADS [nproc]  DEVICE [cpu]
-#   KS [1,10,25,50,100,250,500,1000]  PAIRS_PER_K [150]  MIN_REQ [2]  MAX_REQ [20]
-#   WARMUP_PAIRS [100]  STREAM_MAX_K [100]  HF_MAX_K [100]  CONC [1,2,4,8,16,32,64]
-#   SWEEP_K [10]  SWEEP_S [3]  OPEN_S [8]  NAME [harness-cpu]
+#   KS [1,10,25,50,100,250,500,1000]  PAIRS_PER_K [200]  MIN_REQ [1]  MAX_REQ [10]
+#   WARMUP_PAIRS [100]  STREAM_MAX_K [100]  HF_MAX_K [100]  VALIDATE_MAX_K [50]
+#   CONC [1,2,4,8,16,32,64]  SWEEP_K [10]  SWEEP_S [3]  OPEN_S [8]  NAME [harness-cpu]
 # Requests per K = PAIRS_PER_K / K within [MIN_REQ, MAX_REQ], after min(2, WARMUP_PAIRS / K)
-# untimed ones; on 2 CPU cores (~35-60 pairs/s) K = 1000 alone costs ~1 min per side.
+# untimed ones. On 2 CPU cores (~20-40 pairs/s per side) one K = 1000 request takes ~30 s,
+# so the defaults time K >= 250 once per side: raise MIN_REQ where time allows.
 # DEVICE=cuda:0 runs the server on the GPU and the peers in fp16 (there: raise PAIRS_PER_K,
 # MIN_REQ, STREAM_MAX_K and HF_MAX_K — the CPU defaults only exist to fit the time budget).
 # Text: the golden corpus (tests/golden/corpus.py: the Python Language Reference and
@@ -26,12 +27,13 @@ BUILD_DIR=${BUILD_DIR:-build-bench}
 THREADS=${THREADS:-$(nproc)}
 DEVICE=${DEVICE:-cpu}
 KS=${KS:-1,10,25,50,100,250,500,1000}
-PAIRS_PER_K=${PAIRS_PER_K:-150}
-MIN_REQ=${MIN_REQ:-2}
-MAX_REQ=${MAX_REQ:-20}
+PAIRS_PER_K=${PAIRS_PER_K:-200}
+MIN_REQ=${MIN_REQ:-1}
+MAX_REQ=${MAX_REQ:-10}
 WARMUP_PAIRS=${WARMUP_PAIRS:-100}
 STREAM_MAX_K=${STREAM_MAX_K:-100}
 HF_MAX_K=${HF_MAX_K:-100}
+VALIDATE_MAX_K=${VALIDATE_MAX_K:-50}
 CONC=${CONC:-1,2,4,8,16,32,64}
 SWEEP_K=${SWEEP_K:-10}
 SWEEP_S=${SWEEP_S:-3}
@@ -65,7 +67,8 @@ peer_device=cpu
 case "$DEVICE" in cuda*) peer_device=$DEVICE ;; esac
 t0=$(date +%s)
 "$PY" bench/peers/peers.py "$OUT/inputs.json" "$MODEL" --out "$OUT/peers.json" \
-    --device "$peer_device" --threads "$THREADS" --limit "transformers=$HF_MAX_K"
+    --device "$peer_device" --threads "$THREADS" --limit "transformers=$HF_MAX_K" \
+    --logits-max-k "$VALIDATE_MAX_K"
 t_peers=$(($(date +%s) - t0))
 
 # 3. rerankd, then rerank-bench against it and in-process
@@ -85,6 +88,7 @@ inproc_device=cpu
 case "$DEVICE" in cuda*) inproc_device=$DEVICE ;; esac
 "$BENCH" --target "127.0.0.1:$PORT" --inproc --device "$inproc_device" --threads "$THREADS" --model "$MODEL" \
     --inputs "$OUT/inputs.json" --peers "$OUT/peers.json" --stream-max-k "$STREAM_MAX_K" \
+    --validate-max-k "$VALIDATE_MAX_K" \
     --concurrency "$CONC" --sweep-k "$SWEEP_K" --sweep-seconds "$SWEEP_S" \
     --open-seconds "$OPEN_S" --out "$OUT/report"
 t_bench=$(($(date +%s) - t0))
@@ -100,7 +104,7 @@ trap - EXIT
 t_total=$(($(date +%s) - t_start))
 
 cmd="bench/harness/run.sh"
-for v in MODEL THREADS DEVICE KS PAIRS_PER_K MIN_REQ MAX_REQ WARMUP_PAIRS STREAM_MAX_K HF_MAX_K CONC SWEEP_K SWEEP_S OPEN_S; do
+for v in MODEL THREADS DEVICE KS PAIRS_PER_K MIN_REQ MAX_REQ WARMUP_PAIRS STREAM_MAX_K HF_MAX_K VALIDATE_MAX_K CONC SWEEP_K SWEEP_S OPEN_S; do
     def=$(sed -n "s/^$v=\${$v:-\(.*\)}\$/\1/p" "$0")
     [ "${!v}" = "$(eval echo "$def")" ] || cmd="$v=${!v} $cmd"
 done
