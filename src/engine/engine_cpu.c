@@ -11,8 +11,19 @@
  * [CLS] rows only. This is exact (the other rows of the last layer are never read) and removes
  * about 2/3 of the last layer's FLOPs at ~100-token pairs.
  *
+ * Bitwise batch invariance: every GEMM is called once per sequence (and once per [CLS] row
+ * in the last layer) and per 128-column slice, never over the whole packed batch. OpenBLAS
+ * rounds a row differently depending on how many rows its sgemm call has and where the row
+ * sits (0.3.21, ZEN kernels: a few ulps per GEMM, ~1e-5 on a logit after 6 layers), so a
+ * batch-wide call made a pair's score depend on its neighbours. Each (sequence, slice) sgemm
+ * runs single-threaded inside an OpenMP thread, so a pair's arithmetic is the same alone, in
+ * any batch and with any thread count; the other ops already work row by row. Measured with
+ * bench/cpu (128 pairs of ~120 tokens, 2 threads, two runs each): 31.0/28.9 pairs/s with one
+ * multi-threaded sgemm per GEMM, 36.7/34.9 pairs/s this way — OpenBLAS's own threading of
+ * small-M calls costs more than the repacking.
+ *
  * All activations live in one workspace sized for max_batch_tokens in create; forward
- * allocates nothing. Threads: OpenBLAS and OpenMP are both set to n_threads.
+ * allocates nothing. Threads: OpenMP uses n_threads; OpenBLAS is set to 1 thread.
  */
 #include <cblas.h>
 #include <math.h>
@@ -90,6 +101,37 @@ static const char *cpu_describe(const void *impl)
     return ((const cpu_engine *)impl)->desc;
 }
 
+/* Output columns per sgemm work item: 384-wide projections give 3 items per sequence,
+ * the 1536-wide FFN 12, enough to keep the threads busy even for a single sequence. */
+#define RR_COL_SLICE 128
+
+/* y[r, 0..n_out) (row stride ldy) = x[r, :]·wᵀ (+ bias) over row groups: sequence s is rows
+ * cu[s] .. cu[s+1]-1, or, when cu is NULL, every row is its own group. One sgemm per group is
+ * what makes the engine batch invariant (see the file comment). */
+static void seq_linear(const float *x, const float *w, const float *bias, const int32_t *cu,
+                       int n_groups, int n_in, int n_out, float *y, int ldy)
+{
+    /* Work items are (group, column slice): parallel even for one sequence, and the slices
+     * depend only on n_out, never on the batch. Each sgemm runs single-threaded inside an
+     * OpenMP thread (OpenBLAS is set to 1 thread), so a row's arithmetic is fixed. */
+    const int n_slices = (n_out + RR_COL_SLICE - 1) / RR_COL_SLICE;
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int s = 0; s < n_groups; s++) {
+        for (int j = 0; j < n_slices; j++) {
+            const int r0 = cu ? cu[s] : s, m = cu ? cu[s + 1] - cu[s] : 1;
+            const int c0 = j * RR_COL_SLICE;
+            const int nc = n_out - c0 < RR_COL_SLICE ? n_out - c0 : RR_COL_SLICE;
+            float *yr = y + (size_t)r0 * ldy + c0;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nc, n_in, 1.0f,
+                        x + (size_t)r0 * n_in, n_in, w + (size_t)c0 * n_in, n_in, 0.0f, yr,
+                        ldy);
+            if (bias)
+                for (int t = 0; t < m; t++)
+                    for (int i = 0; i < nc; i++) yr[(size_t)t * ldy + i] += bias[c0 + i];
+        }
+    }
+}
+
 /* x[n, d] = act(x + bias) for the configured hidden_act. */
 static void bias_act(const cpu_engine *c, float *x, const float *bias, int n, int d)
 {
@@ -106,17 +148,19 @@ static void bias_act(const cpu_engine *c, float *x, const float *bias, int n, in
 }
 
 /* The encoder layer body from the attention context on: out-proj + residual + LN into tmp,
- * FFN + residual + LN into x. Works on n rows whose residual input is x. */
-static void layer_tail(const cpu_engine *c, const rr_layer_weights *L, int n)
+ * FFN + residual + LN into x. Works on n rows whose residual input is x, in the row groups
+ * of seq_linear (cu, n_groups). */
+static void layer_tail(const cpu_engine *c, const rr_layer_weights *L, const int32_t *cu,
+                       int n_groups, int n)
 {
     const rr_model_info *in = c->info;
     const int d = in->d_model, f = in->d_ff;
     const float eps = in->layer_norm_eps;
-    rr_linear_cpu(c->ctx, L->ao_w, NULL, n, d, d, c->tmp);
+    seq_linear(c->ctx, L->ao_w, NULL, cu, n_groups, d, d, c->tmp, d);
     rr_bias_residual_ln_cpu(c->tmp, L->ao_b, c->x, L->ln1_g, L->ln1_b, eps, n, d);
-    rr_linear_cpu(c->tmp, L->ff1_w, NULL, n, d, f, c->ff);
+    seq_linear(c->tmp, L->ff1_w, NULL, cu, n_groups, d, f, c->ff, f);
     bias_act(c, c->ff, L->ff1_b, n, f);
-    rr_linear_cpu(c->ff, L->ff2_w, NULL, n, f, d, c->x);
+    seq_linear(c->ff, L->ff2_w, NULL, cu, n_groups, f, d, c->x, d);
     rr_bias_residual_ln_cpu(c->x, L->ff2_b, c->tmp, L->ln2_g, L->ln2_b, eps, n, d);
 }
 
@@ -124,26 +168,22 @@ static void layer_tail(const cpu_engine *c, const rr_layer_weights *L, int n)
  * the final hidden state of each sequence's [CLS] token. */
 static void last_layer_cls(const cpu_engine *c, const rr_layer_weights *L, const rr_batch *b)
 {
-    const int d = c->info->d_model, n = b->n_tok, n_seq = b->n_seq;
+    const int d = c->info->d_model, n_seq = b->n_seq;
     const size_t ld = 3 * (size_t)d;
 
     /* K and V of every token straight into columns d..3d of the qkv rows. */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, 2 * d, d, 1.0f, c->x, d,
-                L->qkv_w + (size_t)d * d, d, 0.0f, c->qkv + d, (int)ld);
-    for (int t = 0; t < n; t++) {
-        float *r = c->qkv + (size_t)t * ld + d;
-        for (int i = 0; i < 2 * d; i++) r[i] += L->qkv_b[d + i];
-    }
+    seq_linear(c->x, L->qkv_w + (size_t)d * d, L->qkv_b + d, b->cu_seqlens, n_seq, d, 2 * d,
+               c->qkv + d, (int)ld);
     /* Compact the [CLS] rows to the top of x (row cu[s] >= s, so nothing unread is hit). */
     for (int s = 0; s < n_seq; s++)
         memmove(c->x + (size_t)s * d, c->x + (size_t)b->cu_seqlens[s] * d, d * sizeof(float));
     /* Q of the [CLS] rows, scattered into their qkv rows for the attention op. */
-    rr_linear_cpu(c->x, L->qkv_w, L->qkv_b, n_seq, d, d, c->ctx);
+    seq_linear(c->x, L->qkv_w, L->qkv_b, NULL, n_seq, d, d, c->ctx, d);
     for (int s = 0; s < n_seq; s++)
         memcpy(c->qkv + (size_t)b->cu_seqlens[s] * ld, c->ctx + (size_t)s * d, d * sizeof(float));
     rr_attention_cpu(c->qkv, b->cu_seqlens, n_seq, c->info->n_head, c->info->d_head,
                      b->cu_seqlens, c->ctx, c->n_threads);
-    layer_tail(c, L, n_seq);
+    layer_tail(c, L, NULL, n_seq, n_seq);
 }
 
 /* The forward pass. hidden == NULL: production path (last layer on [CLS] rows only);
@@ -156,13 +196,14 @@ static rr_status cpu_run(cpu_engine *c, const rr_batch *b, float *logits, float 
     const size_t block = (size_t)n * d;
 
     omp_set_num_threads(c->n_threads);
-    openblas_set_num_threads(c->n_threads);
+    openblas_set_num_threads(1);
 
     if (w->emb_proj_w) {
         rr_embed_ln_cpu(b->tokens, b->type_ids, b->cu_seqlens, b->n_seq, n, w->word_emb,
                         w->pos_emb, w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps,
                         in->d_embed, c->emb);
-        rr_linear_cpu(c->emb, w->emb_proj_w, w->emb_proj_b, n, in->d_embed, d, c->x);
+        seq_linear(c->emb, w->emb_proj_w, w->emb_proj_b, b->cu_seqlens, b->n_seq, in->d_embed,
+                   d, c->x, d);
     } else {
         rr_embed_ln_cpu(b->tokens, b->type_ids, b->cu_seqlens, b->n_seq, n, w->word_emb,
                         w->pos_emb, w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps,
@@ -173,10 +214,10 @@ static rr_status cpu_run(cpu_engine *c, const rr_batch *b, float *logits, float 
     int full_layers = hidden ? n_layer : n_layer - 1;
     for (int l = 0; l < full_layers; l++) {
         const rr_layer_weights *L = &w->layers[l];
-        rr_linear_cpu(c->x, L->qkv_w, L->qkv_b, n, d, 3 * d, c->qkv);
+        seq_linear(c->x, L->qkv_w, L->qkv_b, b->cu_seqlens, b->n_seq, d, 3 * d, c->qkv, 3 * d);
         rr_attention_cpu(c->qkv, b->cu_seqlens, b->n_seq, in->n_head, in->d_head, NULL, c->ctx,
                          c->n_threads);
-        layer_tail(c, L, n);
+        layer_tail(c, L, b->cu_seqlens, b->n_seq, n);
         if (hidden) memcpy(hidden + (size_t)(l + 1) * block, c->x, block * sizeof(float));
     }
     if (!hidden) last_layer_cls(c, &w->layers[n_layer - 1], b);
