@@ -97,7 +97,7 @@ def cli_logits(cli, model, query, docs, max_length=None, truncate=True):
             f.write(json.dumps({"text": d, "id": str(i)}) + "\n")
         path = f.name
     cmd = [cli, "score", "--model", model, "--query", query, "--docs", path, "--json", "--device", "cpu",
-           "--threads", "1"]  # as the test servers: the engine's sums depend on the thread split
+           "--threads", "1"]  # as the test servers (the CPU engine's scores do not depend on it)
     if max_length:
         cmd += ["--max-length", str(max_length)]
     if not truncate:
