@@ -154,7 +154,7 @@ int main(void)
         CHECK_MSG(rr_model_load(mdir, &m, &err) == RR_OK, "%s: %s", mdir, err.msg);
         if (m) CHECK_MSG(rr_engine_init(m, &o, &e, &err) == RR_OK, "%s", err.msg);
         if (e) {
-            check_pairs(de->d_name, e, p, n);
+            check_pairs(de->d_name, e, p, golden_quick(p, n));
             check_layers(de->d_name, m, e);
             ran++;
         }
