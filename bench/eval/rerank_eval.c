@@ -422,7 +422,7 @@ static void on_done(void *user, const rb_reply *r)
     w->latency_s = r->latency_s;
     w->inference_s = 1e-9 * (double)r->stats.inference_ns;
     snprintf(w->msg, sizeof w->msg, "%s", r->msg);
-    memcpy(w->logits, r->logits, (size_t)r->n_docs * sizeof *w->logits);
+    if (r->n_docs > 0) memcpy(w->logits, r->logits, (size_t)r->n_docs * sizeof *w->logits);
 }
 
 static void usage(FILE *f)
