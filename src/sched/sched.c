@@ -43,6 +43,8 @@ struct rr_sched {
     pthread_t engine_thread;
     int engine_started;
 
+    rr_sched_stats stats;
+
     /* Engine batch, allocated once. */
     int32_t *b_ids, *b_types, *b_cu;
     float *b_logits;
@@ -68,10 +70,27 @@ static rr_sched_req *pop(rr_sched_req **head, rr_sched_req **tail)
     return r;
 }
 
-static void finish(rr_sched_req *r, rr_sched_outcome o)
+/* Records the request's statistics, then hands it back through `done`. */
+static void finish(rr_sched *s, rr_sched_req *r, rr_sched_outcome o)
 {
+    rr_sched_stats *st = &s->stats;
     r->outcome = o;
+    rr_hist_observe(&st->request_seconds, rr_now_ns() - r->t_submit);
+    rr_hist_observe(&st->request_pairs, (uint64_t)r->n_docs);
+    atomic_fetch_add_explicit(&st->outcomes[o], 1, memory_order_relaxed);
+    if (o == RR_SCHED_DONE) {
+        rr_hist_observe(&st->tokenize_seconds, r->tokenize_ns);
+        rr_hist_observe(&st->queue_seconds, r->queue_ns);
+        rr_hist_observe(&st->infer_seconds, r->infer_ns);
+        atomic_fetch_add_explicit(&st->pairs, (uint64_t)r->n_docs, memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->tokens, (uint64_t)r->total_tokens, memory_order_relaxed);
+    }
     r->done(r);
+}
+
+const rr_sched_stats *rr_sched_stats_get(const rr_sched *s)
+{
+    return &s->stats;
 }
 
 /* Why this request should not be computed any more, or DONE when it should. */
@@ -149,16 +168,17 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&s->mu);
         while (!s->tok_head && !s->stop) pthread_cond_wait(&s->tok_cv, &s->mu);
         rr_sched_req *r = pop(&s->tok_head, &s->tok_tail);
+        if (r) atomic_fetch_sub(&s->stats.queued_tokenize, 1);
         int stop = s->stop;
         pthread_mutex_unlock(&s->mu);
         if (!r) break;
         if (stop) {
-            finish(r, RR_SCHED_SHUTDOWN);
+            finish(s, r, RR_SCHED_SHUTDOWN);
             continue;
         }
         rr_sched_outcome o = dropped(r, rr_now_ns());
         if (o != RR_SCHED_DONE) {
-            finish(r, o);
+            finish(s, r, o);
             continue;
         }
         uint64_t t0 = rr_now_ns();
@@ -166,12 +186,13 @@ static void *worker_main(void *arg)
         uint64_t t1 = rr_now_ns();
         r->tokenize_ns = t1 - t0;
         if (st != RR_OK) {
-            finish(r, RR_SCHED_FAILED);
+            finish(s, r, RR_SCHED_FAILED);
             continue;
         }
         r->t_ready = t1;
         pthread_mutex_lock(&s->mu);
         push(&s->ready_head, &s->ready_tail, r);
+        atomic_fetch_add(&s->stats.queued_engine, 1);
         pthread_cond_signal(&s->ready_cv);
         pthread_mutex_unlock(&s->mu);
     }
@@ -196,6 +217,7 @@ static int form_batch(rr_sched *s, int *n_tok_out, int *n_parts_out, rr_sched_re
             /* Pairs of r already in flight in an earlier batch were scattered already:
              * only the engine thread consumes the queue, so r is not in this batch. */
             pop(&s->ready_head, &s->ready_tail);
+            atomic_fetch_sub(&s->stats.queued_engine, 1);
             r->outcome = o;
             r->next = *drop;
             *drop = r;
@@ -224,6 +246,7 @@ static int form_batch(rr_sched *s, int *n_tok_out, int *n_parts_out, rr_sched_re
         }
         if (r->next_pair < r->n_docs) break; /* budget full */
         pop(&s->ready_head, &s->ready_tail);
+        atomic_fetch_sub(&s->stats.queued_engine, 1);
     }
     *n_tok_out = n_tok;
     *n_parts_out = n_parts;
@@ -231,12 +254,12 @@ static int form_batch(rr_sched *s, int *n_tok_out, int *n_parts_out, rr_sched_re
 }
 
 /* Calls done on a list of requests (outside the lock: done may take call locks). */
-static void run_done(rr_sched_req *list)
+static void run_done(rr_sched *s, rr_sched_req *list)
 {
     while (list) {
         rr_sched_req *r = list;
         list = r->next;
-        r->done(r);
+        finish(s, r, r->outcome);
     }
 }
 
@@ -251,17 +274,18 @@ static void *engine_main(void *arg)
         if (s->stop) {
             rr_sched_req *r;
             while ((r = pop(&s->ready_head, &s->ready_tail))) {
+                atomic_fetch_sub(&s->stats.queued_engine, 1);
                 r->outcome = RR_SCHED_SHUTDOWN;
                 r->next = drop;
                 drop = r;
             }
             pthread_mutex_unlock(&s->mu);
-            run_done(drop);
+            run_done(s, drop);
             break;
         }
         int n_seq = form_batch(s, &n_tok, &n_parts, &drop);
         pthread_mutex_unlock(&s->mu);
-        run_done(drop);
+        run_done(s, drop);
         if (n_seq == 0) continue;
 
         rr_batch b = {.n_seq = n_seq, .n_tok = n_tok, .tokens = s->b_ids, .type_ids = s->b_types,
@@ -269,6 +293,10 @@ static void *engine_main(void *arg)
         uint64_t t0 = rr_now_ns();
         rr_status st = rr_engine_forward(s->engine, &b, s->b_logits);
         uint64_t dt = rr_now_ns() - t0;
+        rr_hist_observe(&s->stats.batch_tokens, (uint64_t)n_tok);
+        rr_hist_observe(&s->stats.batch_pairs, (uint64_t)n_seq);
+        rr_hist_observe(&s->stats.forward_seconds, dt);
+        if (st != RR_OK) atomic_fetch_add(&s->stats.forward_failures, 1);
         int seq = 0;
         for (int p = 0; p < n_parts; p++) {
             rr_sched_req *r = s->parts[p].r;
@@ -292,13 +320,14 @@ static void *engine_main(void *arg)
                     }
                     if (*pp) {
                         *pp = r->next;
+                        atomic_fetch_sub(&s->stats.queued_engine, 1);
                         if (s->ready_tail == r) s->ready_tail = prev;
                     }
                     pthread_mutex_unlock(&s->mu);
                 }
-                finish(r, RR_SCHED_FAILED);
+                finish(s, r, RR_SCHED_FAILED);
             } else if (r->n_scored == r->n_docs) {
-                finish(r, RR_SCHED_DONE);
+                finish(s, r, RR_SCHED_DONE);
             }
         }
     }
@@ -323,6 +352,15 @@ rr_status rr_sched_init(const rr_model *m, rr_engine *e, const rr_sched_opts *o,
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->tok_cv, NULL);
     pthread_cond_init(&s->ready_cv, NULL);
+    rr_sched_stats *ss = &s->stats;
+    rr_hist_init(&ss->request_seconds, rr_hist_seconds, rr_hist_seconds_n, 1e-9);
+    rr_hist_init(&ss->tokenize_seconds, rr_hist_seconds, rr_hist_seconds_n, 1e-9);
+    rr_hist_init(&ss->queue_seconds, rr_hist_seconds, rr_hist_seconds_n, 1e-9);
+    rr_hist_init(&ss->infer_seconds, rr_hist_seconds, rr_hist_seconds_n, 1e-9);
+    rr_hist_init(&ss->forward_seconds, rr_hist_seconds, rr_hist_seconds_n, 1e-9);
+    rr_hist_init(&ss->request_pairs, rr_hist_sizes, rr_hist_sizes_n, 1);
+    rr_hist_init(&ss->batch_tokens, rr_hist_sizes, rr_hist_sizes_n, 1);
+    rr_hist_init(&ss->batch_pairs, rr_hist_sizes, rr_hist_sizes_n, 1);
 
     s->pool = rr_calloc((size_t)o->max_in_flight, sizeof *s->pool);
     s->workers = rr_calloc((size_t)s->n_workers, sizeof *s->workers);
@@ -473,10 +511,11 @@ void rr_sched_submit(rr_sched *s, rr_sched_req *r)
     pthread_mutex_lock(&s->mu);
     if (s->stop) {
         pthread_mutex_unlock(&s->mu);
-        finish(r, RR_SCHED_SHUTDOWN);
+        finish(s, r, RR_SCHED_SHUTDOWN);
         return;
     }
     push(&s->tok_head, &s->tok_tail, r);
+    atomic_fetch_add(&s->stats.queued_tokenize, 1);
     pthread_cond_signal(&s->tok_cv);
     pthread_mutex_unlock(&s->mu);
 }

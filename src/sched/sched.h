@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "rerank.h"
+#include "util/hist.h"
 
 typedef struct rr_sched rr_sched;
 
@@ -85,6 +86,25 @@ typedef struct rr_sched_opts {
     int tokenizer_workers; /* threads; 0 → number of online CPUs */
     int max_batch_tokens;  /* must equal the engine's */
 } rr_sched_opts;
+
+/* Cumulative statistics for the metrics endpoint, updated lock-free (relaxed atomics) by the
+ * scheduler's threads; read them at any time through rr_sched_stats_get. */
+typedef struct rr_sched_stats {
+    rr_hist request_seconds;  /* submit → done, every outcome */
+    rr_hist tokenize_seconds; /* per request that was scored (RR_SCHED_DONE) */
+    rr_hist queue_seconds;    /* tokenized → its first batch starts (DONE requests) */
+    rr_hist infer_seconds;    /* forward time of the batches carrying its pairs (DONE) */
+    rr_hist request_pairs;    /* documents per request (every outcome) */
+    rr_hist batch_tokens;     /* one observation per engine batch */
+    rr_hist batch_pairs;
+    rr_hist forward_seconds;
+    atomic_uint_fast64_t outcomes[5];     /* requests by rr_sched_outcome */
+    atomic_uint_fast64_t pairs, tokens;   /* scored */
+    atomic_uint_fast64_t forward_failures;
+    atomic_int queued_tokenize, queued_engine; /* requests waiting now */
+} rr_sched_stats;
+
+const rr_sched_stats *rr_sched_stats_get(const rr_sched *s);
 
 /* Starts the worker threads and the engine thread. The engine is owned by the engine thread
  * from here until rr_sched_free. */

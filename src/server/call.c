@@ -32,6 +32,13 @@ static void call_free(rr_call *c)
     for (int i = 0; i < c->out_n; i++) grpc_byte_buffer_destroy(c->outq[(c->out_head + i) % RR_OUTQ]);
     pthread_mutex_destroy(&c->mu);
     int counted = c->call != NULL;
+    if (counted) {
+        /* A call that ends without our status was cancelled by the client or the core. */
+        grpc_status_code code = c->status_started ? c->status_code : GRPC_STATUS_CANCELLED;
+        if ((unsigned)code >= RR_N_CODES) code = GRPC_STATUS_UNKNOWN;
+        atomic_fetch_add_explicit(&srv->rpc_codes[c->method][code], 1, memory_order_relaxed);
+        rr_hist_observe(&srv->rpc_seconds[c->method], (c->t_status ? c->t_status : rr_now_ns()) - c->t_start);
+    }
     rr_free(c);
     if (counted) atomic_fetch_sub(&srv->live_calls, 1);
 }
@@ -131,7 +138,10 @@ static void pump(rr_call *c)
         c->out_head = (c->out_head + 1) % RR_OUTQ;
         c->out_n--;
     }
-    if (with_status) c->status_started = 1;
+    if (with_status) {
+        c->status_started = 1;
+        c->t_status = rr_now_ns();
+    }
 }
 
 static void on_send(rr_tag *t, int ok)

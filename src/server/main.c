@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server.h"
@@ -49,6 +50,12 @@ static void usage(FILE *f)
             "  --threads N              CPU engine threads (default 0 = all cores)\n"
             "  --tokenizer-workers N    tokenization threads (default 2)\n"
             "  --grace-seconds S        drain period on SIGTERM/SIGINT (default 5)\n"
+            "  --tls-cert FILE          serve gRPC over TLS with this PEM certificate chain ...\n"
+            "  --tls-key FILE           ... and this PEM private key; both re-read when they change\n"
+            "  --tls-client-ca FILE     mutual TLS: require client certificates signed by this PEM CA\n"
+            "  --http-port N            also serve GET /metrics (Prometheus), /health and /info over\n"
+            "                           HTTP on --host:N (0 = ephemeral; `HTTP <port>` is printed on\n"
+            "                           stdout before READY); default: no HTTP listener\n"
             "  --help                   this text\n");
 }
 
@@ -69,7 +76,8 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
 {
     *cfg = (rr_config){.device = "auto", .host = "0.0.0.0", .port = 50051, .max_batch_tokens = 16384,
                        .max_docs = 1000, .max_message_bytes = 4 << 20, .max_in_flight = 256,
-                       .threads = 0, .tokenizer_workers = 2, .cq_threads = 2, .grace_seconds = 5};
+                       .threads = 0, .tokenizer_workers = 2, .cq_threads = 2, .grace_seconds = 5,
+                       .http_port = -1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -96,6 +104,14 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
             ok = parse_int(a, v, 0, 4096, &cfg->threads);
         } else if (strcmp(a, "--tokenizer-workers") == 0) {
             ok = parse_int(a, v, 1, 1024, &cfg->tokenizer_workers);
+        } else if (strcmp(a, "--tls-cert") == 0) {
+            cfg->tls_cert = v, ok = v != NULL;
+        } else if (strcmp(a, "--tls-key") == 0) {
+            cfg->tls_key = v, ok = v != NULL;
+        } else if (strcmp(a, "--tls-client-ca") == 0) {
+            cfg->tls_client_ca = v, ok = v != NULL;
+        } else if (strcmp(a, "--http-port") == 0) {
+            ok = parse_int(a, v, 0, 65535, &cfg->http_port);
         } else if (strcmp(a, "--grace-seconds") == 0) {
             char *end;
             cfg->grace_seconds = v ? strtod(v, &end) : -1;
@@ -113,6 +129,10 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
     }
     if (!cfg->model_dir) {
         fprintf(stderr, "rerankd: --model DIR is required (see --help)\n");
+        return 0;
+    }
+    if ((cfg->tls_cert || cfg->tls_key || cfg->tls_client_ca) && !(cfg->tls_cert && cfg->tls_key)) {
+        fprintf(stderr, "rerankd: TLS needs both --tls-cert and --tls-key (--tls-client-ca adds mTLS)\n");
         return 0;
     }
     return 1;
@@ -215,6 +235,13 @@ static const struct {
      GRPC_SRM_PAYLOAD_NONE, 1},
 };
 
+const char *rr_method_path(rr_method m)
+{
+    for (int i = 0; i < RR_M_COUNT; i++)
+        if (methods[i].m == m) return methods[i].path;
+    return "unknown";
+}
+
 int main(int argc, char **argv)
 {
     rr_server srv;
@@ -228,6 +255,11 @@ int main(int argc, char **argv)
 
     pthread_mutex_init(&srv.health_mu, NULL);
     srv.health = RR_HEALTH_NOT_SERVING;
+    srv.t_boot = rr_now_ns();
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    srv.boot_unix = (double)wall.tv_sec + wall.tv_nsec * 1e-9;
+    rr_metrics_init(&srv);
     if (pipe(sig_pipe) != 0) {
         perror("rerankd: pipe");
         return 1;
@@ -244,7 +276,20 @@ int main(int argc, char **argv)
         goto fail_early;
     }
 
+    if (cfg->tls_cert && !(srv.tls = rr_tls_init(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, &err))) {
+        fprintf(stderr, "rerankd: %s: %s\n", rr_status_name(err.status), err.msg);
+        goto fail_early;
+    }
+
     grpc_init();
+    /* HTTP first: a failure here leaves no gRPC listener to unwind (a 1.51 server with a
+     * port added but never started aborts in grpc_server_destroy: server.cc:859 asserts
+     * ShutdownCalled() || listeners_.empty()). */
+    if (cfg->http_port >= 0) {
+        if (!rr_http_start(&srv)) goto fail;
+        printf("HTTP %d\n", srv.http_port);
+        fflush(stdout);
+    }
     grpc_arg args[4];
     memset(args, 0, sizeof args);
     args[0].type = GRPC_ARG_INTEGER;
@@ -272,13 +317,16 @@ int main(int argc, char **argv)
     grpc_server_register_completion_queue(srv.server, srv.cq, NULL);
     char addr[300];
     snprintf(addr, sizeof addr, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host, cfg->port);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
-    int port = grpc_server_add_http2_port(srv.server, addr, creds);
-    grpc_server_credentials_release(creds);
+    grpc_server_credentials *creds = srv.tls ? rr_tls_credentials(srv.tls) : grpc_insecure_server_credentials_create();
+    int port = creds ? grpc_server_add_http2_port(srv.server, addr, creds) : 0;
+    if (creds) grpc_server_credentials_release(creds);
     if (port == 0) {
-        fprintf(stderr, "rerankd: cannot listen on %s (in use or not a local address)\n", addr);
+        fprintf(stderr, "rerankd: cannot listen on %s (%s)\n", addr,
+                srv.tls ? "in use, not a local address, or the TLS certificate and key are unusable"
+                        : "in use or not a local address");
         goto fail;
     }
+
     grpc_server_start(srv.server);
     started = 1;
     for (n_threads = 0; n_threads < cfg->cq_threads && n_threads < 8; n_threads++)
@@ -286,7 +334,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < RR_M_COUNT; i++)
         for (int k = 0; k < methods[i].armed; k++) rr_call_arm(&srv, methods[i].m);
     for (int k = 0; k < 2; k++) rr_call_arm(&srv, RR_M_GENERIC);
-    fprintf(stderr, "rerankd: listening on %s (port %d), loading %s\n", addr, port, cfg->model_dir);
+    fprintf(stderr, "rerankd: listening on %s (port %d%s), loading %s\n", addr, port,
+            srv.tls ? (cfg->tls_client_ca ? ", mutual TLS" : ", TLS") : "", cfg->model_dir);
 
     uint64_t t0 = rr_now_ns();
     if (rr_model_load(cfg->model_dir, &srv.model, &err) != RR_OK) {
@@ -341,6 +390,7 @@ fail:
                 wait_shutdown(&sd, -1);
             }
         }
+        rr_http_stop(&srv); /* it reads the scheduler's counters */
         rr_sched_free(srv.sched); /* queued work completes SHUTDOWN; CQ threads still poll */
         srv.sched = NULL;
         if (!started) grpc_server_destroy(srv.server); /* never listened: nothing to drain */
@@ -356,10 +406,12 @@ fail:
         if (started) grpc_server_destroy(srv.server);
         if (srv.cq) grpc_completion_queue_destroy(srv.cq);
     }
+    rr_http_stop(&srv);
     grpc_shutdown();
     rr_engine_free(srv.engine);
     rr_model_free(srv.model);
 fail_early:
+    rr_tls_free(srv.tls); /* after grpc_shutdown: the core calls its fetcher until then */
     rr_reflection_free(&srv);
     pthread_mutex_destroy(&srv.health_mu);
     close(sig_pipe[0]);

@@ -10,6 +10,7 @@
 
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
 #include <grpc/status.h>
 #include <grpc/support/time.h>
 #include <protobuf-c/protobuf-c.h>
@@ -18,6 +19,7 @@
 
 #include "rerank.h"
 #include "sched/sched.h"
+#include "util/hist.h"
 
 #define RR_SERVER_VERSION "0.1.0"
 
@@ -54,6 +56,8 @@ typedef struct rr_config {
     int tokenizer_workers;
     int cq_threads;
     double grace_seconds;
+    const char *tls_cert, *tls_key, *tls_client_ca; /* PEM files; NULL = plaintext */
+    int http_port;                                  /* /metrics, /health, /info; -1 = off */
 } rr_config;
 
 typedef enum rr_health {
@@ -62,6 +66,11 @@ typedef enum rr_health {
 } rr_health;
 
 typedef struct rr_refl_file rr_refl_file;
+typedef struct rr_tls rr_tls;
+struct MHD_Daemon;
+
+/* gRPC status codes 0 (OK) ... 16 (UNAUTHENTICATED). */
+#define RR_N_CODES 17
 
 typedef struct rr_server {
     rr_config cfg;
@@ -87,6 +96,17 @@ typedef struct rr_server {
     /* Reflection: the embedded FileDescriptorSet, split per file. */
     int n_files;
     rr_refl_file *files;
+
+    rr_tls *tls;             /* NULL: plaintext */
+    struct MHD_Daemon *http; /* NULL: no HTTP listener */
+    int http_port;           /* bound port */
+
+    /* Finished RPCs by method and status code, and their handling time (arrival → status
+     * sent), for /metrics. Relaxed atomics: counted on the CQ threads. */
+    atomic_uint_fast64_t rpc_codes[RR_M_COUNT + 1][RR_N_CODES];
+    rr_hist rpc_seconds[RR_M_COUNT + 1];
+    uint64_t t_boot; /* rr_now_ns at start */
+    double boot_unix; /* wall-clock start, for process_start_time_seconds */
 } rr_server;
 
 /* Per-call context. Lifetime: refs counts outstanding batches, the armed request and jobs
@@ -104,6 +124,7 @@ typedef struct rr_call {
     grpc_byte_buffer *payload; /* initial payload (unary) or RECV_MESSAGE target */
     int cancelled;             /* RECV_CLOSE_ON_SERVER target */
     uint64_t t_start;          /* rr_now_ns at arrival */
+    uint64_t t_status;         /* rr_now_ns when the status went out (0: not yet) */
 
     rr_tag t_new, t_recv, t_send, t_close;
 
@@ -174,6 +195,25 @@ int rr_svc_ready(rr_call *c);
 void rr_svc_fail(rr_call *c, rr_sched_outcome outcome, const rr_error *err);
 /* Lays out `count` items of `size` bytes at *off (16-byte aligned) in a scratch buffer. */
 size_t rr_scratch_take(size_t *off, size_t count, size_t size);
+
+/* main.c: "/rerank.v1.Reranker/Rerank", ...; "unknown" for RR_M_GENERIC. */
+const char *rr_method_path(rr_method m);
+
+/* metrics.c: Prometheus text exposition (format 0.0.4) of everything counted; a buffer from
+ * rr_malloc (caller frees) and its length, or NULL when out of memory. */
+void rr_metrics_init(rr_server *srv);
+char *rr_metrics_render(rr_server *srv, size_t *len);
+
+/* http.c: the HTTP listener (libmicrohttpd, its own thread) on cfg.host:cfg.http_port:
+ * GET /metrics, /health (200 SERVING / 503 otherwise), /info (JSON). 0 with a message on
+ * stderr when it cannot listen. */
+int rr_http_start(rr_server *srv);
+void rr_http_stop(rr_server *srv);
+
+/* tls.c: credentials from PEM files, re-read when they change (see tls.c). */
+rr_tls *rr_tls_init(const char *cert, const char *key, const char *client_ca, rr_error *err);
+grpc_server_credentials *rr_tls_credentials(rr_tls *t);
+void rr_tls_free(rr_tls *t);
 
 /* health.c */
 void rr_health_set(rr_server *srv, rr_health h);

@@ -52,11 +52,14 @@ class Server:
             cmd = valgrind + cmd
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.port = None
+        self.http_port = None  # with --http-port: `HTTP <port>` comes before READY
         deadline = time.time() + ready_timeout
         while time.time() < deadline:
             line = self.proc.stdout.readline()
             if not line:
                 break
+            if line.startswith("HTTP "):
+                self.http_port = int(line.split()[1])
             if line.startswith("READY "):
                 self.port = int(line.split()[1])
                 break

@@ -1,0 +1,462 @@
+"""test_ops.py — integration tests of rerankd's operations surface, on the real server:
+
+- HTTP listener (--http-port): /health, /info, 404/405, and /metrics parsed by the reference
+  Prometheus parser (prometheus_client), with every counter checked against the calls the
+  test made (OK and failed RPCs by code, scoring requests by outcome, pairs, tokens from the
+  responses' stats, batches) and every histogram's invariants (cumulative buckets, +Inf ==
+  _count);
+- loading: while the model is still loading (its config.json is a FIFO nobody writes yet),
+  HTTP /health is 503, grpc.health says NOT_SERVING, Rerank gets UNAVAILABLE and
+  rerankd_ready is 0; a load failure then exits 1 naming the file;
+- TLS (--tls-cert/--tls-key): scores bit-identical to the CLI over TLS; a plaintext client
+  and a client trusting another CA are refused, and a good call follows; certificate
+  rotation (files replaced by rename) is picked up by new connections without a restart;
+- mutual TLS (--tls-client-ca): no client certificate or one from another CA is refused, a
+  signed one is served;
+- start-up errors: a missing key, a key that is not PEM, a certificate without its key,
+  a key that does not match the certificate, an HTTP port in use — each exits non-zero with
+  a message naming the cause.
+
+Certificates are made at test time with the openssl CLI. Exit: 0 passed, 1 failed, 77 skipped.
+--valgrind runs each server under memcheck (error or definite/indirect leak → exit 99 → fail).
+"""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rrtest  # noqa: E402
+
+N_PASS = 0
+N_FAIL = 0
+SCALE = 1
+
+
+def check(name, cond, detail=""):
+    global N_PASS, N_FAIL
+    if cond:
+        N_PASS += 1
+        print("ok   %s" % name)
+    else:
+        N_FAIL += 1
+        print("FAIL %s %s" % (name, detail))
+    sys.stdout.flush()
+    return cond
+
+
+DOCS = ["Cats purr by rapidly twitching the muscles of the larynx.",
+        "Tides are caused by the gravitational pull of the moon.",
+        "Sourdough bread needs a starter of wild yeast.",
+        "Ünïcödé — naïve café, 東京, emoji 🐱."]
+
+
+def http_get(port, path, method="GET", timeout=10):
+    """(status, content type, body text) of an HTTP request to 127.0.0.1:port."""
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), method=method,
+                                 data=b"x" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout * SCALE) as r:
+            return r.status, r.headers.get("Content-Type"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read().decode()
+
+
+def scrape(port):
+    """{(name, frozenset(labels.items())): value} of every sample, and the families."""
+    from prometheus_client.parser import text_string_to_metric_families
+    st, ctype, body = http_get(port, "/metrics")
+    if st != 200:
+        raise RuntimeError("/metrics answered %d" % st)
+    fams = list(text_string_to_metric_families(body))
+    samples = {}
+    for f in fams:
+        for s in f.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return samples, fams, ctype
+
+
+def val(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+class Certs:
+    """Two CAs; server certificates for localhost/127.0.0.1 from each; a client cert from each."""
+
+    def __init__(self, root):
+        self.root = root
+        for ca in ("ca1", "ca2"):
+            self.run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                     "-subj", "/CN=rerankd test %s" % ca, "-keyout", self.p(ca + ".key"), "-out", self.p(ca + ".pem"))
+            self.leaf(ca, "srv-" + ca, "localhost", server=True)
+            self.leaf(ca, "cli-" + ca, "rerank client", server=False)
+
+    def p(self, name):
+        return os.path.join(self.root, name)
+
+    def run(self, *args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+
+    def leaf(self, ca, name, cn, server):
+        self.run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=" + cn,
+                 "-keyout", self.p(name + ".key"), "-out", self.p(name + ".csr"))
+        ext = self.p(name + ".ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=%s\n" %
+                    ("serverAuth" if server else "clientAuth"))
+        self.run("x509", "-req", "-in", self.p(name + ".csr"), "-CA", self.p(ca + ".pem"), "-CAkey",
+                 self.p(ca + ".key"), "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", self.p(name + ".pem"))
+
+    def read(self, name):
+        with open(self.p(name), "rb") as f:
+            return f.read()
+
+
+class Suite:
+    def __init__(self, args, pb, pbg):
+        self.args, self.pb, self.pbg = args, pb, pbg
+        self.vg = None
+        if args.valgrind:
+            self.vg = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+                       "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99", "--num-callers=30",
+                       "--suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "valgrind.supp")]
+        self.ready_timeout = 300.0 if args.valgrind else 60.0
+
+    def server(self, extra):
+        return rrtest.Server(self.args.rerankd, self.args.tiny_model, extra, valgrind=self.vg,
+                             ready_timeout=self.ready_timeout)
+
+    def stop(self, srv, what):
+        rc = srv.stop(timeout=120 * SCALE)
+        check("%s: exits 0 on SIGTERM%s" % (what, " (valgrind clean)" if self.vg else ""), rc == 0,
+              "rc=%s\n%s" % (rc, srv.log_text()[-3000:]))
+
+    def request(self, docs, query="how do cats purr"):
+        return self.pb.RerankRequest(query=query, documents=[self.pb.Document(text=d) for d in docs])
+
+    def rerank(self, ch, docs, query="how do cats purr"):
+        return self.pbg.RerankerStub(ch).Rerank(self.request(docs, query), timeout=30 * SCALE)
+
+    def code_of(self, fn):
+        import grpc
+        try:
+            fn()
+            return grpc.StatusCode.OK
+        except grpc.RpcError as e:
+            return e.code()
+
+    # ---- HTTP + metrics --------------------------------------------------------------------
+    def http(self):
+        import grpc
+        srv = self.server(["--http-port", "0"])
+        try:
+            port = srv.http_port
+            check("http: `HTTP <port>` printed before READY", port is not None and port > 0, str(port))
+            st, ctype, body = http_get(port, "/health")
+            check("http: /health 200 SERVING once ready", st == 200 and body == "SERVING\n", "%d %r" % (st, body))
+            st, ctype, body = http_get(port, "/info")
+            info = json.loads(body) if st == 200 else {}
+            check("http: /info JSON (model_type reranker, max_input_length 512, ready)",
+                  ctype == "application/json" and info.get("model_type") == "reranker" and
+                  info.get("max_input_length") == 512 and info.get("ready") is True and
+                  info.get("model_id") == self.args.tiny_model, "%d %s %r" % (st, ctype, body))
+            st, _, _ = http_get(port, "/nope")
+            check("http: unknown path → 404", st == 404, str(st))
+            st, _, _ = http_get(port, "/metrics", method="POST")
+            check("http: POST → 405", st == 405, str(st))
+            st, _, body = http_get(port, "/health", method="HEAD")
+            check("http: HEAD /health → 200, no body", st == 200 and body == "", "%d %r" % (st, body))
+
+            s0, fams, ctype = scrape(port)
+            check("metrics: content type text/plain; version=0.0.4", ctype.startswith("text/plain; version=0.0.4"),
+                  str(ctype))
+            ch = grpc.insecure_channel(srv.addr)
+            tokens = 0
+            for k in (1, 3, 4):
+                tokens += self.rerank(ch, DOCS[:k]).stats.total_tokens
+            empty = self.code_of(lambda: self.rerank(ch, []))
+            check("metrics: an empty request fails INVALID_ARGUMENT", empty == grpc.StatusCode.INVALID_ARGUMENT, str(empty))
+            # A stream: open + two batches + half-close.
+            pb = self.pb
+
+            def msgs():
+                yield pb.RerankStreamRequest(open=pb.StreamOpen(query="tides"))
+                yield pb.RerankStreamRequest(batch=pb.StreamBatch(documents=[pb.Document(text=d) for d in DOCS[:2]]))
+                yield pb.RerankStreamRequest(batch=pb.StreamBatch(documents=[pb.Document(text=d) for d in DOCS[2:]]))
+            out = list(self.pbg.RerankerStub(ch).RerankStream(msgs(), timeout=30 * SCALE))
+            stream_tokens = sum(m.batch.stats.total_tokens for m in out if m.HasField("batch"))
+            ch.close()
+            time.sleep(0.3)  # the status of the last call is counted when its context is freed
+            s1, fams, _ = scrape(port)
+            d = lambda name, **lb: val(s1, name, **lb) - val(s0, name, **lb)  # noqa: E731
+            rr = "/rerank.v1.Reranker/Rerank"
+            rs = "/rerank.v1.Reranker/RerankStream"
+            check("metrics: grpc_requests_total Rerank OK +3, INVALID_ARGUMENT +1, RerankStream OK +1",
+                  d("rerankd_grpc_requests_total", method=rr, code="OK") == 3 and
+                  d("rerankd_grpc_requests_total", method=rr, code="INVALID_ARGUMENT") == 1 and
+                  d("rerankd_grpc_requests_total", method=rs, code="OK") == 1,
+                  "%s %s %s" % (d("rerankd_grpc_requests_total", method=rr, code="OK"),
+                                d("rerankd_grpc_requests_total", method=rr, code="INVALID_ARGUMENT"),
+                                d("rerankd_grpc_requests_total", method=rs, code="OK")))
+            check("metrics: handling_seconds count for Rerank +4",
+                  d("rerankd_grpc_handling_seconds_count", method=rr) == 4,
+                  str(d("rerankd_grpc_handling_seconds_count", method=rr)))
+            check("metrics: requests_total{done} +5 (3 unary + 2 stream batches), failed +0",
+                  d("rerankd_requests_total", outcome="done") == 5 and d("rerankd_requests_total", outcome="failed") == 0,
+                  str(d("rerankd_requests_total", outcome="done")))
+            check("metrics: pairs_total +12", d("rerankd_pairs_total") == 12, str(d("rerankd_pairs_total")))
+            check("metrics: tokens_total equals the responses' total_tokens (%d)" % (tokens + stream_tokens),
+                  d("rerankd_tokens_total") == tokens + stream_tokens, str(d("rerankd_tokens_total")))
+            check("metrics: request_seconds/inference_seconds counts +5, batches ≥ 5 with ≥ 12 pairs",
+                  d("rerankd_request_seconds_count") == 5 and d("rerankd_inference_seconds_count") == 5 and
+                  d("rerankd_batch_pairs_count") >= 5 and d("rerankd_batch_pairs_sum") >= 12 and
+                  d("rerankd_batch_tokens_sum") >= tokens + stream_tokens,
+                  "%s %s %s" % (d("rerankd_request_seconds_count"), d("rerankd_batch_pairs_count"),
+                                d("rerankd_batch_tokens_sum")))
+            check("metrics: ready 1, serving 1, nothing queued or in flight",
+                  val(s1, "rerankd_ready") == 1 and val(s1, "rerankd_serving") == 1 and
+                  val(s1, "rerankd_requests_in_flight") == 0 and
+                  val(s1, "rerankd_queued_requests", stage="engine") == 0, "")
+            bad = []
+            for f in fams:
+                if f.type != "histogram":
+                    continue
+                series = {}
+                for s in f.samples:
+                    key = frozenset((k, v) for k, v in s.labels.items() if k != "le")
+                    series.setdefault(key, []).append(s)
+                for key, ss in series.items():
+                    buckets = [(float(s.labels["le"]), s.value) for s in ss if s.name.endswith("_bucket")]
+                    count = [s.value for s in ss if s.name.endswith("_count")]
+                    if not buckets or buckets[-1][0] != float("inf") or len(count) != 1:
+                        bad.append((f.name, "shape"))
+                        continue
+                    vals = [v for _, v in buckets]
+                    les = [le for le, _ in buckets]
+                    if vals != sorted(vals) or les != sorted(les) or vals[-1] != count[0]:
+                        bad.append((f.name, dict(key)))
+            check("metrics: every histogram has cumulative buckets ending at +Inf == _count", not bad, str(bad[:3]))
+        finally:
+            if srv.proc.poll() is None:
+                self.stop(srv, "http server")
+
+    # ---- loading -----------------------------------------------------------------------------
+    def loading_raw(self, hp, hpg):
+        import grpc
+        d = tempfile.mkdtemp(prefix="rr-loading-")
+        for f in os.listdir(self.args.tiny_model):
+            if f != "config.json":
+                os.symlink(os.path.abspath(os.path.join(self.args.tiny_model, f)), os.path.join(d, f))
+        fifo = os.path.join(d, "config.json")
+        os.mkfifo(fifo)
+        cmd = (self.vg or []) + [self.args.rerankd, "--model", d, "--device", "cpu", "--host", "127.0.0.1",
+                                 "--port", "0", "--http-port", "0", "--threads", "1"]
+        log = tempfile.NamedTemporaryFile(prefix="rerankd-loading-", suffix=".log", delete=False)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
+        http_port = None
+        deadline = time.time() + self.ready_timeout
+        while time.time() < deadline and http_port is None:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("HTTP "):
+                http_port = int(line.split()[1])
+        if not check("loading: HTTP listener up before the model loads", http_port is not None):
+            proc.kill()
+            proc.wait()
+            return
+        # The gRPC port is only printed with READY; read it from the log line.
+        grpc_port = None
+        while time.time() < deadline and grpc_port is None:
+            with open(log.name) as f:
+                for ln in f:
+                    if "listening on" in ln and "(port " in ln:
+                        grpc_port = int(ln.split("(port ")[1].split(")")[0].split(",")[0])
+            time.sleep(0.05)
+        st, _, body = http_get(http_port, "/health")
+        check("loading: /health 503 NOT_SERVING", st == 503 and body == "NOT_SERVING\n", "%d %r" % (st, body))
+        s, _, _ = scrape(http_port)
+        check("loading: rerankd_ready 0", val(s, "rerankd_ready") == 0 and val(s, "rerankd_serving") == 0)
+        ch = grpc.insecure_channel("127.0.0.1:%d" % grpc_port)
+        try:
+            h = hpg.HealthStub(ch).Check(hp.HealthCheckRequest(service=""), timeout=30 * SCALE).status
+        except grpc.RpcError as e:
+            h = e.code()
+        check("loading: grpc.health Check → NOT_SERVING", h == hp.HealthCheckResponse.NOT_SERVING, str(h))
+        code = self.code_of(lambda: self.rerank(ch, DOCS[:1]))
+        check("loading: Rerank → UNAVAILABLE", code == grpc.StatusCode.UNAVAILABLE, str(code))
+        ch.close()
+        # Release the loader: open the FIFO for writing and close it at once (an empty read
+        # that the config reader cannot use), so the load fails and the server exits.
+        fd = os.open(fifo, os.O_WRONLY)
+        os.close(fd)
+        try:
+            rc = proc.wait(timeout=120 * SCALE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+        with open(log.name, errors="replace") as f:
+            text = f.read()
+        check("loading: a failed load exits 1 naming config.json", rc == 1 and "config.json" in text,
+              "rc=%s\n%s" % (rc, text[-2000:]))
+
+    # ---- TLS ---------------------------------------------------------------------------------
+    def tls(self, certs):
+        import grpc
+        ref = rrtest.cli_logits(self.args.cli, self.args.tiny_model, "how do cats purr", DOCS)
+        live = tempfile.mkdtemp(prefix="rr-tls-live-")
+        cert, key = os.path.join(live, "tls.crt"), os.path.join(live, "tls.key")
+        for src, dst in ((certs.p("srv-ca1.pem"), cert), (certs.p("srv-ca1.key"), key)):
+            with open(src, "rb") as f, open(dst, "wb") as g:
+                g.write(f.read())
+        srv = self.server(["--tls-cert", cert, "--tls-key", key])
+        port = srv.port
+        try:
+            def tls_channel(ca, client=None):
+                kw = {}
+                if client:
+                    kw = {"private_key": certs.read(client + ".key"), "certificate_chain": certs.read(client + ".pem")}
+                creds = grpc.ssl_channel_credentials(root_certificates=certs.read(ca), **kw)
+                return grpc.secure_channel("localhost:%d" % port, creds)
+
+            ch = tls_channel("ca1.pem")
+            r = self.rerank(ch, DOCS)
+            got = [None] * len(DOCS)
+            for x in r.results:
+                got[x.index] = x.logit
+            check("tls: scores over TLS bit-identical to the CLI", got == ref, "%s vs %s" % (got, ref))
+            ch.close()
+            plain = grpc.insecure_channel("127.0.0.1:%d" % port)
+            code = self.code_of(lambda: self.rerank(plain, DOCS[:1]))
+            plain.close()
+            check("tls: plaintext client refused (UNAVAILABLE)", code == grpc.StatusCode.UNAVAILABLE, str(code))
+            other = tls_channel("ca2.pem")
+            code = self.code_of(lambda: self.rerank(other, DOCS[:1]))
+            other.close()
+            check("tls: client trusting another CA refused (UNAVAILABLE)", code == grpc.StatusCode.UNAVAILABLE, str(code))
+            ch = tls_channel("ca1.pem")
+            check("tls: a good call after the refusals", len(self.rerank(ch, DOCS[:2]).results) == 2)
+            # Rotation: a kubelet/cert-manager style replacement (write aside, rename over).
+            for src, dst in ((certs.p("srv-ca2.pem"), cert), (certs.p("srv-ca2.key"), key)):
+                with open(src, "rb") as f, open(dst + ".new", "wb") as g:
+                    g.write(f.read())
+                os.replace(dst + ".new", dst)
+            check("tls: a connection opened before the rotation keeps working",
+                  len(self.rerank(ch, DOCS[:1]).results) == 1)
+            ch.close()
+            new = tls_channel("ca2.pem")
+            code = self.code_of(lambda: self.rerank(new, DOCS[:1]))
+            new.close()
+            check("tls: after rotation a new connection is served the new certificate", code == grpc.StatusCode.OK,
+                  str(code))
+            old = tls_channel("ca1.pem")
+            code = self.code_of(lambda: self.rerank(old, DOCS[:1]))
+            old.close()
+            check("tls: after rotation the old CA no longer verifies", code == grpc.StatusCode.UNAVAILABLE, str(code))
+            # A broken rotation (key not PEM) keeps the previous certificates.
+            with open(key + ".new", "w") as g:
+                g.write("not a key\n")
+            os.replace(key + ".new", key)
+            keep = tls_channel("ca2.pem")
+            code = self.code_of(lambda: self.rerank(keep, DOCS[:1]))
+            keep.close()
+            check("tls: an unreadable rotation keeps the previous certificates", code == grpc.StatusCode.OK, str(code))
+        finally:
+            if srv.proc.poll() is None:
+                self.stop(srv, "tls server")
+        check("tls: the failed reload is logged", "TLS reload failed" in srv.log_text(), srv.log_text()[-1500:])
+
+        srv = self.server(["--tls-cert", certs.p("srv-ca1.pem"), "--tls-key", certs.p("srv-ca1.key"),
+                           "--tls-client-ca", certs.p("ca1.pem")])
+        port = srv.port
+        try:
+            def mchannel(client):
+                kw = {}
+                if client:
+                    kw = {"private_key": certs.read(client + ".key"), "certificate_chain": certs.read(client + ".pem")}
+                return grpc.secure_channel("localhost:%d" % port,
+                                           grpc.ssl_channel_credentials(root_certificates=certs.read("ca1.pem"), **kw))
+            for client, want, what in ((None, grpc.StatusCode.UNAVAILABLE, "no client certificate refused"),
+                                       ("cli-ca2", grpc.StatusCode.UNAVAILABLE, "client certificate from another CA refused"),
+                                       ("cli-ca1", grpc.StatusCode.OK, "client certificate signed by the CA served")):
+                ch = mchannel(client)
+                code = self.code_of(lambda: self.rerank(ch, DOCS[:1]))
+                ch.close()
+                check("mtls: " + what, code == want, str(code))
+        finally:
+            if srv.proc.poll() is None:
+                self.stop(srv, "mtls server")
+
+    # ---- start-up errors ---------------------------------------------------------------------
+    def startup_errors(self, certs):
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        busy_port = busy.getsockname()[1]
+        cases = [
+            ("missing key file", ["--tls-cert", certs.p("srv-ca1.pem"), "--tls-key", certs.p("nope.key")],
+             "nope.key"),
+            ("key that is not PEM", ["--tls-cert", certs.p("srv-ca1.pem"), "--tls-key", certs.p("srv-ca1.ext")],
+             "PRIVATE KEY"),
+            ("certificate without --tls-key", ["--tls-cert", certs.p("srv-ca1.pem")], "--tls-key"),
+            ("key not matching the certificate", ["--tls-cert", certs.p("srv-ca1.pem"), "--tls-key",
+                                                  certs.p("srv-ca2.key")], "certificate and key are unusable"),
+            ("HTTP port in use", ["--http-port", str(busy_port)], "cannot serve HTTP"),
+        ]
+        for what, extra, needle in cases:
+            cmd = [self.args.rerankd, "--model", self.args.tiny_model, "--device", "cpu", "--host", "127.0.0.1",
+                   "--port", "0"] + extra
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=120 * SCALE)
+            check("start-up: %s → exit %d, message names it" % (what, p.returncode),
+                  p.returncode != 0 and needle in p.stderr and "READY" not in p.stdout, p.stderr[-800:])
+        busy.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rerankd", required=True)
+    ap.add_argument("--cli", required=True)
+    ap.add_argument("--source-dir", required=True)
+    ap.add_argument("--gen-dir", required=True)
+    ap.add_argument("--tiny-model", required=True)
+    ap.add_argument("--valgrind", action="store_true")
+    args = ap.parse_args()
+    if not os.path.isfile(os.path.join(args.tiny_model, "config.json")):
+        print("test_ops: skipped: model %s missing (run scripts/make_models.py)" % args.tiny_model)
+        return 77
+    try:
+        import grpc  # noqa: F401
+        import grpc_tools  # noqa: F401
+        import prometheus_client  # noqa: F401
+    except ImportError as e:
+        print("test_ops: skipped: %s (create .venv with scripts/setup.sh)" % e)
+        return 77
+    if subprocess.run(["sh", "-c", "command -v openssl"], capture_output=True).returncode != 0:
+        print("test_ops: skipped: no openssl CLI to make test certificates (scripts/setup.sh installs it)")
+        return 77
+    if args.valgrind:
+        global SCALE
+        SCALE = 10
+    rrtest.gen_stubs(args.source_dir, args.gen_dir)
+    from rerank.v1 import rerank_pb2 as pb, rerank_pb2_grpc as pbg
+    import health_pb2 as hp
+    import health_pb2_grpc as hpg
+    s = Suite(args, pb, pbg)
+    certs = Certs(tempfile.mkdtemp(prefix="rr-certs-"))
+    for name, fn in (("http + metrics", s.http), ("loading", lambda: s.loading_raw(hp, hpg)),
+                     ("tls", lambda: s.tls(certs)), ("start-up errors", lambda: s.startup_errors(certs))):
+        t0 = time.time()
+        fn()
+        print("-- %s: %.0f s" % (name, time.time() - t0))
+    print("test_ops: %d passed, %d failed" % (N_PASS, N_FAIL))
+    return 0 if N_FAIL == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
