@@ -9,7 +9,9 @@
  * an 8-bit significand, so bf16 bounds are about 8× looser. Shapes: 1 token, lengths not
  * divisible by the attention tile (64) or the key block (32), 512, uneven packed sequences,
  * d_head 32 and 64, attention over all rows and over [CLS] rows only, and a tile grid larger
- * than the tile count (as a CUDA graph bucket launches it).
+ * than the tile count (as a CUDA graph bucket launches it); row widths 384, 768, 100, 256,
+ * 312 and 1024, so every values-per-lane variant of the LayerNorm kernels runs, and the head
+ * at 384, 768, 256 and 1024 (its shared-memory bound).
  * The seed is printed; RR_TEST_SEED=<n> reruns a failure. RR_TEST_QUICK=1 keeps two length
  * sets and the first size of each op (for compute-sanitizer). Without a device: exit 77.
  */
@@ -147,9 +149,10 @@ static const struct {
 
 static void test_embed_ln(rr_dtype dt)
 {
-    const int dims[] = {384, 768, 100};
+    /* NV 12, 24, 4, 8, 12 with two lanes masked (TinyBERT 312), 32 (BERT-large 1024). */
+    const int dims[] = {384, 768, 100, 256, 312, 1024};
     const int vocab = 97, max_pos = 512, n_types = 2;
-    for (int di = 0; di < 3; di++) {
+    for (int di = 0; di < 6; di++) {
         for (int si = 0; si < N_SETS; si++) {
             if (skip_size(di) || skip_set(si)) continue;
             const int d = dims[di], n_seq = sets[si].n;
@@ -225,9 +228,9 @@ static void test_linear(rr_dtype dt, cublasHandle_t blas)
 
 static void test_bias_residual_ln(rr_dtype dt)
 {
-    const int rows[] = {1, 77, 512}, dims[] = {384, 768, 100};
+    const int rows[] = {1, 77, 512}, dims[] = {384, 768, 100, 256, 312, 1024};
     for (int ri = 0; ri < 3; ri++) {
-        for (int di = 0; di < 3; di++) {
+        for (int di = 0; di < 6; di++) {
             if (skip_size(di)) continue;
             const int n = rows[ri], d = dims[di];
             const size_t nd = (size_t)n * d;
@@ -326,9 +329,9 @@ static void test_attention(rr_dtype dt)
 
 static void test_head_and_gather(rr_dtype dt)
 {
-    const int seqs[] = {1, 5, 64}, dims[] = {384, 768}, labels[] = {1, 3};
+    const int seqs[] = {1, 5, 64}, dims[] = {384, 768, 256, 1024}, labels[] = {1, 3};
     for (int a = 0; a < 3; a++)
-        for (int di = 0; di < 2; di++)
+        for (int di = 0; di < 4; di++)
             for (int li = 0; li < 2; li++)
                 for (int electra = 0; electra < 2; electra++) {
                     if (skip_size(di)) continue;

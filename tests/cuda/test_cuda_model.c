@@ -6,8 +6,8 @@
  * passages per query) — the comparison needs only the CPU engine, not the golden logits,
  * which are reported when present. For each model present in RR_MODELS_DIR:
  *   - fp16: max |cuda − cpu| over all pairs ≤ 2e-2 (issue 4), and the same top-10 ranking per
- *     query (an adjacent swap is tolerated only where the two CPU logits are within 1e-4 of
- *     each other, i.e. a tie at fp32 resolution; such swaps are counted and printed);
+ *     query up to ties at fp16 resolution: a rank may differ only between pairs whose CPU
+ *     logits are within twice the measured max |cuda − cpu| (counted and printed);
  *   - bf16: the max difference is printed and held to a sanity bound of 0.25 (a CPU
  *     emulation of the engine's rounding, bench/gpu/emulate/precision.py, predicts ~0.06;
  *     a broken bf16 path is off by whole units);
@@ -170,8 +170,13 @@ static int by_key_desc(const void *x, const void *y)
     return a < b ? 1 : a > b ? -1 : *(const int *)x - *(const int *)y;
 }
 
-/* Same top-10 per qid; returns the number of near-tie adjacent swaps tolerated. */
-static int check_top10(const pairs *ps, const float *cpu, const float *gpu, const char *model)
+/* Same top-10 per qid, up to ties at the engine's resolution: rank r may hold a different
+ * pair only when the CPU logits of the two pairs are within tie_eps (twice the largest
+ * |cuda - cpu| measured, so only an order the measured error can explain is excused; the
+ * golden set has adjacent gaps of ~1e-3, well inside fp16's reach). Returns the number of
+ * such positions, which is printed. */
+static int check_top10(const pairs *ps, const float *cpu, const float *gpu, const char *model,
+                       float tie_eps)
 {
     int ties = 0, bad_q = 0, n_q = 0;
     int *a = malloc(ps->n * sizeof *a), *b = malloc(ps->n * sizeof *b);
@@ -184,9 +189,8 @@ static int check_top10(const pairs *ps, const float *cpu, const float *gpu, cons
         g_key = gpu, qsort(b, n, sizeof *b, by_key_desc);
         for (int r = 0; r < k && ok; r++) {
             if (a[r] == b[r]) continue;
-            if (r + 1 < n && a[r] == b[r + 1] && a[r + 1] == b[r] &&
-                fabsf(cpu[a[r]] - cpu[a[r + 1]]) < 1e-4f) {
-                ties++, r++;
+            if (fabsf(cpu[a[r]] - cpu[b[r]]) <= tie_eps) {
+                ties++;
                 continue;
             }
             ok = 0;
@@ -195,8 +199,8 @@ static int check_top10(const pairs *ps, const float *cpu, const float *gpu, cons
         start = end;
     }
     CHECK_MSG(bad_q == 0, "%s: top-10 differs for %d of %d queries", model, bad_q, n_q);
-    printf("  %s: top-10 identical for %d/%d queries (%d near-tie swaps)\n", model, n_q - bad_q,
-           n_q, ties);
+    printf("  %s: top-10 identical for %d/%d queries (%d positions hold a pair tied within %.3g)\n",
+           model, n_q - bad_q, n_q, ties, tie_eps);
     free(a), free(b);
     return ties;
 }
@@ -250,7 +254,7 @@ static void run_model(const char *name)
         }
         printf("  max |x - HF fp32 golden|: cuda fp16 %.3g, cpu %.3g\n", gd, cd);
     }
-    check_top10(&ps, cpu, f16, name);
+    check_top10(&ps, cpu, f16, name, fmaxf(2 * d16, 1e-4f));
 
     /* Batch invariance on the first 64 pairs. */
     {
