@@ -346,6 +346,14 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
         st = rr_set_error(err, RR_E_DEVICE, "cuda:%d: cublasCreate failed", o->device);
         goto fail;
     }
+    /* fp32 reductions only: with fp16/bf16 outputs cuBLAS may otherwise reduce split-K
+     * partial sums in the output type, adding a rounding that depends on M. */
+    if (cublasSetMathMode(e->blas, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
+                                                  CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)) !=
+        CUBLAS_STATUS_SUCCESS) {
+        st = rr_set_error(err, RR_E_DEVICE, "cuda:%d: cublasSetMathMode failed", o->device);
+        goto fail;
+    }
     CK(cudaMalloc(&e->blas_ws, BLAS_WS_BYTES), "cudaMalloc(cuBLAS workspace)");
     if (cublasSetStream(e->blas, e->stream) != CUBLAS_STATUS_SUCCESS ||
         cublasSetWorkspace(e->blas, e->blas_ws, BLAS_WS_BYTES) != CUBLAS_STATUS_SUCCESS) {
@@ -360,7 +368,7 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
         upload_all(e, w, mi, &u);
         const size_t bytes = u.off;
         CK(cudaMalloc(&e->weights, bytes), "cudaMalloc(weights)");
-        host_w = (char *)rr_malloc(bytes);
+        host_w = (char *)rr_calloc(1, bytes); /* zeroed: alignment gaps are copied too */
         if (!host_w) {
             st = rr_set_error(err, RR_E_NOMEM, "out of memory staging %zu bytes of weights",
                               bytes);
@@ -430,27 +438,54 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
     CK(cudaDeviceSynchronize(), "weight upload / workspace clear");
 
     /* Graphs per (tok_cap, seq_cap) bucket. Each shape runs once eagerly first so cuBLAS
-     * and lazy module loading do their one-time work outside the capture. */
+     * and lazy module loading do their one-time work outside the capture; a failure there
+     * is a failure of the engine (the eager path runs the same launches). A failure of the
+     * capture itself only costs speed: it is logged and the remaining batches run eagerly. */
     for (int tc = 128; tc <= 4096 && tc <= e->max_tok; tc *= 2) {
         for (int sc = 1; sc <= 64 && sc <= tc; sc *= 2) {
             if ((long)sc * mi->max_position < tc) continue; /* no batch could use it */
             if (e->n_graphs == MAX_GRAPHS) break;
             graph_bucket *g = &e->graphs[e->n_graphs];
             g->tok_cap = tc, g->seq_cap = sc, g->tile_cap = tile_cap_for(tc, sc);
-            CK(enqueue(e, tc, sc, g->tile_cap), "warm-up forward before capture");
-            CK(cudaStreamSynchronize(e->stream), "warm-up forward before capture");
-            CK(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal),
-               "cudaStreamBeginCapture");
             ce = enqueue(e, tc, sc, g->tile_cap);
-            cudaError_t ce2 = cudaStreamEndCapture(e->stream, &graph);
-            CK(ce, "launch sequence during capture");
-            CK(ce2, "cudaStreamEndCapture");
-            CK(cudaGraphInstantiate(&g->exec, graph, 0), "cudaGraphInstantiate");
-            cudaGraphDestroy(graph);
+            if (ce == cudaSuccess) ce = cudaStreamSynchronize(e->stream);
+            if (ce != cudaSuccess) {
+                st = rr_set_error(err, RR_E_DEVICE,
+                                  "cuda:%d: warm-up forward (%d tokens, %d sequences) failed at "
+                                  "engine_cuda.cu:%d %s: %s",
+                                  o->device, tc, sc, e->fail_line, e->fail_stmt ? e->fail_stmt : "",
+                                  cudaGetErrorString(ce));
+                goto fail;
+            }
+            const char *what = "cudaStreamBeginCapture";
+            ce = cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal);
+            if (ce == cudaSuccess) {
+                cudaError_t ce1 = enqueue(e, tc, sc, g->tile_cap);
+                ce = cudaStreamEndCapture(e->stream, &graph);
+                what = ce1 != cudaSuccess ? e->fail_stmt : "cudaStreamEndCapture";
+                if (ce1 != cudaSuccess) ce = ce1;
+            }
+            if (ce == cudaSuccess) what = "cudaGraphInstantiate", ce = cudaGraphInstantiate(&g->exec, graph, 0);
+            /* Upload now, so the first request of each bucket does not pay for it. */
+            if (ce == cudaSuccess) what = "cudaGraphUpload", ce = cudaGraphUpload(g->exec, e->stream);
+            if (graph) cudaGraphDestroy(graph);
             graph = NULL;
+            if (ce != cudaSuccess) {
+                fprintf(stderr,
+                        "rerankd: cuda:%d: CUDA graph capture for %d tokens / %d sequences failed "
+                        "(%s: %s); %d graphs kept, batches no graph holds run eagerly\n",
+                        o->device, tc, sc, what ? what : "", cudaGetErrorString(ce), e->n_graphs);
+                if (g->exec) cudaGraphExecDestroy(g->exec);
+                g->exec = NULL;
+                (void)cudaGetLastError(); /* a failed capture leaves no sticky error */
+                CK(cudaStreamSynchronize(e->stream), "stream after a failed capture");
+                goto graphs_done;
+            }
             e->n_graphs++;
         }
     }
+graphs_done:
+    CK(cudaStreamSynchronize(e->stream), "graph upload");
     *impl = e;
     return RR_OK;
 fail:
