@@ -20,6 +20,128 @@
 
 #define CALL_OF(tag, field) ((rr_call *)((char *)(tag) - offsetof(rr_call, field)))
 
+/* Contexts kept per method, and how many exist from the start (more than the armed
+ * requests plus a few in flight, so a steady load never finds the list empty). */
+#define CALLS_MAX 512
+#define CALLS_PREFILL 32
+/* Arenas kept, and the bytes each keeps across resets (a 1000-document request decodes
+ * into about 200 KB). */
+#define ARENAS_MAX 512
+#define ARENA_RETAIN ((size_t)1 << 20)
+/* Made at start, ready: 64 arenas with a 16 KiB chunk each (1 MiB) and 16 stream states of
+ * each kind, so bursts up to that many messages or streams find warm ones. */
+#define ARENAS_PREFILL 64
+#define ARENA_PRIME 16384
+#define STREAMS_PREFILL 16
+
+void rr_free_list_init(rr_free_list *l, int max)
+{
+    pthread_mutex_init(&l->mu, NULL);
+    l->head = NULL;
+    l->n = 0;
+    l->max = max;
+}
+
+void *rr_free_list_pop(rr_free_list *l)
+{
+    pthread_mutex_lock(&l->mu);
+    void *o = l->head;
+    if (o) {
+        l->head = *(void **)o;
+        l->n--;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return o;
+}
+
+int rr_free_list_push(rr_free_list *l, void *o)
+{
+    pthread_mutex_lock(&l->mu);
+    int ok = l->n < l->max;
+    if (ok) {
+        *(void **)o = l->head;
+        l->head = o;
+        l->n++;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return ok;
+}
+
+rr_arena *rr_arena_get(rr_server *srv)
+{
+    rr_pooled_arena *p = rr_free_list_pop(&srv->arenas);
+    if (!p) {
+        if (!(p = rr_calloc(1, sizeof *p))) return NULL;
+        rr_arena_init(&p->a, ARENA_RETAIN);
+    }
+    return &p->a;
+}
+
+void rr_arena_put(rr_server *srv, rr_arena *a)
+{
+    if (!a) return;
+    rr_pooled_arena *p = (rr_pooled_arena *)((char *)a - offsetof(rr_pooled_arena, a));
+    rr_arena_reset(a);
+    if (!rr_free_list_push(&srv->arenas, p)) {
+        rr_arena_free(a);
+        rr_free(p);
+    }
+}
+
+rr_arena *rr_call_arena(rr_call *c)
+{
+    if (!c->arena) c->arena = rr_arena_get(c->srv);
+    return c->arena;
+}
+
+int rr_call_pools_init(rr_server *srv)
+{
+    for (int m = 0; m <= RR_M_COUNT; m++) rr_free_list_init(&srv->calls[m], CALLS_MAX);
+    rr_free_list_init(&srv->arenas, ARENAS_MAX);
+    rr_free_list_init(&srv->streams[0], CALLS_MAX);
+    rr_free_list_init(&srv->streams[1], CALLS_MAX);
+    for (int m = 0; m <= RR_M_COUNT; m++)
+        for (int k = 0; k < CALLS_PREFILL; k++) {
+            rr_call *c = rr_calloc(1, sizeof *c);
+            if (!c) return 0; /* rr_call_pools_free releases what was made */
+            rr_free_list_push(&srv->calls[m], c);
+        }
+    for (int k = 0; k < ARENAS_PREFILL; k++) {
+        rr_pooled_arena *p = rr_calloc(1, sizeof *p);
+        if (!p) return 0;
+        rr_arena_init(&p->a, ARENA_RETAIN);
+        rr_free_list_push(&srv->arenas, p);
+        if (!rr_arena_alloc(&p->a, ARENA_PRIME)) return 0;
+        rr_arena_reset(&p->a);
+    }
+    void *(*make[2])(void) = {rr_stream_state_new, rr_tei_stream_new};
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < STREAMS_PREFILL; k++) {
+            void *st = make[i]();
+            if (!st) return 0;
+            rr_free_list_push(&srv->streams[i], st);
+        }
+    return 1;
+}
+
+void rr_call_pools_free(rr_server *srv, void (*destroy_stream[2])(void *))
+{
+    void *o;
+    for (int m = 0; m <= RR_M_COUNT; m++) {
+        while ((o = rr_free_list_pop(&srv->calls[m]))) rr_free(o);
+        pthread_mutex_destroy(&srv->calls[m].mu);
+    }
+    while ((o = rr_free_list_pop(&srv->arenas))) {
+        rr_arena_free(&((rr_pooled_arena *)o)->a);
+        rr_free(o);
+    }
+    pthread_mutex_destroy(&srv->arenas.mu);
+    for (int i = 0; i < 2; i++) {
+        while ((o = rr_free_list_pop(&srv->streams[i]))) destroy_stream[i](o);
+        pthread_mutex_destroy(&srv->streams[i].mu);
+    }
+}
+
 static void call_free(rr_call *c)
 {
     rr_server *srv = c->srv;
@@ -32,6 +154,7 @@ static void call_free(rr_call *c)
     for (int i = 0; i < c->out_n; i++) grpc_byte_buffer_destroy(c->outq[(c->out_head + i) % RR_OUTQ]);
     pthread_mutex_destroy(&c->mu);
     int counted = c->call != NULL;
+    rr_method m = c->method;
     if (counted) {
         /* A call that ends without our status was cancelled by the client or the core. */
         grpc_status_code code = c->status_started ? c->status_code : GRPC_STATUS_CANCELLED;
@@ -39,7 +162,9 @@ static void call_free(rr_call *c)
         atomic_fetch_add_explicit(&srv->rpc_codes[c->method][code], 1, memory_order_relaxed);
         rr_hist_observe(&srv->rpc_seconds[c->method], (c->t_status ? c->t_status : rr_now_ns()) - c->t_start);
     }
-    rr_free(c);
+    /* Back to the free lists (bounded: a burst does not pin its memory forever). */
+    rr_arena_put(srv, c->arena);
+    if (!rr_free_list_push(&srv->calls[m], c)) rr_free(c);
     if (counted) atomic_fetch_sub(&srv->live_calls, 1);
 }
 
@@ -63,15 +188,46 @@ grpc_byte_buffer *rr_pack(const ProtobufCMessage *msg)
     return bb;
 }
 
-ProtobufCMessage *rr_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb)
+static void *arena_alloc(void *arena, size_t n)
 {
-    if (!bb) return NULL;
+    return rr_arena_alloc(arena, n);
+}
+
+static void arena_nofree(void *arena, void *p)
+{
+    (void)arena, (void)p; /* the owner resets the arena */
+}
+
+ProtobufCMessage *rr_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb, rr_arena *arena)
+{
+    if (!bb || !arena) return NULL;
     grpc_byte_buffer_reader r;
     if (!grpc_byte_buffer_reader_init(&r, bb)) return NULL;
-    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+    /* One slice (the usual case): decode in place. Several: gather them into the arena
+     * rather than into readall's fresh slice. buffer_out is the decompressed buffer. */
+    size_t len = grpc_byte_buffer_length(r.buffer_out);
+    const uint8_t *data = NULL;
+    grpc_slice *sl;
+    if (grpc_byte_buffer_reader_peek(&r, &sl) && GRPC_SLICE_LENGTH(*sl) == len) {
+        data = GRPC_SLICE_START_PTR(*sl);
+    } else {
+        uint8_t *copy = rr_arena_alloc(arena, len);
+        grpc_byte_buffer_reader_destroy(&r);
+        if (!copy || !grpc_byte_buffer_reader_init(&r, bb)) return NULL;
+        size_t at = 0;
+        while (at < len && grpc_byte_buffer_reader_peek(&r, &sl)) {
+            size_t n = GRPC_SLICE_LENGTH(*sl) < len - at ? GRPC_SLICE_LENGTH(*sl) : len - at;
+            memcpy(copy + at, GRPC_SLICE_START_PTR(*sl), n);
+            at += n;
+        }
+        data = at == len ? copy : NULL;
+    }
+    ProtobufCMessage *m = NULL;
+    if (data) {
+        ProtobufCAllocator alloc = {arena_alloc, arena_nofree, arena};
+        m = protobuf_c_message_unpack(d, &alloc, len, data);
+    }
     grpc_byte_buffer_reader_destroy(&r);
-    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-    grpc_slice_unref(s);
     return m;
 }
 
@@ -299,8 +455,9 @@ static int reads_initial_payload(rr_method m)
 
 int rr_call_arm(rr_server *srv, rr_method m)
 {
-    rr_call *c = rr_calloc(1, sizeof *c);
-    if (!c) return 0;
+    rr_call *c = rr_free_list_pop(&srv->calls[m]);
+    if (c) memset(c, 0, sizeof *c);
+    else if (!(c = rr_calloc(1, sizeof *c))) return 0;
     c->srv = srv;
     c->method = m;
     atomic_init(&c->refs, 1);

@@ -37,7 +37,7 @@ static grpc_byte_buffer *status_message(int status)
 void rr_svc_health_check(rr_call *c)
 {
     Grpc__Health__V1__HealthCheckRequest *req = (Grpc__Health__V1__HealthCheckRequest *)rr_unpack(
-        &grpc__health__v1__health_check_request__descriptor, c->payload);
+        &grpc__health__v1__health_check_request__descriptor, c->payload, rr_call_arena(c));
     if (!req) {
         rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed HealthCheckRequest");
         return;
@@ -51,7 +51,6 @@ void rr_svc_health_check(rr_call *c)
         rr_call_send(c, status_message(h));
         rr_call_finish(c, GRPC_STATUS_OK, "%s", "");
     }
-    protobuf_c_message_free_unpacked(&req->base, NULL);
 }
 
 /* Watch: svc is non-NULL while the call is in the watcher list. */
@@ -75,13 +74,12 @@ void rr_svc_health_watch(rr_call *c)
 {
     rr_server *srv = c->srv;
     Grpc__Health__V1__HealthCheckRequest *req = (Grpc__Health__V1__HealthCheckRequest *)rr_unpack(
-        &grpc__health__v1__health_check_request__descriptor, c->payload);
+        &grpc__health__v1__health_check_request__descriptor, c->payload, rr_call_arena(c));
     if (!req) {
         rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed HealthCheckRequest");
         return;
     }
     int is_known = known(req->service);
-    protobuf_c_message_free_unpacked(&req->base, NULL);
     if (!is_known) {
         /* Stays open until the client goes away (or shutdown cancels it). */
         rr_call_send(c, status_message(GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN));

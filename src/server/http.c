@@ -22,14 +22,16 @@
 #include "server.h"
 #include "util/util.h"
 
+/* owned: 0 = static text, 1 = ours to free (rr_free), 2 = borrowed (libmicrohttpd copies). */
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const char *type,
                              char *body, size_t len, int owned)
 {
     struct MHD_Response *r =
-        owned ? MHD_create_response_from_buffer_with_free_callback(len, body, rr_free)
-              : MHD_create_response_from_buffer(len, body, MHD_RESPMEM_PERSISTENT);
+        owned == 1 ? MHD_create_response_from_buffer_with_free_callback(len, body, rr_free)
+                   : MHD_create_response_from_buffer(
+                         len, body, owned == 2 ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_PERSISTENT);
     if (!r) {
-        if (owned) rr_free(body);
+        if (owned == 1) rr_free(body);
         return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
@@ -84,9 +86,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     }
     if (strcmp(url, "/metrics") == 0) {
         size_t len = 0;
-        char *body = rr_metrics_render(srv, &len);
-        if (!body) return text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-        return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len, 1);
+        pthread_mutex_lock(&srv->metrics_mu);
+        const char *body = rr_metrics_render(srv, &len);
+        enum MHD_Result ret =
+            body ? reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
+                         (char *)body, len, 2)
+                 : text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+        pthread_mutex_unlock(&srv->metrics_mu);
+        return ret;
     }
     if (strcmp(url, "/health") == 0) {
         pthread_mutex_lock(&srv->health_mu);

@@ -254,12 +254,17 @@ int main(int argc, char **argv)
     shutdown_tag sd = {.tag.on_done = on_shutdown, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
     pthread_mutex_init(&srv.health_mu, NULL);
+    pthread_mutex_init(&srv.metrics_mu, NULL);
     srv.health = RR_HEALTH_NOT_SERVING;
     srv.t_boot = rr_now_ns();
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     srv.boot_unix = (double)wall.tv_sec + wall.tv_nsec * 1e-9;
     rr_metrics_init(&srv);
+    if (!rr_call_pools_init(&srv)) {
+        fprintf(stderr, "rerankd: out of memory for the call contexts\n");
+        goto fail_early;
+    }
     if (pipe(sig_pipe) != 0) {
         perror("rerankd: pipe");
         return 1;
@@ -411,9 +416,15 @@ fail:
     rr_engine_free(srv.engine);
     rr_model_free(srv.model);
 fail_early:
+    {
+        void (*destroy[2])(void *) = {rr_stream_state_destroy, rr_tei_stream_destroy};
+        rr_call_pools_free(&srv, destroy); /* no call is live: the CQ is drained */
+    }
     rr_tls_free(srv.tls); /* after grpc_shutdown: the core calls its fetcher until then */
     rr_reflection_free(&srv);
     pthread_mutex_destroy(&srv.health_mu);
+    pthread_mutex_destroy(&srv.metrics_mu);
+    rr_metrics_free(&srv);
     close(sig_pipe[0]);
     close(sig_pipe[1]);
     return rc;

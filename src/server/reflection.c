@@ -252,13 +252,13 @@ static void reflect_recv(rr_call *c, int ok)
     }
     Grpc__Reflection__V1__ServerReflectionRequest *req =
         (Grpc__Reflection__V1__ServerReflectionRequest *)rr_unpack(
-            &grpc__reflection__v1__server_reflection_request__descriptor, c->payload);
+            &grpc__reflection__v1__server_reflection_request__descriptor, c->payload, rr_call_arena(c));
     if (!req) {
         rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed ServerReflectionRequest");
         return;
     }
     answer(c, req);
-    protobuf_c_message_free_unpacked(&req->base, NULL);
+    rr_arena_reset(c->arena); /* the answer is packed: the request can go */
     if (c->out_n < 4) rr_call_recv(c);
     else c->recv_paused = 1;
 }

@@ -19,6 +19,7 @@
 
 #include "rerank.h"
 #include "sched/sched.h"
+#include "util/arena.h"
 #include "util/hist.h"
 
 #define RR_SERVER_VERSION "0.1.0"
@@ -66,6 +67,20 @@ typedef enum rr_health {
 } rr_health;
 
 typedef struct rr_refl_file rr_refl_file;
+
+/* A LIFO of reusable objects, each starting with a `void *next` link. LIFO: the object
+ * reused is the one most recently warmed, so a steady load reuses the same few. */
+typedef struct rr_free_list {
+    pthread_mutex_t mu;
+    void *head;
+    int n, max;
+} rr_free_list;
+
+/* An arena in a free list (call.c). */
+typedef struct rr_pooled_arena {
+    void *next;
+    rr_arena a;
+} rr_pooled_arena;
 typedef struct rr_tls rr_tls;
 struct MHD_Daemon;
 
@@ -106,12 +121,25 @@ typedef struct rr_server {
     atomic_uint_fast64_t rpc_codes[RR_M_COUNT + 1][RR_N_CODES];
     rr_hist rpc_seconds[RR_M_COUNT + 1];
     uint64_t t_boot; /* rr_now_ns at start */
+    pthread_mutex_t metrics_mu; /* the render buffer */
+    char *metrics_buf;
+    size_t metrics_cap;
+
+    /* Reuse instead of allocation (call.c): call contexts per method (prefilled at start),
+     * decoding arenas, and the two stream services' states. Together they keep a steady
+     * load from allocating (tests/server/test_ops.py checks rerankd_heap_allocations_total). */
+    rr_free_list calls[RR_M_COUNT + 1];
+    rr_free_list arenas;
+    rr_free_list streams[2]; /* rerank.v1 RerankStream, tei.v1 RerankStream states */
     double boot_unix; /* wall-clock start, for process_start_time_seconds */
 } rr_server;
 
 /* Per-call context. Lifetime: refs counts outstanding batches, the armed request and jobs
- * in the scheduler; the context is freed when it reaches zero (guide §3). */
+ * in the scheduler; when it reaches zero the context goes back to its method's free list
+ * (guide §3) and its arena to the server's. */
 typedef struct rr_call {
+    void *next;      /* free-list link */
+    rr_arena *arena; /* from the server's free list on first use (rr_call_arena) */
     rr_server *srv;
     rr_method method;
     atomic_int refs;
@@ -166,8 +194,22 @@ int rr_call_watch_close(rr_call *c);
 int rr_call_arm(rr_server *srv, rr_method m);
 /* Serialize a protobuf-c message into a byte buffer. */
 grpc_byte_buffer *rr_pack(const ProtobufCMessage *msg);
-/* Deserialize; NULL on malformed input or a NULL buffer. */
-ProtobufCMessage *rr_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb);
+/* Deserialize into `arena`: the message dies with the arena's next reset (no free). NULL
+ * on malformed input, a NULL buffer or arena, or no memory. */
+ProtobufCMessage *rr_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb, rr_arena *arena);
+/* The call's arena (taken from the server's free list on first use); NULL without memory.
+ * Everything in it lives until the call ends. */
+rr_arena *rr_call_arena(rr_call *c);
+/* An arena from the server's free list / back to it (reset). */
+rr_arena *rr_arena_get(rr_server *srv);
+void rr_arena_put(rr_server *srv, rr_arena *a);
+void rr_free_list_init(rr_free_list *l, int max);
+void *rr_free_list_pop(rr_free_list *l);
+int rr_free_list_push(rr_free_list *l, void *obj); /* 0 when full: the caller frees obj */
+/* Prefills the call-context lists; at exit frees every list (destroy(obj) frees one object
+ * of streams[i]). */
+int rr_call_pools_init(rr_server *srv);
+void rr_call_pools_free(rr_server *srv, void (*destroy_stream[2])(void *));
 /* Deadline as an rr_now_ns() timestamp; 0 for none. */
 uint64_t rr_call_deadline_ns(const rr_call *c);
 
@@ -177,6 +219,11 @@ void rr_svc_rerank_stream(rr_call *c);
 void rr_svc_info(rr_call *c);
 void rr_svc_tei_rerank(rr_call *c);
 void rr_svc_tei_rerank_stream(rr_call *c);
+/* Make / free a pooled stream state (rr_call_pools_init / _free). */
+void *rr_stream_state_new(void);
+void rr_stream_state_destroy(void *st);
+void *rr_tei_stream_new(void);
+void rr_tei_stream_destroy(void *st);
 void rr_svc_tei_info(rr_call *c);
 void rr_svc_health_check(rr_call *c);
 void rr_svc_health_watch(rr_call *c);
@@ -199,10 +246,12 @@ size_t rr_scratch_take(size_t *off, size_t count, size_t size);
 /* main.c: "/rerank.v1.Reranker/Rerank", ...; "unknown" for RR_M_GENERIC. */
 const char *rr_method_path(rr_method m);
 
-/* metrics.c: Prometheus text exposition (format 0.0.4) of everything counted; a buffer from
- * rr_malloc (caller frees) and its length, or NULL when out of memory. */
+/* metrics.c: Prometheus text exposition (format 0.0.4) of everything counted, into the
+ * server's render buffer (grown once, then reused: scrapes do not allocate either). The
+ * caller holds metrics_mu while it uses the text. NULL when out of memory. */
 void rr_metrics_init(rr_server *srv);
-char *rr_metrics_render(rr_server *srv, size_t *len);
+void rr_metrics_free(rr_server *srv);
+const char *rr_metrics_render(rr_server *srv, size_t *len);
 
 /* http.c: the HTTP listener (libmicrohttpd, its own thread) on cfg.host:cfg.http_port:
  * GET /metrics, /health (200 SERVING / 503 otherwise), /info (JSON). 0 with a message on

@@ -19,6 +19,11 @@
 #define STREAM_DOCS_PER_MAX_DOCS 100
 /* Stream messages decoded but not yet scored; reading pauses beyond this. */
 #define STREAM_PENDING 4
+/* Decoded messages alive at once: the pending ones, the open and the batch being scored. */
+#define STREAM_SLOTS (STREAM_PENDING + 2)
+/* What a pooled stream state keeps between streams; more is freed on reset. */
+#define STREAM_KEEP_BYTES ((size_t)1 << 20)
+#define STREAM_KEEP_DOCS 16384
 
 static int rank_cmp(const void *a, const void *b)
 {
@@ -127,12 +132,6 @@ static void fill_stats(Rerank__V1__Stats *s, const rr_sched_req *r, uint64_t t_s
 
 /* ---- unary Rerank ------------------------------------------------------------------- */
 
-static void free_unpacked(rr_call *c)
-{
-    if (c->svc) protobuf_c_message_free_unpacked(c->svc, NULL);
-    c->svc = NULL;
-}
-
 /* Sends a built response or the failure of a finished request. The scheduler slot is
  * released first, so a client that got its answer can immediately use the slot again. */
 static void reply(rr_call *c, rr_sched_req *r, grpc_byte_buffer *bb)
@@ -198,13 +197,12 @@ void rr_svc_rerank(rr_call *c)
 {
     if (!rr_svc_ready(c)) return;
     Rerank__V1__RerankRequest *m =
-        (Rerank__V1__RerankRequest *)rr_unpack(&rerank__v1__rerank_request__descriptor, c->payload);
+        (Rerank__V1__RerankRequest *)rr_unpack(&rerank__v1__rerank_request__descriptor, c->payload, rr_call_arena(c));
     if (!m) {
         rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed RerankRequest");
         return;
     }
-    c->svc = m;
-    c->svc_free = free_unpacked;
+    c->svc = m; /* in c->arena: lives as long as the call */
     int n = (int)m->n_documents;
     if (!m->query[0]) {
         rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "query is empty");
@@ -262,6 +260,12 @@ void rr_svc_info(rr_call *c)
 /* ---- bidirectional RerankStream ----------------------------------------------------- */
 
 typedef struct stream_state {
+    void *next; /* free-list link (srv->streams[0]) */
+    /* Each decoded message lives in its own arena (from the server's list) until released. */
+    struct {
+        Rerank__V1__RerankStreamRequest *m;
+        rr_arena *a;
+    } slot[STREAM_SLOTS];
     Rerank__V1__RerankStreamRequest *pending[STREAM_PENDING];
     int p_head, p_n;
     Rerank__V1__RerankStreamRequest *open; /* the current query's open message */
@@ -278,20 +282,64 @@ typedef struct stream_state {
     size_t scratch_cap;
 } stream_state;
 
-static void stream_free(rr_call *c)
+static Rerank__V1__RerankStreamRequest *msg_unpack(rr_call *c, stream_state *st, grpc_byte_buffer *bb)
 {
-    stream_state *st = c->svc;
-    if (!st) return;
-    for (int i = 0; i < st->p_n; i++)
-        protobuf_c_message_free_unpacked(&st->pending[(st->p_head + i) % STREAM_PENDING]->base, NULL);
-    if (st->open) protobuf_c_message_free_unpacked(&st->open->base, NULL);
-    if (st->cur) protobuf_c_message_free_unpacked(&st->cur->base, NULL);
+    for (int i = 0; i < STREAM_SLOTS; i++) {
+        if (st->slot[i].m) continue;
+        rr_arena *a = rr_arena_get(c->srv);
+        st->slot[i].m = (Rerank__V1__RerankStreamRequest *)rr_unpack(&rerank__v1__rerank_stream_request__descriptor,
+                                                                    bb, a);
+        if (st->slot[i].m) st->slot[i].a = a;
+        else rr_arena_put(c->srv, a);
+        return st->slot[i].m;
+    }
+    return NULL; /* unreachable: at most STREAM_SLOTS messages are alive */
+}
+
+static void msg_release(rr_call *c, stream_state *st, Rerank__V1__RerankStreamRequest *m)
+{
+    for (int i = 0; i < STREAM_SLOTS; i++)
+        if (st->slot[i].m == m) {
+            rr_arena_put(c->srv, st->slot[i].a);
+            st->slot[i].m = NULL;
+            st->slot[i].a = NULL;
+            return;
+        }
+}
+
+void rr_stream_state_destroy(void *p)
+{
+    stream_state *st = p;
     rr_free(st->logit);
     rr_free(st->id_off);
     rr_free(st->text_off);
     rr_free(st->arena);
     rr_free(st->scratch);
     rr_free(st);
+}
+
+/* The call is over: release its messages and keep the buffers for the next stream
+ * (within STREAM_KEEP_*) in the server's list. */
+static void stream_free(rr_call *c)
+{
+    stream_state *st = c->svc;
+    if (!st) return;
+    for (int i = 0; i < STREAM_SLOTS; i++) {
+        rr_arena_put(c->srv, st->slot[i].a);
+        st->slot[i].m = NULL;
+        st->slot[i].a = NULL;
+    }
+    st->p_head = st->p_n = 0;
+    st->open = st->cur = NULL;
+    st->batch_index = st->docs_seen = 0;
+    st->arena_len = 0;
+    if (st->cap > STREAM_KEEP_DOCS) {
+        rr_free(st->logit), rr_free(st->id_off), rr_free(st->text_off);
+        st->logit = NULL, st->id_off = st->text_off = NULL, st->cap = 0;
+    }
+    if (st->arena_cap > STREAM_KEEP_BYTES) rr_free(st->arena), st->arena = NULL, st->arena_cap = 0;
+    if (st->scratch_cap > STREAM_KEEP_BYTES) rr_free(st->scratch), st->scratch = NULL, st->scratch_cap = 0;
+    if (!rr_free_list_push(&c->srv->streams[0], st)) rr_stream_state_destroy(st);
     c->svc = NULL;
 }
 
@@ -400,7 +448,7 @@ static void stream_process(rr_call *c)
         if (m->kind_case == RERANK__V1__RERANK_STREAM_REQUEST__KIND_OPEN) {
             if (st->open) {
                 emit_final(c, st);
-                protobuf_c_message_free_unpacked(&st->open->base, NULL);
+                msg_release(c, st, st->open);
             }
             st->open = m;
             st->batch_index = st->docs_seen = 0;
@@ -413,19 +461,19 @@ static void stream_process(rr_call *c)
             continue;
         }
         if (m->kind_case != RERANK__V1__RERANK_STREAM_REQUEST__KIND_BATCH) {
-            protobuf_c_message_free_unpacked(&m->base, NULL);
+            msg_release(c, st, m);
             rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "a RerankStreamRequest carries neither open nor batch");
             return;
         }
         if (!st->open) {
-            protobuf_c_message_free_unpacked(&m->base, NULL);
+            msg_release(c, st, m);
             rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "a batch arrived before the open message");
             return;
         }
         int n = (int)m->batch->n_documents;
         long limit = (long)srv->cfg.max_docs * STREAM_DOCS_PER_MAX_DOCS;
         if (n > srv->cfg.max_docs || (long)st->docs_seen + n > limit) {
-            protobuf_c_message_free_unpacked(&m->base, NULL);
+            msg_release(c, st, m);
             rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
                            "batch %u: %d documents (limits: %d per batch, %ld per query)",
                            st->batch_index, n, srv->cfg.max_docs, limit);
@@ -438,12 +486,12 @@ static void stream_process(rr_call *c)
             resp.kind_case = RERANK__V1__RERANK_STREAM_RESPONSE__KIND_BATCH;
             resp.batch = &bs;
             rr_call_send(c, rr_pack(&resp.base));
-            protobuf_c_message_free_unpacked(&m->base, NULL);
+            msg_release(c, st, m);
             continue;
         }
         rr_sched_req *r = acquire(c, n);
         if (!r) {
-            protobuf_c_message_free_unpacked(&m->base, NULL);
+            msg_release(c, st, m);
             return;
         }
         r->max_length = st->tmpl.max_length;
@@ -535,7 +583,7 @@ static void stream_batch_done(rr_sched_req *r)
             st->docs_seen += (uint32_t)n;
         }
     }
-    protobuf_c_message_free_unpacked(&m->base, NULL);
+    msg_release(c, st, m);
     rr_sched_release(srv->sched, r);
     if (bb) rr_call_send(c, bb);
     stream_process(c);
@@ -558,8 +606,7 @@ static void stream_recv(rr_call *c, int ok)
         }
         return;
     }
-    Rerank__V1__RerankStreamRequest *m = (Rerank__V1__RerankStreamRequest *)rr_unpack(
-        &rerank__v1__rerank_stream_request__descriptor, c->payload);
+    Rerank__V1__RerankStreamRequest *m = msg_unpack(c, st, c->payload);
     if (!m) {
         rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed RerankStreamRequest");
         return;
@@ -578,11 +625,25 @@ static void stream_sent(rr_call *c)
     stream_maybe_finish(c);
 }
 
+void *rr_stream_state_new(void)
+{
+    /* Room for a typical query's documents up front, so a stream state made at start-up
+     * (rr_call_pools_init) serves ordinary streams without growing. */
+    stream_state *st = rr_calloc(1, sizeof *st);
+    if (!st) return NULL;
+    if (!accum_reserve(st, 256) || !stream_scratch(st, 32768) || arena_put(st, "") == (size_t)-1) {
+        rr_stream_state_destroy(st);
+        return NULL;
+    }
+    st->arena_len = 0;
+    return st;
+}
+
 void rr_svc_rerank_stream(rr_call *c)
 {
     if (!rr_svc_ready(c)) return;
-    stream_state *st = rr_calloc(1, sizeof *st);
-    if (!st) {
+    stream_state *st = rr_free_list_pop(&c->srv->streams[0]); /* reset by stream_free */
+    if (!st && !(st = rr_stream_state_new())) {
         rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory for a stream");
         return;
     }

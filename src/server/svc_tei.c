@@ -115,12 +115,6 @@ static void tei_submit(rr_call *c, rr_sched_req *r)
 
 /* ---- unary -------------------------------------------------------------------------- */
 
-static void free_unpacked(rr_call *c)
-{
-    if (c->svc) protobuf_c_message_free_unpacked(c->svc, NULL);
-    c->svc = NULL;
-}
-
 static void tei_rerank_done(rr_sched_req *r)
 {
     rr_call *c = r->user;
@@ -137,13 +131,13 @@ static void tei_rerank_done(rr_sched_req *r)
 void rr_svc_tei_rerank(rr_call *c)
 {
     if (!rr_svc_ready(c)) return;
-    Tei__V1__RerankRequest *m = (Tei__V1__RerankRequest *)rr_unpack(&tei__v1__rerank_request__descriptor, c->payload);
+    Tei__V1__RerankRequest *m =
+        (Tei__V1__RerankRequest *)rr_unpack(&tei__v1__rerank_request__descriptor, c->payload, rr_call_arena(c));
     if (!m) {
         rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed RerankRequest");
         return;
     }
-    c->svc = m;
-    c->svc_free = free_unpacked;
+    c->svc = m; /* in c->arena: lives as long as the call */
     if (!m->query[0]) {
         rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "query is empty");
         return;
@@ -163,8 +157,14 @@ void rr_svc_tei_rerank(rr_call *c)
 
 /* ---- client-streaming RerankStream -------------------------------------------------- */
 
+/* What a pooled stream state keeps between streams; more is freed on reset. */
+#define TEI_KEEP_BYTES ((size_t)1 << 20)
+#define TEI_KEEP_TEXTS 16384
+
 typedef struct tei_stream {
-    Tei__V1__RerankStreamRequest *first; /* query and options */
+    void *next;                          /* free-list link (srv->streams[1]) */
+    Tei__V1__RerankStreamRequest *first; /* query and options, in the call's arena */
+    rr_arena *msg;                       /* every later message, reset after each */
     int n, cap;
     size_t *off;   /* text offsets into arena */
     const char **texts;
@@ -172,15 +172,31 @@ typedef struct tei_stream {
     size_t arena_len, arena_cap, chars;
 } tei_stream;
 
-static void tei_stream_free(rr_call *c)
+void rr_tei_stream_destroy(void *p)
 {
-    tei_stream *s = c->svc;
-    if (!s) return;
-    if (s->first) protobuf_c_message_free_unpacked(&s->first->base, NULL);
+    tei_stream *s = p;
     rr_free(s->off);
     rr_free(s->texts);
     rr_free(s->arena);
     rr_free(s);
+}
+
+/* The call is over: keep the buffers for the next stream in the server's list. */
+static void tei_stream_free(rr_call *c)
+{
+    tei_stream *s = c->svc;
+    if (!s) return;
+    s->first = NULL; /* in the call's arena, reset with the call */
+    rr_arena_put(c->srv, s->msg);
+    s->msg = NULL;
+    s->n = 0;
+    s->arena_len = s->chars = 0;
+    if (s->cap > TEI_KEEP_TEXTS) {
+        rr_free(s->off), rr_free(s->texts);
+        s->off = NULL, s->texts = NULL, s->cap = 0;
+    }
+    if (s->arena_cap > TEI_KEEP_BYTES) rr_free(s->arena), s->arena = NULL, s->arena_cap = 0;
+    if (!rr_free_list_push(&c->srv->streams[1], s)) rr_tei_stream_destroy(s);
     c->svc = NULL;
 }
 
@@ -253,7 +269,7 @@ static void tei_stream_recv(rr_call *c, int ok)
         return;
     }
     Tei__V1__RerankStreamRequest *m = (Tei__V1__RerankStreamRequest *)rr_unpack(
-        &tei__v1__rerank_stream_request__descriptor, c->payload);
+        &tei__v1__rerank_stream_request__descriptor, c->payload, s->first ? s->msg : rr_call_arena(c));
     if (!m) {
         rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed RerankStreamRequest (message %d)", s->n);
         return;
@@ -261,29 +277,37 @@ static void tei_stream_recv(rr_call *c, int ok)
     if (s->n >= c->srv->cfg.max_docs) {
         rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "more than %d texts in one stream (--max-docs)",
                        c->srv->cfg.max_docs);
-        protobuf_c_message_free_unpacked(&m->base, NULL);
         return;
     }
     if (!s->first && !m->query[0]) {
         rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "query is empty");
-        protobuf_c_message_free_unpacked(&m->base, NULL);
         return;
     }
     if (!tei_stream_add(s, m->text)) {
         rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory at text %d", s->n);
-        protobuf_c_message_free_unpacked(&m->base, NULL);
         return;
     }
     if (!s->first) s->first = m;
-    else protobuf_c_message_free_unpacked(&m->base, NULL);
+    else rr_arena_reset(s->msg);
     rr_call_recv(c);
+}
+
+void *rr_tei_stream_new(void)
+{
+    tei_stream *s = rr_calloc(1, sizeof *s); /* grows on first use; streams of TEI are rare */
+    return s;
 }
 
 void rr_svc_tei_rerank_stream(rr_call *c)
 {
     if (!rr_svc_ready(c)) return;
-    tei_stream *s = rr_calloc(1, sizeof *s);
-    if (!s) {
+    tei_stream *s = rr_free_list_pop(&c->srv->streams[1]); /* reset by tei_stream_free */
+    if (!s && !(s = rr_tei_stream_new())) {
+        rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory for a stream");
+        return;
+    }
+    if (!(s->msg = rr_arena_get(c->srv))) {
+        rr_tei_stream_destroy(s);
         rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory for a stream");
         return;
     }

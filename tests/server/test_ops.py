@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -223,6 +224,7 @@ class Suite:
                   val(s1, "rerankd_ready") == 1 and val(s1, "rerankd_serving") == 1 and
                   val(s1, "rerankd_requests_in_flight") == 0 and
                   val(s1, "rerankd_queued_requests", stage="engine") == 0, "")
+            self.no_alloc(srv, port)
             bad = []
             for f in fams:
                 if f.type != "histogram":
@@ -245,6 +247,62 @@ class Suite:
         finally:
             if srv.proc.poll() is None:
                 self.stop(srv, "http server")
+
+    def workload(self, addr, threads):
+        """Unary Rerank (K = 3, 4, 9, 12), TEI Rerank and health checks, 8 of each, then three
+        RerankStreams of two batches — from `threads` client threads at once, each on its own
+        channel."""
+        import grpc
+        from tei.v1 import tei_pb2 as tei, tei_pb2_grpc as teig
+        import health_pb2 as hp
+        import health_pb2_grpc as hpg
+        pb = self.pb
+        errors = []
+
+        def one():
+            ch = grpc.insecure_channel(addr)
+            try:
+                for i in range(8):
+                    self.rerank(ch, DOCS[: 4 if i % 2 else 3] * (1 if i % 3 else 3))
+                    teig.RerankStub(ch).Rerank(tei.RerankRequest(query="q", texts=DOCS, return_text=True),
+                                               timeout=30 * SCALE)
+                    hpg.HealthStub(ch).Check(hp.HealthCheckRequest(service=""), timeout=30 * SCALE)
+
+                def msgs():
+                    yield pb.RerankStreamRequest(open=pb.StreamOpen(query="tides", return_documents=True))
+                    for k in (2, 4):
+                        yield pb.RerankStreamRequest(batch=pb.StreamBatch(
+                            documents=[pb.Document(text=d, id=str(j)) for j, d in enumerate(DOCS[:k])]))
+                for _ in range(3):
+                    list(self.pbg.RerankerStub(ch).RerankStream(msgs(), timeout=30 * SCALE))
+            except grpc.RpcError as e:
+                errors.append(e)
+            finally:
+                ch.close()
+        ts = [threading.Thread(target=one) for _ in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return errors
+
+    def no_alloc(self, srv, port):
+        """The request path allocates nothing once warm: after three warm-up rounds of a
+        workload (every pooled call context, stream state and arena has then seen its shape),
+        two more rounds leave rerankd_heap_allocations_total where it was."""
+        for threads in (1, 4):
+            errs = []
+            for _ in range(3):
+                errs += self.workload(srv.addr, threads)
+            time.sleep(0.3)
+            a = val(scrape(port)[0], "rerankd_heap_allocations_total")
+            errs += self.workload(srv.addr, threads) + self.workload(srv.addr, threads)
+            time.sleep(0.3)
+            b = val(scrape(port)[0], "rerankd_heap_allocations_total")
+            check("no allocation on the request path once warm (%d client thread%s): %d allocations over "
+                  "2 rounds of unary, TEI, stream and health calls" % (threads, "s" if threads > 1 else "",
+                                                                      b - a),
+                  a > 0 and b == a and not errs, "%s → %s %s" % (a, b, errs[:1]))
 
     # ---- loading -----------------------------------------------------------------------------
     def loading_raw(self, hp, hpg):
