@@ -1,14 +1,15 @@
 /*
- * http.c — rerankd's HTTP listener for operations (libmicrohttpd, one internal polling
- * thread): GET /metrics (Prometheus, metrics.c), GET /health (200 "SERVING" or 503
- * "NOT_SERVING": the same status grpc.health.v1 reports, for probes that speak only HTTP),
- * GET /info (the model and limits as JSON, shaped like TEI's /info). HEAD is accepted
- * wherever GET is; anything else gets 405, unknown paths 404.
+ * http.c — rerankd's HTTP listener (libmicrohttpd, one internal polling thread):
+ * POST /rerank, /v1/rerank, /v2/rerank — the JSON reranking API (http_rerank.c);
+ * GET /metrics (Prometheus, metrics.c), GET /health (200 "SERVING" or 503 "NOT_SERVING":
+ * the same status grpc.health.v1 reports, for probes that speak only HTTP), GET /info (the
+ * model and limits as JSON, shaped like TEI's /info). HEAD is accepted wherever GET is;
+ * other methods get 405, unknown paths 404.
  *
  * It starts before the model loads (so probes see 503 "loading", like the gRPC health
- * service) and stops before the scheduler is freed. Plain HTTP: scrape it inside the
- * cluster or put it behind the same proxy as the rest of the fleet's metrics (TEI and
- * Triton do not serve TLS on their metrics ports either).
+ * service) and stops after the scheduler, whose shutdown answers suspended reranking
+ * requests with 503. Plain HTTP: serve it inside the cluster or behind the fleet's TLS
+ * proxy (TEI and Triton do not serve TLS on HTTP either); gRPC has TLS in-process.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <cJSON.h>
@@ -75,8 +76,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)
 {
-    (void)version, (void)upload_data, (void)con_cls;
+    (void)version;
     rr_server *srv = cls;
+    int route = rr_http_rerank_route(url);
+    if (route >= 0 && strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+        return (enum MHD_Result)rr_http_rerank(srv, conn, route, upload_data, upload_data_size,
+                                               con_cls);
+    if (route >= 0) return text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "POST a JSON body here\n");
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
         if (*upload_data_size) { /* discard a body; answer once it has been read */
             *upload_data_size = 0;
@@ -109,7 +115,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return reply(conn, MHD_HTTP_OK, "application/json", body, len, 1);
     }
     return text(conn, MHD_HTTP_NOT_FOUND,
-                "not found: rerankd serves /metrics, /health and /info here\n");
+                "not found: rerankd serves POST /rerank, /v1/rerank, /v2/rerank and GET /metrics, "
+                "/health, /info here\n");
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    rr_http_rerank_free(*con_cls); /* NULL for the GET routes */
+    *con_cls = NULL;
 }
 
 int rr_http_start(rr_server *srv)
@@ -130,12 +145,13 @@ int rr_http_start(rr_server *srv)
     }
     /* No MHD_USE_ERROR_LOG: its bind message names the port we pass (0, the address is in
      * MHD_OPTION_SOCK_ADDR); ours below names the real one. */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     errno = 0;
     srv->http = MHD_start_daemon(flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR,
                                  ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                                 MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
     int saved = errno;
     freeaddrinfo(ai);
     if (!srv->http) {

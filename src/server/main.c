@@ -395,9 +395,19 @@ fail:
                 wait_shutdown(&sd, -1);
             }
         }
-        rr_http_stop(&srv); /* it reads the scheduler's counters */
+        /* The scheduler goes first: its shutdown answers suspended HTTP requests (503),
+         * which the HTTP thread then sends. /metrics stops reading its counters, and no
+         * HTTP request may be between its drain check and its submit (http_rerank.c). */
+        pthread_mutex_lock(&srv.metrics_mu);
+        srv.stats_off = 1;
+        pthread_mutex_unlock(&srv.metrics_mu);
+        while (atomic_load(&srv.http_starting)) {
+            struct timespec ms = {0, 1000000};
+            nanosleep(&ms, NULL);
+        }
         rr_sched_free(srv.sched); /* queued work completes SHUTDOWN; CQ threads still poll */
         srv.sched = NULL;
+        rr_http_stop(&srv);
         if (!started) grpc_server_destroy(srv.server); /* never listened: nothing to drain */
         if (srv.cq) {
             grpc_completion_queue_shutdown(srv.cq);

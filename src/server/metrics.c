@@ -127,6 +127,11 @@ void rr_metrics_init(rr_server *srv)
             atomic_init(&srv->rpc_codes[m][c], 0);
         rr_hist_init(&srv->rpc_seconds[m], rr_hist_seconds, rr_hist_seconds_n, 1e-9);
     }
+    for (int r = 0; r < 2; r++) {
+        for (int c = 0; c < RR_HTTP_CODES; c++)
+            atomic_init(&srv->http_codes[r][c], 0);
+        rr_hist_init(&srv->http_seconds[r], rr_hist_seconds, rr_hist_seconds_n, 1e-9);
+    }
 }
 
 static long resident_bytes(void)
@@ -157,8 +162,9 @@ const char *rr_metrics_render(rr_server *srv, size_t *len)
     if (!b.p) return NULL;
     b.p[0] = 0;
     /* The model, device and scheduler are published by `ready` (set after them, never
-     * cleared; http.c stops before the scheduler is freed). */
-    int ready = atomic_load(&srv->ready);
+     * cleared); stats_off, set under metrics_mu (held here) before the scheduler is freed,
+     * withdraws the scheduler. */
+    int ready = atomic_load(&srv->ready) && !srv->stats_off;
 
     header(&b, "rerankd_info", "gauge", "Build and model of this server (value 1).");
     put(&b, "rerankd_info{version=\"%s\",model=\"", RR_SERVER_VERSION);
@@ -192,6 +198,23 @@ const char *rr_metrics_render(rr_server *srv, size_t *len)
            "Heap allocations made through rerankd's allocation funnel (its own code and the "
            "protobuf decoding into its arenas; not gRPC's internals). Flat under a steady load.");
     put(&b, "rerankd_heap_allocations_total %ld\n", allocs);
+    header(&b, "rerankd_http_requests_total", "counter",
+           "Finished HTTP reranking requests by route and status (other: 400-range parse "
+           "failures of the transport, 500s).");
+    static const char *const http_routes[2] = {"/rerank", "/v1/rerank"};
+    static const char *const http_codes[RR_HTTP_CODES] = {"200", "413", "422",
+                                                          "429", "503", "other"};
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < RR_HTTP_CODES; c++)
+            put(&b, "rerankd_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n", http_routes[r],
+                http_codes[c], (unsigned long long)atomic_load(&srv->http_codes[r][c]));
+    header(&b, "rerankd_http_handling_seconds", "histogram",
+           "HTTP reranking request time, first byte of headers to answer queued, by route.");
+    for (int r = 0; r < 2; r++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "route=\"%s\"", http_routes[r]);
+        put_hist(&b, "rerankd_http_handling_seconds", labels, &srv->http_seconds[r]);
+    }
     header(&b, "rerankd_grpc_live_calls", "gauge", "gRPC calls in progress (streams included).");
     put(&b, "rerankd_grpc_live_calls %d\n", atomic_load(&srv->live_calls));
     header(&b, "rerankd_grpc_requests_total", "counter",

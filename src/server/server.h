@@ -82,7 +82,12 @@ typedef struct rr_pooled_arena {
     rr_arena a;
 } rr_pooled_arena;
 typedef struct rr_tls rr_tls;
+typedef struct rr_http_req rr_http_req;
 struct MHD_Daemon;
+struct MHD_Connection;
+
+/* HTTP /rerank answers counted by status: 200, 413, 422, 429, 503, other. */
+#define RR_HTTP_CODES 6
 
 /* gRPC status codes 0 (OK) ... 16 (UNAUTHENTICATED). */
 #define RR_N_CODES 17
@@ -115,6 +120,11 @@ typedef struct rr_server {
     rr_tls *tls;             /* NULL: plaintext */
     struct MHD_Daemon *http; /* NULL: no HTTP listener */
     int http_port;           /* bound port */
+    atomic_int http_starting; /* HTTP requests between the drain check and submit */
+    int stats_off;            /* set under metrics_mu before the scheduler is freed */
+    /* HTTP reranking answers per route (/rerank, /v1|v2/rerank) and status, and their time. */
+    atomic_uint_fast64_t http_codes[2][RR_HTTP_CODES];
+    rr_hist http_seconds[2];
 
     /* Finished RPCs by method and status code, and their handling time (arrival → status
      * sent), for /metrics. Relaxed atomics: counted on the CQ threads. */
@@ -258,6 +268,14 @@ const char *rr_metrics_render(rr_server *srv, size_t *len);
  * stderr when it cannot listen. */
 int rr_http_start(rr_server *srv);
 void rr_http_stop(rr_server *srv);
+
+/* http_rerank.c: POST /rerank (TEI's JSON), /v1/rerank and /v2/rerank (Cohere/Jina JSON).
+ * route: rr_http_rerank_route(url) (-1: not a reranking route). The MHD access handler for
+ * those routes, and the per-connection cleanup (MHD_OPTION_NOTIFY_COMPLETED). */
+int rr_http_rerank_route(const char *url);
+int rr_http_rerank(rr_server *srv, struct MHD_Connection *conn, int route, const char *upload_data,
+                   size_t *upload_data_size, void **con_cls);
+void rr_http_rerank_free(void *con_cls);
 
 /* tls.c: credentials from PEM files, re-read when they change (see tls.c). */
 rr_tls *rr_tls_init(const char *cert, const char *key, const char *client_ca, rr_error *err);

@@ -5,8 +5,15 @@
   test made (OK and failed RPCs by code, scoring requests by outcome, pairs, tokens from the
   responses' stats, batches) and every histogram's invariants (cumulative buckets, +Inf ==
   _count);
+- the allocation-free request path: rerankd_heap_allocations_total stays flat over warm
+  rounds of unary, TEI, stream and health calls (1 and 4 clients);
+- HTTP/JSON reranking: POST /rerank (TEI's shape; raw scores bit-identical to the CLI,
+  sigmoid scores, texts verbatim, timing headers), /v1/rerank and /v2/rerank (Cohere/Jina
+  shape, top_n, documents as strings or objects), every bad input answered 413/422 with a
+  JSON error on the same keep-alive connection, 8 concurrent clients, the counters, and
+  SIGTERM under load (correct answers, exit 0);
 - loading: while the model is still loading (its config.json is a FIFO nobody writes yet),
-  HTTP /health is 503, grpc.health says NOT_SERVING, Rerank gets UNAVAILABLE and
+  HTTP /health and POST /rerank are 503, grpc.health says NOT_SERVING, Rerank gets UNAVAILABLE and
   rerankd_ready is 0; a load failure then exits 1 naming the file;
 - TLS (--tls-cert/--tls-key): scores bit-identical to the CLI over TLS; a plaintext client
   and a client trusting another CA are refused, and a good call follows; certificate
@@ -304,6 +311,144 @@ class Suite:
                                                                       b - a),
                   a > 0 and b == a and not errs, "%s → %s %s" % (a, b, errs[:1]))
 
+    # ---- HTTP/JSON reranking ------------------------------------------------------------------
+    def http_rerank(self):
+        import http.client
+        import struct
+        f32 = lambda x: struct.unpack("f", struct.pack("f", x))[0]  # noqa: E731
+        sig = lambda x: f32(1.0 / (1.0 + __import__("math").exp(-x)))  # noqa: E731
+        query = "how do cats purr"
+        ref = rrtest.cli_logits(self.args.cli, self.args.tiny_model, query, DOCS)
+        srv = self.server(["--http-port", "0", "--max-docs", "8", "--max-message-bytes", "4096"])
+        port = srv.http_port
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60 * SCALE)
+
+            def post(path, body, raw=False):
+                data = body if raw else json.dumps(body).encode()
+                conn.request("POST", path, body=data, headers={"Content-Type": "application/json"})
+                r = conn.getresponse()
+                text = r.read().decode("utf-8", errors="replace")
+                try:
+                    js = json.loads(text)
+                except ValueError:
+                    js = None
+                return r.status, js, dict((k.lower(), v) for k, v in r.getheaders())
+
+            st, js, hd = post("/rerank", {"query": query, "texts": DOCS, "raw_scores": True, "return_text": True})
+            ok = st == 200 and isinstance(js, list) and len(js) == len(DOCS)
+            check("http /rerank (TEI shape): 200 and one entry per text", ok, "%s %s" % (st, js))
+            if ok:
+                check("http /rerank: raw_scores are the CLI's logits, bit for bit",
+                      all(f32(e["score"]) == ref[e["index"]] for e in js), str(js))
+                check("http /rerank: sorted by score, texts returned verbatim (Unicode included)",
+                      [e["score"] for e in js] == sorted((e["score"] for e in js), reverse=True) and
+                      all(e["text"] == DOCS[e["index"]] for e in js))
+                check("http /rerank: timing and token headers",
+                      all(h in hd for h in ("x-total-time", "x-inference-time", "x-queue-time",
+                                            "x-tokenization-time", "x-compute-tokens")), str(hd))
+            st, js, _ = post("/rerank", {"query": query, "texts": DOCS})
+            check("http /rerank: default scores are sigmoid(logit), no text",
+                  st == 200 and all(f32(e["score"]) == sig(ref[e["index"]]) and "text" not in e for e in js),
+                  "%s %s" % (st, js))
+            docs = [DOCS[0], {"text": DOCS[1]}, DOCS[3]]
+            st, js, _ = post("/v1/rerank", {"model": "x", "query": query, "documents": docs, "top_n": 2,
+                                            "return_documents": True})
+            want = sorted(range(3), key=lambda i: -[ref[0], ref[1], ref[3]][i])[:2]
+            check("http /v1/rerank (Cohere/Jina shape): top_n 2, relevance_score = sigmoid, documents",
+                  st == 200 and [r["index"] for r in js["results"]] == want and
+                  all(f32(r["relevance_score"]) == sig([ref[0], ref[1], ref[3]][r["index"]]) and
+                      r["document"]["text"] == [DOCS[0], DOCS[1], DOCS[3]][r["index"]] for r in js["results"]) and
+                  js["usage"]["total_tokens"] > 0, "%s %s" % (st, js))
+            st, js, _ = post("/v2/rerank", {"query": query, "documents": DOCS[:2]})
+            check("http /v2/rerank: same shape, no documents by default",
+                  st == 200 and len(js["results"]) == 2 and "document" not in js["results"][0], "%s %s" % (st, js))
+            st, js, _ = post("/rerank", {"query": query, "documents": DOCS[:2]})
+            check("http /rerank with \"documents\": read as the Cohere shape", st == 200 and "results" in js, str(js))
+            bad = [
+                ("empty texts", {"query": query, "texts": []}, 422),
+                ("empty query", {"query": "", "texts": ["a"]}, 422),
+                ("a text that is not a string", {"query": query, "texts": ["a", 3]}, 422),
+                ("raw_scores not a boolean", {"query": query, "texts": ["a"], "raw_scores": "yes"}, 422),
+                ("bad truncation_direction", {"query": query, "texts": ["a"], "truncation_direction": "up"}, 422),
+                ("top_n 0", {"query": query, "documents": ["a"], "top_n": 0}, 422),
+                ("9 texts over --max-docs 8", {"query": query, "texts": ["a"] * 9}, 413),
+                ("an over-long pair with truncate false",
+                 {"query": query, "texts": ["a", " ".join(["tide"] * 600)], "truncate": False}, 422),
+            ]
+            for what, body, code in bad:
+                st, js, _ = post("/rerank", body)
+                check("http /rerank: %s → %d with a JSON error" % (what, code),
+                      st == code and isinstance(js, dict) and js.get("error") and js.get("error_type"),
+                      "%s %s" % (st, js))
+            for what, raw, code in (("malformed JSON", b"{\"query\": ", 422),
+                                    ("a body over --max-message-bytes", b"{\"query\":\"" + b"a" * 5000 + b"\"}", 413),
+                                    ("invalid UTF-8 in a text", b'{"query":"q","texts":["ok","\xff\xfe"]}', 422)):
+                st, js, _ = post("/rerank", raw, raw=True)
+                check("http /rerank: %s → %d" % (what, code), st == code and js and js.get("error"),
+                      "%s %s" % (st, js))
+            st, js, _ = post("/rerank", {"query": query, "texts": DOCS[:2]})
+            check("http /rerank: a correct request after the bad ones, same connection", st == 200 and len(js) == 2,
+                  "%s %s" % (st, js))
+            conn.close()
+
+            # Concurrent clients, each on its own keep-alive connection: every answer correct.
+            errors = []
+
+            def client(seed):
+                rnd = __import__("random").Random(seed)
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=120 * SCALE)
+                for _ in range(5):
+                    idx = rnd.sample(range(len(DOCS)), 3)
+                    c.request("POST", "/rerank", body=json.dumps({"query": query, "texts": [DOCS[i] for i in idx],
+                                                                  "raw_scores": True}))
+                    r = c.getresponse()
+                    js = json.loads(r.read())
+                    if r.status != 200 or sorted(f32(e["score"]) for e in js) != sorted(ref[i] for i in idx):
+                        errors.append((r.status, js))
+                c.close()
+            ts = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            check("http /rerank: 8 concurrent keep-alive clients x 5 requests, every answer correct", not errors,
+                  str(errors[:2]))
+            s1, _, _ = scrape(port)
+            got = [val(s1, "rerankd_http_requests_total", route=r, code=c)
+                   for r, c in (("/rerank", "200"), ("/rerank", "422"), ("/rerank", "413"), ("/v1/rerank", "200"))]
+            check("metrics: rerankd_http_requests_total counts them (/rerank 200: 44, 422: 9, 413: 2; "
+                  "/v1|v2 200: 2)", got == [44, 9, 2, 2], str(got))
+
+            # SIGTERM while a client keeps sending: each answer is a correct 200 or a JSON
+            # 503, or the connection closes; the server exits 0 (drain order in main.c).
+            seen, bad = [], []
+
+            def sender():
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=60 * SCALE)
+                for _ in range(200):
+                    try:
+                        c.request("POST", "/rerank", body=json.dumps({"query": query, "texts": DOCS, "raw_scores": True}))
+                        r = c.getresponse()
+                        js = json.loads(r.read())
+                    except (OSError, http.client.HTTPException, ValueError):
+                        break
+                    seen.append(r.status)
+                    if not ((r.status == 200 and all(f32(e["score"]) == ref[e["index"]] for e in js)) or
+                            (r.status == 503 and js.get("error_type") == "Unhealthy")):
+                        bad.append((r.status, js))
+                c.close()
+            t = threading.Thread(target=sender)
+            t.start()
+            time.sleep(0.5 * SCALE)
+            rc = srv.stop(timeout=120 * SCALE)
+            t.join()
+            check("http /rerank: SIGTERM under load — answers correct (%d seen: %s), exit 0" %
+                  (len(seen), sorted(set(seen))), rc == 0 and seen and not bad, "rc=%s %s" % (rc, bad[:2]))
+        finally:
+            if srv.proc.poll() is None:
+                self.stop(srv, "http rerank server")
+
     # ---- loading -----------------------------------------------------------------------------
     def loading_raw(self, hp, hpg):
         import grpc
@@ -339,6 +484,14 @@ class Suite:
             time.sleep(0.05)
         st, _, body = http_get(http_port, "/health")
         check("loading: /health 503 NOT_SERVING", st == 503 and body == "NOT_SERVING\n", "%d %r" % (st, body))
+        req = urllib.request.Request("http://127.0.0.1:%d/rerank" % http_port, method="POST",
+                                     data=json.dumps({"query": "q", "texts": ["a"]}).encode())
+        try:
+            with urllib.request.urlopen(req, timeout=30 * SCALE) as r:
+                st = r.status
+        except urllib.error.HTTPError as e:
+            st = e.code
+        check("loading: POST /rerank → 503", st == 503, str(st))
         s, _, _ = scrape(http_port)
         check("loading: rerankd_ready 0", val(s, "rerankd_ready") == 0 and val(s, "rerankd_serving") == 0)
         ch = grpc.insecure_channel("127.0.0.1:%d" % grpc_port)
@@ -507,7 +660,8 @@ def main():
     import health_pb2_grpc as hpg
     s = Suite(args, pb, pbg)
     certs = Certs(tempfile.mkdtemp(prefix="rr-certs-"))
-    for name, fn in (("http + metrics", s.http), ("loading", lambda: s.loading_raw(hp, hpg)),
+    for name, fn in (("http + metrics", s.http), ("http rerank", s.http_rerank),
+                     ("loading", lambda: s.loading_raw(hp, hpg)),
                      ("tls", lambda: s.tls(certs)), ("start-up errors", lambda: s.startup_errors(certs))):
         t0 = time.time()
         fn()
