@@ -1,0 +1,75 @@
+/*
+ * cuda_host.h — the CUDA built-ins a kernel file uses, re-expressed for the host, so that
+ * the real source of a kernel (cuda/attention.cu, turned into a host translation unit by
+ * gen_attention.cmake) compiles with g++ and runs on the CPU in test_attention_host.
+ *
+ * Model: a block runs as blockDim.x host threads of one persistent pool (runtime.cpp), blocks
+ * one after another. __syncthreads is a block barrier, __syncwarp a barrier of the 32 lanes
+ * of a warp, a shuffle an exchange through a per-warp buffer. __shared__ becomes `static`,
+ * which is right because only one block runs at a time (shared memory is NOT cleared
+ * between blocks, as on the device). What is not modelled is refused rather than given
+ * made-up semantics: partial warp masks abort, and built-ins not declared here (atomics,
+ * other intrinsics) fail to compile. The vector types, fp16/bf16 and their host conversions
+ * come from the toolkit headers; no device code and no libcudart are involved.
+ */
+#ifndef RR_TEST_CUDA_HOST_H
+#define RR_TEST_CUDA_HOST_H
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <math.h>
+
+#include <functional>
+#include <tuple>
+
+/* Host g++ already sees __device__/__global__ as empty (crt/host_defines.h); these two have
+ * device meaning that must become host meaning. */
+#undef __shared__
+#define __shared__ static
+#undef __launch_bounds__
+#define __launch_bounds__(...)
+
+/* Per-thread indices, set by the pool before each block. */
+extern thread_local uint3 rr_host_thread_idx, rr_host_block_idx;
+extern thread_local dim3 rr_host_block_dim, rr_host_grid_dim;
+#define threadIdx rr_host_thread_idx
+#define blockIdx rr_host_block_idx
+#define blockDim rr_host_block_dim
+#define gridDim rr_host_grid_dim
+
+void __syncthreads();
+/* Only the full mask is modelled (the kernels use nothing else); others abort. */
+void __syncwarp(unsigned mask = 0xffffffffu);
+float __shfl_sync(unsigned mask, float v, int src_lane, int width = 32);
+float __shfl_xor_sync(unsigned mask, float v, int lane_mask, int width = 32);
+
+/* Device intrinsics that are not in the host math library; common.cuh names rsqrtf in a
+ * template, so it must at least be declared. */
+inline float rsqrtf(float x)
+{
+    return 1.0f / sqrtf(x);
+}
+
+/* Runs `block` for every block of `grid` on `threads` pool threads; records a launch error
+ * (returned by cudaGetLastError, defined in runtime.cpp) instead of running when the
+ * configuration would not launch on a device. */
+void rr_host_run_grid(dim3 grid, unsigned threads, size_t dyn_smem,
+                      const std::function<void()> &block);
+
+/* Stand-in for `kernel<<<grid, threads, smem, stream>>>(args...)`; the generator rewrites
+ * the launch into this call. Arguments convert to the kernel's parameter types once, as a
+ * launch copies them. */
+template <typename... P, typename... A>
+void rr_host_launch(void (*kernel)(P...), dim3 grid, unsigned threads, size_t dyn_smem,
+                    cudaStream_t stream, A &&...args)
+{
+    (void)stream;
+    rr_host_run_grid(grid, threads, dyn_smem,
+                     [&, params = std::tuple<P...>(static_cast<P>(args)...)] {
+                         std::apply(kernel, params);
+                     });
+}
+
+#endif /* RR_TEST_CUDA_HOST_H */
