@@ -308,19 +308,36 @@ static void test_attention(rr_dtype dt)
                 const int max_tiles = n_tiles + 5; /* grid above the count, as in a graph */
                 void *tiles_d = dev_copy(tiles, n_tiles * sizeof *tiles);
                 int32_t *cnt_d = dev_copy(&n_tiles, sizeof n_tiles);
-                void *ctx_d = NULL;
-                cudaMalloc(&ctx_d, (size_t)n_out * d * rr_cuda_dtype_size(dt));
+                /* ctx between GUARD guard rows on each side, all filled with 0xff bytes (NaN
+                 * in fp16 and bf16): a row the kernel forgets stays NaN, a stray write shows
+                 * in the guards. */
+                enum { GUARD = 64 };
+                const size_t tsz = rr_cuda_dtype_size(dt), row_b = (size_t)d * tsz;
+                const size_t all_b = ((size_t)n_out + 2 * GUARD) * row_b;
+                char *base_d = NULL;
+                CHECK(cudaMalloc((void **)&base_d, all_b) == cudaSuccess);
+                CHECK(cudaMemset(base_d, 0xff, all_b) == cudaSuccess);
+                void *ctx_d = base_d + GUARD * row_b;
                 rr_attention_cpu(qkv, cu, n_seq, n_head, dh, cls ? q_rows : NULL, ref, 1);
                 CHECK(rr_attention_cuda(qkv_d, b_d, tiles_d, cnt_d, max_tiles, n_head, dh, ctx_d,
                                         dt, 0) == cudaSuccess);
                 CHECK(cudaDeviceSynchronize() == cudaSuccess);
                 dev_read(got, ctx_d, (size_t)n_out * d, dt);
+                {
+                    unsigned char *h = malloc(all_b);
+                    CHECK(cudaMemcpy(h, base_d, all_b, cudaMemcpyDeviceToHost) == cudaSuccess);
+                    size_t bad = 0;
+                    for (size_t i = 0; i < GUARD * row_b; i++)
+                        bad += (h[i] != 0xff) + (h[all_b - 1 - i] != 0xff);
+                    CHECK_MSG(bad == 0, "attention wrote %zu bytes into the guard rows", bad);
+                    free(h);
+                }
                 char what[128];
                 snprintf(what, sizeof what, "attention %s %dx%d lens={%s}%s", dt_name(dt),
                          n_head, dh, sets[si].name, cls ? " cls-only" : "");
                 compare(what, got, ref, (size_t)n_out * d, tol_attn[ti(dt)]);
                 cudaFree(qkv_d), cudaFree(b_d), cudaFree(tiles_d), cudaFree(cnt_d);
-                cudaFree(ctx_d);
+                cudaFree(base_d);
                 free(qkv), free(bias), free(ref), free(got);
             }
         }
