@@ -296,7 +296,11 @@ class Suite:
     def no_alloc(self, srv, port):
         """The request path allocates nothing once warm: after three warm-up rounds of a
         workload (every pooled call context, stream state and arena has then seen its shape),
-        two more rounds leave rerankd_heap_allocations_total where it was."""
+        two more rounds leave rerankd_heap_allocations_total where it was. Not under valgrind
+        (memcheck is what that run is for; this one is slow there and checked by server_ops)."""
+        if self.vg:
+            print("skip no-allocation check under valgrind (server_ops checks it)")
+            return
         for threads in (1, 4):
             errs = []
             for _ in range(3):
@@ -407,18 +411,19 @@ class Suite:
                     if r.status != 200 or sorted(f32(e["score"]) for e in js) != sorted(ref[i] for i in idx):
                         errors.append((r.status, js))
                 c.close()
-            ts = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+            n_clients = 2 if self.vg else 8
+            ts = [threading.Thread(target=client, args=(k,)) for k in range(n_clients)]
             for t in ts:
                 t.start()
             for t in ts:
                 t.join()
-            check("http /rerank: 8 concurrent keep-alive clients x 5 requests, every answer correct", not errors,
-                  str(errors[:2]))
+            check("http /rerank: %d concurrent keep-alive clients x 5 requests, every answer correct" % n_clients,
+                  not errors, str(errors[:2]))
             s1, _, _ = scrape(port)
             got = [val(s1, "rerankd_http_requests_total", route=r, code=c)
                    for r, c in (("/rerank", "200"), ("/rerank", "422"), ("/rerank", "413"), ("/v1/rerank", "200"))]
-            check("metrics: rerankd_http_requests_total counts them (/rerank 200: 44, 422: 9, 413: 2; "
-                  "/v1|v2 200: 2)", got == [44, 9, 2, 2], str(got))
+            check("metrics: rerankd_http_requests_total counts them (/rerank 200: %d, 422: 9, 413: 2; "
+                  "/v1|v2 200: 2)" % (4 + 5 * n_clients), got == [4 + 5 * n_clients, 9, 2, 2], str(got))
 
             # SIGTERM while a client keeps sending: each answer is a correct 200 or a JSON
             # 503, or the connection closes; the server exits 0 (drain order in main.c).
