@@ -155,6 +155,7 @@ void rr_bias_gelu_cpu(float *x, const float *bias, int n_tok, int d)
  * depend on its batch. p is scratch for RR_QB × len scores. */
 #define RR_QB 4
 #define RR_CW 16
+#define RR_KT_MAX ((size_t)64 * 512)
 RR_CLONES static void attend_block(const float *q, const float *kt, const float *v0, size_t ld,
                                    int len, int d_head, float scale, float *p, float *o,
                                    size_t ldo)
@@ -293,9 +294,11 @@ void rr_attention_cpu(const float *qkv, const int32_t *cu_seqlens, int n_seq, in
             continue;
         }
         int r = start;
-        if (len >= RR_QB) {
-            /* The keys transposed once per (sequence, head): d_head × len ≤ 64 × 512 floats
-             * (128 KiB) on the thread's stack. */
+        if (len >= RR_QB && (size_t)d_head * len <= RR_KT_MAX) {
+            /* The keys transposed once per (sequence, head), on the thread's stack: at most
+             * RR_KT_MAX floats (64 × 512 for BERT-base). Longer sequences of models with
+             * more positions take the one-row path; which path a sequence takes depends on
+             * its length only, so batch invariance holds either way. */
             float kt[(size_t)d_head * len];
             for (int j = 0; j < len; j++)
                 for (int c = 0; c < d_head; c++) kt[(size_t)c * len + j] = k0[(size_t)j * ld + c];
