@@ -36,6 +36,7 @@
 #include <strings.h>
 
 #include "server.h"
+#include "util/strbuf.h"
 #include "util/util.h"
 
 typedef enum shape { SHAPE_TEI, SHAPE_COHERE } shape;
@@ -62,71 +63,50 @@ struct rr_http_req {
     long tokens;
 };
 
-/* ---- a growable output buffer ---------------------------------------------------------- */
-
-typedef struct out {
-    char *p;
-    size_t len, cap;
-    int oom;
-} out;
-
-static void put(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(out *o, const char *fmt, ...)
-{
-    for (int tries = 0; tries < 2 && !o->oom; tries++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->p ? o->p + o->len : NULL, o->p ? o->cap - o->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->oom = 1;
-            return;
-        }
-        if (o->p && (size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t cap = (o->cap ? 2 * o->cap : 4096) + (size_t)n + 1;
-        char *p = rr_realloc(o->p, cap);
-        if (!p) {
-            o->oom = 1;
-            return;
-        }
-        o->p = p;
-        o->cap = cap;
-    }
-}
-
 /* A JSON string literal (quotes included). Input is valid UTF-8 (it came from cJSON or
  * from the tokenizer-validated texts); control characters are escaped. */
-static void put_json_string(out *o, const char *s)
+static void put_json_string(rr_strbuf *o, const char *s)
 {
-    put(o, "\"");
+    rr_strbuf_printf(o, "\"");
     for (const unsigned char *c = (const unsigned char *)s; *c && !o->oom; c++) {
         switch (*c) {
         case '"':
-            put(o, "\\\"");
+            rr_strbuf_printf(o, "\\\"");
             break;
         case '\\':
-            put(o, "\\\\");
+            rr_strbuf_printf(o, "\\\\");
             break;
         case '\n':
-            put(o, "\\n");
+            rr_strbuf_printf(o, "\\n");
             break;
         case '\r':
-            put(o, "\\r");
+            rr_strbuf_printf(o, "\\r");
             break;
         case '\t':
-            put(o, "\\t");
+            rr_strbuf_printf(o, "\\t");
             break;
         default:
             if (*c < 0x20)
-                put(o, "\\u%04x", *c);
+                rr_strbuf_printf(o, "\\u%04x", *c);
             else
-                put(o, "%c", *c);
+                rr_strbuf_printf(o, "%c", *c);
         }
     }
-    put(o, "\"");
+    rr_strbuf_printf(o, "\"");
+}
+
+/* Takes o's text as the answer (an empty 500 when building it ran out of memory). */
+static void set_answer(rr_http_req *q, unsigned status, rr_strbuf *o)
+{
+    if (o->oom) {
+        rr_free(o->p);
+        *o = (rr_strbuf){0};
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rr_free(q->resp);
+    q->resp = o->p;
+    q->resp_len = o->len;
+    q->status = status;
 }
 
 static void set_error(rr_http_req *q, unsigned status, const char *type, const char *fmt, ...)
@@ -138,15 +118,11 @@ static void set_error(rr_http_req *q, unsigned status, const char *type, const c
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    out o = {0};
-    put(&o, "{\"error\":");
+    rr_strbuf o = {0};
+    rr_strbuf_printf(&o, "{\"error\":");
     put_json_string(&o, msg);
-    put(&o, ",\"error_type\":\"%s\"}", type);
-    rr_free(q->resp);
-    q->resp = o.oom ? NULL : o.p;
-    if (o.oom) rr_free(o.p);
-    q->resp_len = o.oom ? 0 : o.len;
-    q->status = o.oom ? MHD_HTTP_INTERNAL_SERVER_ERROR : status;
+    rr_strbuf_printf(&o, ",\"error_type\":\"%s\"}", type);
+    set_answer(q, status, &o);
 }
 
 /* ---- the response, built by the thread that completes the request ----------------------- */
@@ -161,44 +137,36 @@ static void render(rr_http_req *q, rr_sched_req *r)
     }
     rr_rank_sort(r->logits, n, items);
     int top = q->top_n > 0 && q->top_n < n ? q->top_n : n;
-    out o = {0};
+    rr_strbuf o = {0};
     if (q->shape == SHAPE_TEI) {
-        put(&o, "[");
+        rr_strbuf_printf(&o, "[");
         for (int k = 0; k < top; k++) {
             float score = q->raw_scores ? items[k].logit : rr_sigmoid(items[k].logit);
-            put(&o, "%s{\"index\":%d,\"score\":%.9g", k ? "," : "", items[k].index, score);
+            rr_strbuf_printf(&o, "%s{\"index\":%d,\"score\":%.9g", k ? "," : "", items[k].index, score);
             if (q->return_text) {
-                put(&o, ",\"text\":");
+                rr_strbuf_printf(&o, ",\"text\":");
                 put_json_string(&o, r->docs[items[k].index]);
             }
-            put(&o, "}");
+            rr_strbuf_printf(&o, "}");
         }
-        put(&o, "]");
+        rr_strbuf_printf(&o, "]");
     } else {
-        put(&o, "{\"model\":");
+        rr_strbuf_printf(&o, "{\"model\":");
         put_json_string(&o, q->srv->cfg.model_dir);
-        put(&o, ",\"results\":[");
+        rr_strbuf_printf(&o, ",\"results\":[");
         for (int k = 0; k < top; k++) {
-            put(&o, "%s{\"index\":%d,\"relevance_score\":%.9g", k ? "," : "", items[k].index,
+            rr_strbuf_printf(&o, "%s{\"index\":%d,\"relevance_score\":%.9g", k ? "," : "", items[k].index,
                 rr_sigmoid(items[k].logit));
             if (q->return_text) {
-                put(&o, ",\"document\":{\"text\":");
+                rr_strbuf_printf(&o, ",\"document\":{\"text\":");
                 put_json_string(&o, r->docs[items[k].index]);
-                put(&o, "}");
+                rr_strbuf_printf(&o, "}");
             }
-            put(&o, "}");
+            rr_strbuf_printf(&o, "}");
         }
-        put(&o, "],\"usage\":{\"total_tokens\":%ld}}", r->total_tokens);
+        rr_strbuf_printf(&o, "],\"usage\":{\"total_tokens\":%ld}}", r->total_tokens);
     }
-    if (o.oom) {
-        rr_free(o.p);
-        set_error(q, MHD_HTTP_TOO_MANY_REQUESTS, "Overloaded",
-                  "out of memory building the response");
-        return;
-    }
-    q->resp = o.p;
-    q->resp_len = o.len;
-    q->status = MHD_HTTP_OK;
+    set_answer(q, MHD_HTTP_OK, &o);
 }
 
 static void request_done(rr_sched_req *r)

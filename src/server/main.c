@@ -256,7 +256,6 @@ int main(int argc, char **argv)
     pthread_mutex_init(&srv.health_mu, NULL);
     pthread_mutex_init(&srv.metrics_mu, NULL);
     srv.health = RR_HEALTH_NOT_SERVING;
-    srv.t_boot = rr_now_ns();
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     srv.boot_unix = (double)wall.tv_sec + wall.tv_nsec * 1e-9;

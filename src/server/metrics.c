@@ -14,85 +14,50 @@
  * rerankd_heap_allocations_total, read before rendering, counts the request path only.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "server.h"
+#include "util/strbuf.h"
 #include "util/util.h"
 
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} buf;
-
-static void put(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(buf *b, const char *fmt, ...)
-{
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap * 2 + (size_t)n;
-        char *p = rr_realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-}
-
 /* A label value as Prometheus wants it: backslash, double quote and newline escaped. */
-static void put_escaped(buf *b, const char *s)
+static void put_escaped(rr_strbuf *b, const char *s)
 {
     for (; *s; s++) {
         if (*s == '\\')
-            put(b, "\\\\");
+            rr_strbuf_printf(b, "\\\\");
         else if (*s == '"')
-            put(b, "\\\"");
+            rr_strbuf_printf(b, "\\\"");
         else if (*s == '\n')
-            put(b, "\\n");
+            rr_strbuf_printf(b, "\\n");
         else
-            put(b, "%c", *s);
+            rr_strbuf_printf(b, "%c", *s);
     }
 }
 
-static void header(buf *b, const char *name, const char *type, const char *help)
+static void header(rr_strbuf *b, const char *name, const char *type, const char *help)
 {
-    put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    rr_strbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* One histogram's series; `labels` is "" or `key="value"` without braces. */
-static void put_hist(buf *b, const char *name, const char *labels, const rr_hist *h)
+static void put_hist(rr_strbuf *b, const char *name, const char *labels, const rr_hist *h)
 {
     rr_hist_snap s;
     rr_hist_read(h, &s);
     const char *sep = labels[0] ? "," : "";
     for (int i = 0; i < h->n; i++)
-        put(b, "%s_bucket{%s%sle=\"%.10g\"} %llu\n", name, labels, sep, h->le[i],
+        rr_strbuf_printf(b, "%s_bucket{%s%sle=\"%.10g\"} %llu\n", name, labels, sep, h->le[i],
             (unsigned long long)s.cum[i]);
-    put(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)s.cum[h->n]);
-    put(b, "%s_sum%s%s%s %.9g\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "", s.sum);
-    put(b, "%s_count%s%s%s %llu\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
+    rr_strbuf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)s.cum[h->n]);
+    rr_strbuf_printf(b, "%s_sum%s%s%s %.9g\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "", s.sum);
+    rr_strbuf_printf(b, "%s_count%s%s%s %llu\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
         (unsigned long long)s.cum[h->n]);
 }
 
-static void put_hist_metric(buf *b, const char *name, const char *help, const rr_hist *h)
+static void put_hist_metric(rr_strbuf *b, const char *name, const char *help, const rr_hist *h)
 {
     header(b, name, "histogram", help);
     put_hist(b, name, "", h);
@@ -158,7 +123,7 @@ const char *rr_metrics_render(rr_server *srv, size_t *len)
         srv->metrics_buf = rr_malloc(65536);
         srv->metrics_cap = srv->metrics_buf ? 65536 : 0;
     }
-    buf b = {.p = srv->metrics_buf, .cap = srv->metrics_cap};
+    rr_strbuf b = {.p = srv->metrics_buf, .cap = srv->metrics_cap};
     if (!b.p) return NULL;
     b.p[0] = 0;
     /* The model, device and scheduler are published by `ready` (set after them, never
@@ -167,37 +132,37 @@ const char *rr_metrics_render(rr_server *srv, size_t *len)
     int ready = atomic_load(&srv->ready) && !srv->stats_off;
 
     header(&b, "rerankd_info", "gauge", "Build and model of this server (value 1).");
-    put(&b, "rerankd_info{version=\"%s\",model=\"", RR_SERVER_VERSION);
+    rr_strbuf_printf(&b, "rerankd_info{version=\"%s\",model=\"", RR_SERVER_VERSION);
     put_escaped(&b, srv->cfg.model_dir);
-    put(&b, "\",architecture=\"%s\",device=\"", ready ? srv->info->arch_name : "");
+    rr_strbuf_printf(&b, "\",architecture=\"%s\",device=\"", ready ? srv->info->arch_name : "");
     put_escaped(&b, ready ? srv->device_desc : "");
-    put(&b, "\",max_length=\"%d\",tls=\"%s\"} 1\n", ready ? srv->info->max_length : 0,
+    rr_strbuf_printf(&b, "\",max_length=\"%d\",tls=\"%s\"} 1\n", ready ? srv->info->max_length : 0,
         srv->tls ? (srv->cfg.tls_client_ca ? "mutual" : "server") : "off");
     header(&b, "rerankd_ready", "gauge",
            "1 once the model is loaded and the server answers scoring calls.");
-    put(&b, "rerankd_ready %d\n", ready);
+    rr_strbuf_printf(&b, "rerankd_ready %d\n", ready);
     pthread_mutex_lock(&srv->health_mu);
     int serving = srv->health == RR_HEALTH_SERVING;
     pthread_mutex_unlock(&srv->health_mu);
     header(&b, "rerankd_serving", "gauge",
            "1 while grpc.health.v1 reports SERVING (0 while loading or draining).");
-    put(&b, "rerankd_serving %d\n", serving);
+    rr_strbuf_printf(&b, "rerankd_serving %d\n", serving);
     header(&b, "rerankd_max_batch_tokens", "gauge",
            "Token budget of one engine batch (--max-batch-tokens).");
-    put(&b, "rerankd_max_batch_tokens %d\n", srv->cfg.max_batch_tokens);
+    rr_strbuf_printf(&b, "rerankd_max_batch_tokens %d\n", srv->cfg.max_batch_tokens);
     header(&b, "process_start_time_seconds", "gauge",
            "Start time of the process since the Unix epoch.");
-    put(&b, "process_start_time_seconds %.3f\n", srv->boot_unix);
+    rr_strbuf_printf(&b, "process_start_time_seconds %.3f\n", srv->boot_unix);
     long rss = resident_bytes();
     if (rss >= 0) {
         header(&b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-        put(&b, "process_resident_memory_bytes %ld\n", rss);
+        rr_strbuf_printf(&b, "process_resident_memory_bytes %ld\n", rss);
     }
 
     header(&b, "rerankd_heap_allocations_total", "counter",
            "Heap allocations made through rerankd's allocation funnel (its own code and the "
            "protobuf decoding into its arenas; not gRPC's internals). Flat under a steady load.");
-    put(&b, "rerankd_heap_allocations_total %ld\n", allocs);
+    rr_strbuf_printf(&b, "rerankd_heap_allocations_total %ld\n", allocs);
     header(&b, "rerankd_http_requests_total", "counter",
            "Finished HTTP reranking requests by route and status (other: 400-range parse "
            "failures of the transport, 500s).");
@@ -206,7 +171,7 @@ const char *rr_metrics_render(rr_server *srv, size_t *len)
                                                           "429", "503", "other"};
     for (int r = 0; r < 2; r++)
         for (int c = 0; c < RR_HTTP_CODES; c++)
-            put(&b, "rerankd_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n", http_routes[r],
+            rr_strbuf_printf(&b, "rerankd_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n", http_routes[r],
                 http_codes[c], (unsigned long long)atomic_load(&srv->http_codes[r][c]));
     header(&b, "rerankd_http_handling_seconds", "histogram",
            "HTTP reranking request time, first byte of headers to answer queued, by route.");
@@ -216,14 +181,14 @@ const char *rr_metrics_render(rr_server *srv, size_t *len)
         put_hist(&b, "rerankd_http_handling_seconds", labels, &srv->http_seconds[r]);
     }
     header(&b, "rerankd_grpc_live_calls", "gauge", "gRPC calls in progress (streams included).");
-    put(&b, "rerankd_grpc_live_calls %d\n", atomic_load(&srv->live_calls));
+    rr_strbuf_printf(&b, "rerankd_grpc_live_calls %d\n", atomic_load(&srv->live_calls));
     header(&b, "rerankd_grpc_requests_total", "counter",
            "Finished gRPC calls by method and status code (CANCELLED: the client went away).");
     for (int m = 0; m <= RR_M_COUNT; m++)
         for (int c = 0; c < RR_N_CODES; c++) {
             uint64_t n = atomic_load_explicit(&srv->rpc_codes[m][c], memory_order_relaxed);
             if (n || c == 0)
-                put(&b, "rerankd_grpc_requests_total{method=\"%s\",code=\"%s\"} %llu\n",
+                rr_strbuf_printf(&b, "rerankd_grpc_requests_total{method=\"%s\",code=\"%s\"} %llu\n",
                     rr_method_path((rr_method)m), code_names[c], (unsigned long long)n);
         }
     header(&b, "rerankd_grpc_handling_seconds", "histogram",
@@ -239,26 +204,26 @@ const char *rr_metrics_render(rr_server *srv, size_t *len)
         header(
             &b, "rerankd_requests_in_flight", "gauge",
             "Scoring requests (unary calls and stream batches) being tokenized, queued or scored.");
-        put(&b, "rerankd_requests_in_flight %d\n", rr_sched_live(srv->sched));
+        rr_strbuf_printf(&b, "rerankd_requests_in_flight %d\n", rr_sched_live(srv->sched));
         header(&b, "rerankd_requests_max_in_flight", "gauge",
                "--max-in-flight: more get RESOURCE_EXHAUSTED.");
-        put(&b, "rerankd_requests_max_in_flight %d\n", srv->cfg.max_in_flight);
+        rr_strbuf_printf(&b, "rerankd_requests_max_in_flight %d\n", srv->cfg.max_in_flight);
         header(&b, "rerankd_queued_requests", "gauge",
                "Scoring requests waiting, by the stage they wait for.");
-        put(&b, "rerankd_queued_requests{stage=\"tokenize\"} %d\n",
+        rr_strbuf_printf(&b, "rerankd_queued_requests{stage=\"tokenize\"} %d\n",
             atomic_load(&st->queued_tokenize));
-        put(&b, "rerankd_queued_requests{stage=\"engine\"} %d\n", atomic_load(&st->queued_engine));
+        rr_strbuf_printf(&b, "rerankd_queued_requests{stage=\"engine\"} %d\n", atomic_load(&st->queued_engine));
         header(&b, "rerankd_requests_total", "counter", "Finished scoring requests by outcome.");
         for (int o = 0; o < 5; o++)
-            put(&b, "rerankd_requests_total{outcome=\"%s\"} %llu\n", outcome_names[o],
+            rr_strbuf_printf(&b, "rerankd_requests_total{outcome=\"%s\"} %llu\n", outcome_names[o],
                 (unsigned long long)atomic_load_explicit(&st->outcomes[o], memory_order_relaxed));
         header(&b, "rerankd_pairs_total", "counter", "(query, document) pairs scored.");
-        put(&b, "rerankd_pairs_total %llu\n", (unsigned long long)atomic_load(&st->pairs));
+        rr_strbuf_printf(&b, "rerankd_pairs_total %llu\n", (unsigned long long)atomic_load(&st->pairs));
         header(&b, "rerankd_tokens_total", "counter",
                "Tokens of the pairs scored, after truncation.");
-        put(&b, "rerankd_tokens_total %llu\n", (unsigned long long)atomic_load(&st->tokens));
+        rr_strbuf_printf(&b, "rerankd_tokens_total %llu\n", (unsigned long long)atomic_load(&st->tokens));
         header(&b, "rerankd_engine_failures_total", "counter", "Engine batches that failed.");
-        put(&b, "rerankd_engine_failures_total %llu\n",
+        rr_strbuf_printf(&b, "rerankd_engine_failures_total %llu\n",
             (unsigned long long)atomic_load(&st->forward_failures));
         put_hist_metric(&b, "rerankd_request_seconds",
                         "Scoring request time, submit to done, every outcome.",
@@ -278,7 +243,7 @@ const char *rr_metrics_render(rr_server *srv, size_t *len)
         put_hist_metric(&b, "rerankd_forward_seconds", "Engine forward time per batch.",
                         &st->forward_seconds);
     }
-    srv->metrics_buf = b.p; /* put() may have grown it */
+    srv->metrics_buf = b.p; /* it may have grown */
     srv->metrics_cap = b.cap;
     if (b.oom) return NULL;
     *len = b.len;

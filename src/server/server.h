@@ -130,7 +130,6 @@ typedef struct rr_server {
      * sent), for /metrics. Relaxed atomics: counted on the CQ threads. */
     atomic_uint_fast64_t rpc_codes[RR_M_COUNT + 1][RR_N_CODES];
     rr_hist rpc_seconds[RR_M_COUNT + 1];
-    uint64_t t_boot; /* rr_now_ns at start */
     pthread_mutex_t metrics_mu; /* the render buffer */
     char *metrics_buf;
     size_t metrics_cap;
