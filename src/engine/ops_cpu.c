@@ -150,12 +150,35 @@ void rr_bias_gelu_cpu(float *x, const float *bias, int n_tok, int d)
  * (the previous version) attention went from 17% to 11.5% of the engine's perf profile and
  * the engine bench from 3.53–3.85 s to 3.34–3.49 s (bench/cpu, 128 pairs, 2 threads,
  * interleaved runs). The context loop keeps 4×16 accumulators too; both keep constant
- * trip counts on full chunks, or GCC spills the sums to the stack. A row's result does not depend on the other rows of its block, and
- * every sum runs in a fixed order (c ascending, j ascending), so a pair's scores do not
- * depend on its batch. p is scratch for RR_QB × len scores. */
+ * trip counts on full chunks, or GCC spills the sums to the stack. A row's result does not
+ * depend on the other rows of its block, and every sum runs in a fixed order (c ascending,
+ * j ascending), so a pair's scores do not depend on its batch. p is scratch for RR_QB × len
+ * scores. */
 #define RR_QB 4
 #define RR_CW 16
 #define RR_KT_MAX ((size_t)64 * 512)
+
+/* Context columns c0 .. c0+cw (cw ≤ RR_CW) of the four rows: o[r] = Σ_j p_r[j] v[j]. Inlined
+ * with cw = RR_CW for full chunks, where the constant trip count keeps the sums in registers. */
+static inline __attribute__((always_inline)) void ctx_chunk(const float *p, int len, const float *v0,
+                                                            size_t ld, int c0, int cw, float *o,
+                                                            size_t ldo)
+{
+    float acc[RR_QB][RR_CW] = {{0.0f}};
+    for (int j = 0; j < len; j++) {
+        const float *v = v0 + (size_t)j * ld + c0;
+        const float w0 = p[j], w1 = p[len + j], w2 = p[2 * len + j], w3 = p[3 * len + j];
+#pragma omp simd
+        for (int c = 0; c < cw; c++) {
+            acc[0][c] += w0 * v[c];
+            acc[1][c] += w1 * v[c];
+            acc[2][c] += w2 * v[c];
+            acc[3][c] += w3 * v[c];
+        }
+    }
+    for (int r = 0; r < RR_QB; r++)
+        for (int c = 0; c < cw; c++) o[(size_t)r * ldo + c0 + c] = acc[r][c];
+}
 RR_CLONES static void attend_block(const float *q, const float *kt, const float *v0, size_t ld,
                                    int len, int d_head, float scale, float *p, float *o,
                                    size_t ldo)
@@ -209,41 +232,8 @@ RR_CLONES static void attend_block(const float *q, const float *kt, const float 
         for (int j = 0; j < len; j++) pr[j] *= inv;
     }
     for (int c0 = 0; c0 < d_head; c0 += RR_CW) {
-        if (d_head - c0 >= RR_CW) { /* constant width: the 4×16 sums stay in registers */
-            float a0[RR_CW] = {0}, a1[RR_CW] = {0}, a2[RR_CW] = {0}, a3[RR_CW] = {0};
-            for (int j = 0; j < len; j++) {
-                const float *v = v0 + (size_t)j * ld + c0;
-                const float w0 = p0[j], w1 = p1[j], w2 = p2[j], w3 = p3[j];
-#pragma omp simd
-                for (int c = 0; c < RR_CW; c++) {
-                    a0[c] += w0 * v[c];
-                    a1[c] += w1 * v[c];
-                    a2[c] += w2 * v[c];
-                    a3[c] += w3 * v[c];
-                }
-            }
-            for (int c = 0; c < RR_CW; c++) {
-                o[c0 + c] = a0[c];
-                o[ldo + c0 + c] = a1[c];
-                o[2 * ldo + c0 + c] = a2[c];
-                o[3 * ldo + c0 + c] = a3[c];
-            }
-            continue;
-        }
-        const int cw = d_head - c0;
-        float acc[RR_QB][RR_CW] = {{0.0f}};
-        for (int j = 0; j < len; j++) {
-            const float *v = v0 + (size_t)j * ld + c0;
-            const float w0 = p0[j], w1 = p1[j], w2 = p2[j], w3 = p3[j];
-            for (int c = 0; c < cw; c++) {
-                acc[0][c] += w0 * v[c];
-                acc[1][c] += w1 * v[c];
-                acc[2][c] += w2 * v[c];
-                acc[3][c] += w3 * v[c];
-            }
-        }
-        for (int r = 0; r < RR_QB; r++)
-            for (int c = 0; c < cw; c++) o[(size_t)r * ldo + c0 + c] = acc[r][c];
+        if (d_head - c0 >= RR_CW) ctx_chunk(p, len, v0, ld, c0, RR_CW, o, ldo);
+        else ctx_chunk(p, len, v0, ld, c0, d_head - c0, o, ldo);
     }
 }
 
