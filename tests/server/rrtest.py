@@ -14,6 +14,33 @@ import time
 
 GRPC_PROTO_DIR = "/usr/share/grpc-proto"
 
+# Checks of the test scripts: counted here, printed as they happen, summed up by summary().
+COUNTS = {"pass": 0, "fail": 0}
+
+
+def check(name, cond, detail=""):
+    if cond:
+        COUNTS["pass"] += 1
+        print("ok   %s" % name)
+    else:
+        COUNTS["fail"] += 1
+        print("FAIL %s %s" % (name, detail))
+    sys.stdout.flush()
+    return cond
+
+
+def summary(script):
+    """Prints the final line and returns the exit code (0 all passed, 1 a check failed)."""
+    print("%s: %d passed, %d failed" % (script, COUNTS["pass"], COUNTS["fail"]))
+    return 0 if COUNTS["fail"] == 0 else 1
+
+
+def valgrind_cmd():
+    """memcheck as the server tests run it: any error or definite/indirect leak → exit 99."""
+    return ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+            "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99", "--num-callers=30",
+            "--suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "valgrind.supp")]
+
 
 def gen_stubs(src_dir, out_dir):
     """Generates rerank.v1, tei.v1, health and reflection (v1 as reflection_v1, v1alpha as

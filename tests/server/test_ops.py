@@ -42,21 +42,10 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rrtest  # noqa: E402
 
-N_PASS = 0
-N_FAIL = 0
 SCALE = 1
 
 
-def check(name, cond, detail=""):
-    global N_PASS, N_FAIL
-    if cond:
-        N_PASS += 1
-        print("ok   %s" % name)
-    else:
-        N_FAIL += 1
-        print("FAIL %s %s" % (name, detail))
-    sys.stdout.flush()
-    return cond
+check = rrtest.check
 
 
 DOCS = ["Cats purr by rapidly twitching the muscles of the larynx.",
@@ -129,11 +118,7 @@ class Certs:
 class Suite:
     def __init__(self, args, pb, pbg):
         self.args, self.pb, self.pbg = args, pb, pbg
-        self.vg = None
-        if args.valgrind:
-            self.vg = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
-                       "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99", "--num-callers=30",
-                       "--suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "valgrind.supp")]
+        self.vg = rrtest.valgrind_cmd() if args.valgrind else None
         self.ready_timeout = 300.0 if args.valgrind else 60.0
 
     def server(self, extra):
@@ -674,8 +659,7 @@ def main():
         t0 = time.time()
         fn()
         print("-- %s: %.0f s" % (name, time.time() - t0))
-    print("test_ops: %d passed, %d failed" % (N_PASS, N_FAIL))
-    return 0 if N_FAIL == 0 else 1
+    return rrtest.summary("test_ops")
 
 
 if __name__ == "__main__":

@@ -24,20 +24,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rrtest  # noqa: E402
 
-N_PASS = 0
-N_FAIL = 0
 
 
-def check(name, cond, detail=""):
-    global N_PASS, N_FAIL
-    if cond:
-        N_PASS += 1
-        print("ok   %s" % name)
-    else:
-        N_FAIL += 1
-        print("FAIL %s %s" % (name, detail))
-    sys.stdout.flush()
-    return cond
+check = rrtest.check
 
 
 def sigmoid(x):
@@ -542,9 +531,7 @@ class Suite:
     def valgrind_cmd(self):
         if not self.args.valgrind:
             return None
-        return ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
-                "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99", "--num-callers=30",
-                "--suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "valgrind.supp")]
+        return rrtest.valgrind_cmd()
 
     def ready_timeout(self):
         return 300.0 if self.args.valgrind else 60.0
@@ -617,8 +604,7 @@ def main():
         if srv.proc.poll() is None:
             srv.stop()
     s.in_flight_limit(args.tiny_model)
-    print("test_server: %d passed, %d failed" % (N_PASS, N_FAIL))
-    return 0 if N_FAIL == 0 else 1
+    return rrtest.summary("test_server")
 
 
 if __name__ == "__main__":
