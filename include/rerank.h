@@ -156,6 +156,40 @@ int rr_pair_build(const rr_tokenizer *t, const int32_t *q, int q_stored, int q_t
                   const int32_t *d, int d_stored, int d_total, int max_length, int truncate,
                   int keep_last, int32_t *ids, int32_t *type_ids);
 
+/* How a pair is built: the maximum pair length (special tokens included), whether an
+ * over-long pair is truncated (HF longest_first) or refused, and which end of a text
+ * truncation keeps. */
+typedef struct rr_pair_opts {
+    int max_length; /* 3 ... the model's max_length */
+    int truncate;   /* non-zero: longest_first truncation; zero: RR_E_TOO_LONG when too long */
+    int keep_last;  /* 0 keeps the start of each text (HF "right"), 1 the end ("left") */
+} rr_pair_opts;
+
+/* One side of a pair as rr_query_encode leaves it: ids[0 .. stored) are the kept tokens
+ * (the first or the last ones of the text, by keep_last), total the text's whole count. */
+typedef struct rr_side {
+    const int32_t *ids;
+    int stored, total;
+} rr_side;
+
+/* Encodes the query of pairs built with `o`. ids: caller's buffer of o->max_length int32;
+ * *q points into it. RR_E_UTF8 ("query is not valid UTF-8") writes nothing. Allocates
+ * nothing. */
+rr_status rr_query_encode(const rr_tokenizer *t, const char *text, size_t len,
+                          const rr_pair_opts *o, int32_t *ids, rr_side *q, rr_error *err);
+
+/* Encodes one document and assembles its pair with the query q (encoded with the same o):
+ * `[CLS] q [SEP] d [SEP]`, truncated longest_first to o->max_length when o->truncate.
+ *   dbuf             scratch of o->max_length int32 (the document's ids);
+ *   ids, type_ids    out, o->max_length each; *n_out the pair's length.
+ * Errors name the document "<field>[<index>]": RR_E_UTF8 ("documents[3] is not valid
+ * UTF-8"), RR_E_TOO_LONG ("documents[3]: the pair is 700 tokens, over max_length 512, and
+ * truncation is disabled"), RR_E_INVALID for bad options. This is the one place pairs are
+ * made: the server's scheduler, rr_score_query and the CLI all call it. Allocates nothing. */
+rr_status rr_pair_encode(const rr_tokenizer *t, const rr_side *q, const char *doc, size_t len,
+                         const rr_pair_opts *o, const char *field, int index, int32_t *dbuf,
+                         int32_t *ids, int32_t *type_ids, int *n_out, rr_error *err);
+
 /* ---------------------------------------------------------------------------------------
  * Engine: packed varlen batch → logits
  */
@@ -174,6 +208,12 @@ typedef struct rr_engine_opts {
     int n_threads;        /* CPU threads; 0 → number of online CPUs */
     rr_dtype dtype;       /* CUDA precision; ignored on the CPU (always fp32) */
 } rr_engine_opts;
+
+/* A device name as the tools take it: "cpu" → -1, "cuda" → 0, "cuda:N" → N, "auto" →
+ * RR_DEVICE_AUTO (the caller tries cuda:0, then the CPU). RR_E_INVALID naming the text
+ * otherwise. */
+#define RR_DEVICE_AUTO (-2)
+rr_status rr_device_parse(const char *s, int *device, rr_error *err);
 
 /* A packed batch: n_seq sequences laid end to end, no padding. tokens[n_tok],
  * type_ids[n_tok], cu_seqlens[n_seq + 1] with cu_seqlens[0] = 0, cu_seqlens[n_seq] = n_tok,
@@ -203,6 +243,16 @@ rr_status rr_engine_forward(rr_engine *e, const rr_batch *b, float *logits);
  * "cuda:0 NVIDIA H200 (fp16)"). */
 const char *rr_engine_describe(const rr_engine *e);
 
+/* The most tokens one batch may carry (opts.max_batch_tokens after defaults): the budget a
+ * batcher packs to. */
+int rr_engine_max_batch_tokens(const rr_engine *e);
+
+/* The precision the engine computes in: RR_DTYPE_F32 on the CPU, opts.dtype on CUDA. */
+rr_dtype rr_engine_dtype(const rr_engine *e);
+
+/* "F32", "F16", "BF16". */
+const char *rr_dtype_name(rr_dtype d);
+
 /* ---------------------------------------------------------------------------------------
  * Convenience: score one query against n_docs passages (CLI, tests, benchmarks)
  *
@@ -211,11 +261,7 @@ const char *rr_engine_describe(const rr_engine *e);
  * the model's; truncate 0 makes an over-long pair an RR_E_TOO_LONG error naming its
  * document index. Allocates working buffers (not for the server's request path).
  */
-typedef struct rr_score_opts {
-    int max_length; /* 0 → model max_length; otherwise 3 … model max_length */
-    int truncate;   /* non-zero: longest_first truncation; zero: error when too long */
-    int keep_last;  /* truncation direction: 0 keeps the start (HF "right"), 1 the end */
-} rr_score_opts;
+typedef rr_pair_opts rr_score_opts; /* max_length 0 → the model's */
 
 rr_status rr_score_query(rr_engine *e, const rr_model *m, const char *query, size_t query_len,
                          const char *const *docs, const size_t *doc_lens, int n_docs,
@@ -223,6 +269,16 @@ rr_status rr_score_query(rr_engine *e, const rr_model *m, const char *query, siz
 
 /* sigmoid(x) computed as sentence-transformers does for num_labels == 1. */
 float rr_sigmoid(float x);
+
+/* A document's place in a ranking. */
+typedef struct rr_ranked {
+    float logit;
+    int32_t index;
+} rr_ranked;
+
+/* Ranks n logits best first into out[n]: descending logit, ties in input order (as
+ * CrossEncoder.rank), NaN last. */
+void rr_rank(const float *logits, int n, rr_ranked *out);
 
 #ifdef __cplusplus
 }

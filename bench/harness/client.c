@@ -83,6 +83,12 @@ static gpr_timespec deadline_in(double seconds)
  * Requests
  */
 
+/* The server's C messages carry strings as bytes (src/grpc/proto_c_variant.cmake). */
+static ProtobufCBinaryData bin(const char *s)
+{
+    return (ProtobufCBinaryData){strlen(s), (uint8_t *)s};
+}
+
 static int pack_into(const ProtobufCMessage *m, grpc_slice *out)
 {
     size_t n = protobuf_c_message_get_packed_size(m);
@@ -107,19 +113,19 @@ int rb_request_init(rb_request *r, const char *query, const char *const *docs, i
     if (!r->msgs || !dv || !dp) goto fail;
     for (int i = 0; i < n_docs; i++) {
         rerank__v1__document__init(&dv[i]);
-        dv[i].text = (char *)docs[i];
+        dv[i].text = bin(docs[i]);
         dp[i] = &dv[i];
     }
     if (!streaming) {
         Rerank__V1__RerankRequest q = RERANK__V1__RERANK_REQUEST__INIT;
-        q.query = (char *)query;
+        q.query = bin(query);
         q.n_documents = (size_t)n_docs;
         q.documents = dp;
         pack_into(&q.base, &r->msgs[0]);
     } else {
         Rerank__V1__StreamOpen open = RERANK__V1__STREAM_OPEN__INIT;
         Rerank__V1__RerankStreamRequest m = RERANK__V1__RERANK_STREAM_REQUEST__INIT;
-        open.query = (char *)query;
+        open.query = bin(query);
         m.kind_case = RERANK__V1__RERANK_STREAM_REQUEST__KIND_OPEN;
         m.open = &open;
         pack_into(&m.base, &r->msgs[0]);
@@ -499,9 +505,9 @@ int rb_client_poll(rb_client *c, double deadline_s)
  * Info (blocking, on a private pluck queue so it never mixes with benchmark calls)
  */
 
-static void copy_str(char *dst, size_t cap, const char *src)
+static void copy_str(char *dst, size_t cap, ProtobufCBinaryData src)
 {
-    snprintf(dst, cap, "%s", src ? src : "");
+    snprintf(dst, cap, "%.*s", (int)src.len, src.data ? (const char *)src.data : "");
 }
 
 int rb_client_info(rb_client *c, rb_info *out, double timeout_s, char *err, size_t err_cap)

@@ -4,6 +4,7 @@
  * exactly the same inputs with exactly the same messages.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
@@ -15,6 +16,7 @@ struct rr_engine {
     const rr_backend *backend;
     void *impl;
     int max_batch_tokens;
+    rr_dtype dtype;
     int vocab_size;
     int type_vocab_size;
     int max_position;
@@ -43,6 +45,7 @@ rr_status rr_engine_init(const rr_model *m, const rr_engine_opts *opts, rr_engin
     if (!e) return rr_set_error(err, RR_E_NOMEM, "out of memory creating the engine");
     e->model = m;
     e->max_batch_tokens = o.max_batch_tokens;
+    e->dtype = o.device < 0 ? RR_DTYPE_F32 : o.dtype;
     e->vocab_size = info->vocab_size;
     e->type_vocab_size = info->type_vocab_size;
     e->max_position = info->max_position;
@@ -111,7 +114,41 @@ int rr_engine_max_batch_tokens(const rr_engine *e)
     return e->max_batch_tokens;
 }
 
+rr_dtype rr_engine_dtype(const rr_engine *e)
+{
+    return e->dtype;
+}
+
+const char *rr_dtype_name(rr_dtype d)
+{
+    switch (d) {
+    case RR_DTYPE_F32: return "F32";
+    case RR_DTYPE_F16: return "F16";
+    case RR_DTYPE_BF16: return "BF16";
+    }
+    return "unknown";
+}
+
 void *rr_engine_backend_impl(rr_engine *e, const rr_backend *backend)
 {
     return e && e->backend == backend ? e->impl : NULL;
+}
+
+rr_status rr_device_parse(const char *s, int *device, rr_error *err)
+{
+    if (!s) s = "";
+    if (strcmp(s, "cpu") == 0) *device = -1;
+    else if (strcmp(s, "auto") == 0) *device = RR_DEVICE_AUTO;
+    else if (strcmp(s, "cuda") == 0) *device = 0;
+    else if (strncmp(s, "cuda:", 5) == 0 && s[5] >= '0' && s[5] <= '9') {
+        char *end;
+        long n = strtol(s + 5, &end, 10);
+        if (*end || n > 1024) goto bad;
+        *device = (int)n;
+    } else {
+        goto bad;
+    }
+    return RR_OK;
+bad:
+    return rr_set_error(err, RR_E_INVALID, "device '%s': expected auto, cpu, cuda or cuda:N", s);
 }

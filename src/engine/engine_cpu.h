@@ -1,15 +1,11 @@
 /*
  * engine_cpu.h — internal hooks of the engine front (engine.c) and of the CPU backend
- * (engine_cpu.c) for score.c and the tests. Not part of the public API.
+ * (engine_cpu.c) for the tests. Not part of the public API.
  */
 #ifndef RR_ENGINE_CPU_H
 #define RR_ENGINE_CPU_H
 
 #include "engine/backend.h"
-
-/* The engine's workspace size in tokens (opts.max_batch_tokens after defaults). Defined in
- * engine.c. */
-int rr_engine_max_batch_tokens(const rr_engine *e);
 
 /* The backend instance of e when e runs on `backend`, else NULL. Defined in engine.c. */
 void *rr_engine_backend_impl(rr_engine *e, const rr_backend *backend);

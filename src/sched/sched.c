@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "sched.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,7 +23,6 @@ typedef struct part {
 } part;
 
 struct rr_sched {
-    const rr_model *model;
     const rr_tokenizer *tok;
     rr_engine *engine;
     int max_batch_tokens;
@@ -103,49 +103,50 @@ static rr_sched_outcome dropped(const rr_sched_req *r, uint64_t now)
 
 static int grow_tokens(rr_sched_req *r, long need)
 {
-    if (need <= r->cap_tok) return 1;
-    long cap = r->cap_tok ? r->cap_tok : 4096;
-    while (cap < need) cap *= 2;
-    int32_t *ids = rr_realloc(r->ids, (size_t)cap * sizeof *ids);
-    if (!ids) return 0;
-    r->ids = ids;
-    int32_t *types = rr_realloc(r->type_ids, (size_t)cap * sizeof *types);
-    if (!types) return 0;
-    r->type_ids = types;
-    r->cap_tok = cap;
+    size_t cap = rr_grow_cap((size_t)r->cap_tok, (size_t)need, 4096);
+    if (cap == (size_t)r->cap_tok) return 1;
+    if (!rr_realloc_array(&r->ids, cap, sizeof *r->ids) ||
+        !rr_realloc_array(&r->type_ids, cap, sizeof *r->type_ids))
+        return 0;
+    r->cap_tok = (long)cap;
     return 1;
 }
 
-/* Tokenizes the query once and each document once, building every pair. Returns RR_OK or
- * fills r->err. */
+/* Pair i's options: the request's, or its own (pair_flags). */
+static rr_pair_opts pair_opts(const rr_sched_req *r, int i)
+{
+    if (!r->pair_flags) return (rr_pair_opts){r->max_length, r->truncate, r->keep_last};
+    uint8_t f = r->pair_flags[i];
+    return (rr_pair_opts){r->max_length, (f & RR_PAIR_TRUNCATE) != 0, (f & RR_PAIR_KEEP_LAST) != 0};
+}
+
+/* Tokenizes each query once (a run of pairs sharing the same query text and options
+ * reuses its encoding) and each document once, building every pair. Returns RR_OK or fills
+ * r->err. */
 static rr_status tokenize(rr_sched *s, rr_sched_req *r, int32_t *qbuf, int32_t *dbuf)
 {
-    int ml = r->max_length, q_total = 0, d_total = 0;
-    rr_status st = rr_tokenizer_encode(s->tok, r->query, r->query_len, r->keep_last, qbuf, ml,
-                                       &q_total);
-    if (st == RR_E_UTF8) return rr_set_error(&r->err, st, "query is not valid UTF-8");
-    if (st != RR_OK) return rr_set_error(&r->err, st, "query: tokenizer failed (%s)", rr_status_name(st));
-    r->query_tokens = q_total;
-    int q_stored = q_total < ml ? q_total : ml;
+    rr_side q = {0};
+    rr_text qt = {NULL, 0};
+    rr_pair_opts qo = {0};
     long off = 0;
+    rr_status st;
     for (int i = 0; i < r->n_docs; i++) {
-        st = rr_tokenizer_encode(s->tok, r->docs[i], r->doc_lens[i], r->keep_last, dbuf, ml,
-                                 &d_total);
-        if (st == RR_E_UTF8)
-            return rr_set_error(&r->err, st, "documents[%d] is not valid UTF-8", i);
-        if (st != RR_OK)
-            return rr_set_error(&r->err, st, "documents[%d]: tokenizer failed (%s)", i,
-                                rr_status_name(st));
-        if (!grow_tokens(r, off + ml))
+        rr_text want = r->queries ? r->queries[i] : r->query;
+        rr_pair_opts o = pair_opts(r, i);
+        if (i == 0 || o.keep_last != qo.keep_last || want.len != qt.len ||
+            (want.p != qt.p && memcmp(want.p, qt.p, want.len) != 0)) {
+            if ((st = rr_query_encode(s->tok, want.p, want.len, &o, qbuf, &q, &r->err)) != RR_OK)
+                return st;
+            if (i == 0) r->query_tokens = q.total;
+            qt = want;
+            qo = o;
+        }
+        if (!grow_tokens(r, off + r->max_length))
             return rr_set_error(&r->err, RR_E_NOMEM, "out of memory for %d documents", r->n_docs);
-        int d_stored = d_total < ml ? d_total : ml;
-        int len = rr_pair_build(s->tok, qbuf, q_stored, q_total, dbuf, d_stored, d_total, ml,
-                                r->truncate, r->keep_last, r->ids + off, r->type_ids + off);
-        if (len < 0)
-            return rr_set_error(&r->err, RR_E_TOO_LONG,
-                                "documents[%d]: the pair is %d tokens, over max_length %d, and "
-                                "truncation is disabled",
-                                i, q_total + d_total + 3, ml);
+        int len = 0;
+        st = rr_pair_encode(s->tok, &q, r->docs[i].p, r->docs[i].len, &o, r->docs_field, i, dbuf,
+                            r->ids + off, r->type_ids + off, &len, &r->err);
+        if (st != RR_OK) return st;
         r->pair_off[i] = off;
         r->pair_len[i] = len;
         off += len;
@@ -309,7 +310,8 @@ static void *engine_main(void *arg)
                 /* A request appears at most once per batch and earlier batches succeeded
                  * (or it would be finished already): fail it exactly once, here, taking
                  * its unbatched rest out of the ready queue first. */
-                rr_set_error(&r->err, st, "engine forward failed (%s) on a batch of %d pairs",
+                rr_set_error(&r->err, RR_E_DEVICE,
+                             "engine forward failed (%s) on a batch of %d pairs",
                              rr_status_name(st), n_seq);
                 if (r->next_pair < r->n_docs) {
                     pthread_mutex_lock(&s->mu);
@@ -339,14 +341,13 @@ rr_status rr_sched_init(const rr_model *m, rr_engine *e, const rr_sched_opts *o,
 {
     rr_status st = RR_E_NOMEM;
     *out = NULL;
-    if (o->max_in_flight < 1 || o->max_batch_tokens < 1)
-        return rr_set_error(err, RR_E_INVALID, "scheduler: max_in_flight and max_batch_tokens must be >= 1");
+    if (o->max_in_flight < 1)
+        return rr_set_error(err, RR_E_INVALID, "scheduler: max_in_flight must be >= 1");
     rr_sched *s = rr_calloc(1, sizeof *s);
     if (!s) return rr_set_error(err, RR_E_NOMEM, "out of memory creating the scheduler");
-    s->model = m;
     s->tok = rr_model_tokenizer(m);
     s->engine = e;
-    s->max_batch_tokens = o->max_batch_tokens;
+    s->max_batch_tokens = rr_engine_max_batch_tokens(e);
     s->model_max_length = rr_model_get_info(m)->max_length;
     s->n_workers = o->tokenizer_workers > 0 ? o->tokenizer_workers : rr_cpu_count();
     pthread_mutex_init(&s->mu, NULL);
@@ -419,7 +420,6 @@ void rr_sched_free(rr_sched *s)
         /* All requests are back in the pool (contract), so every slot can be freed. */
         for (rr_sched_req *r = s->free_list; r; r = r->next) {
             rr_free(r->docs);
-            rr_free(r->doc_lens);
             rr_free(r->logits);
             rr_free(r->ids);
             rr_free(r->type_ids);
@@ -452,9 +452,11 @@ rr_sched_req *rr_sched_acquire(rr_sched *s)
     }
     pthread_mutex_unlock(&s->mu);
     if (!r) return NULL;
-    r->query = NULL;
-    r->query_len = 0;
+    r->query = (rr_text){"", 0};
     r->n_docs = 0;
+    r->queries = NULL;
+    r->pair_flags = NULL;
+    r->docs_field = "documents";
     r->max_length = s->model_max_length;
     r->truncate = 1;
     r->keep_last = 0;
@@ -475,24 +477,15 @@ rr_sched_req *rr_sched_acquire(rr_sched *s)
 
 rr_status rr_sched_reserve(rr_sched_req *r, int n_docs, rr_error *err)
 {
-    if (n_docs <= r->cap_docs) return RR_OK;
-    int cap = r->cap_docs ? r->cap_docs : 16;
-    while (cap < n_docs) cap *= 2;
-    void *p;
-    if (!(p = rr_realloc(r->docs, (size_t)cap * sizeof *r->docs))) goto nomem;
-    r->docs = p;
-    if (!(p = rr_realloc(r->doc_lens, (size_t)cap * sizeof *r->doc_lens))) goto nomem;
-    r->doc_lens = p;
-    if (!(p = rr_realloc(r->logits, (size_t)cap * sizeof *r->logits))) goto nomem;
-    r->logits = p;
-    if (!(p = rr_realloc(r->pair_off, (size_t)cap * sizeof *r->pair_off))) goto nomem;
-    r->pair_off = p;
-    if (!(p = rr_realloc(r->pair_len, (size_t)cap * sizeof *r->pair_len))) goto nomem;
-    r->pair_len = p;
-    r->cap_docs = cap;
+    size_t cap = rr_grow_cap((size_t)r->cap_docs, (size_t)(n_docs > 0 ? n_docs : 0), 16);
+    if (cap == (size_t)r->cap_docs) return RR_OK;
+    if (cap > INT_MAX || !rr_realloc_array(&r->docs, cap, sizeof *r->docs) ||
+        !rr_realloc_array(&r->logits, cap, sizeof *r->logits) ||
+        !rr_realloc_array(&r->pair_off, cap, sizeof *r->pair_off) ||
+        !rr_realloc_array(&r->pair_len, cap, sizeof *r->pair_len))
+        return rr_set_error(err, RR_E_NOMEM, "out of memory reserving %d documents", n_docs);
+    r->cap_docs = (int)cap;
     return RR_OK;
-nomem:
-    return rr_set_error(err, RR_E_NOMEM, "out of memory reserving %d documents", n_docs);
 }
 
 void *rr_sched_scratch(rr_sched_req *r, size_t bytes)

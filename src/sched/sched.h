@@ -29,6 +29,16 @@
 
 typedef struct rr_sched rr_sched;
 
+/* A run of bytes that need not be NUL-terminated and may contain NULs (texts arrive from
+ * the wire with their lengths; U+0000 is a character like any other). */
+typedef struct rr_text {
+    const char *p;
+    size_t len;
+} rr_text;
+
+/* Per-pair options (rr_sched_req.pair_flags). */
+enum { RR_PAIR_TRUNCATE = 1, RR_PAIR_KEEP_LAST = 2 };
+
 typedef enum rr_sched_outcome {
     RR_SCHED_DONE = 0,      /* logits[] hold every document's logit */
     RR_SCHED_FAILED = 1,    /* err says why (RR_E_UTF8, RR_E_TOO_LONG naming an index, ...) */
@@ -41,12 +51,13 @@ typedef struct rr_sched_req rr_sched_req;
 
 struct rr_sched_req {
     /* Input, set by the caller between acquire and submit. The texts are borrowed: they must
-     * stay valid until `done` runs. docs/doc_lens are owned by the request (see reserve). */
-    const char *query;
-    size_t query_len;
+     * stay valid until `done` runs. docs is owned by the request (see reserve). */
+    rr_text query;       /* every pair's query, unless `queries` is set */
     int n_docs;
-    const char **docs;
-    size_t *doc_lens;
+    rr_text *docs;       /* [n_docs] */
+    const rr_text *queries;      /* borrowed [n_docs]: pair i's own query (TEI streams); NULL */
+    const uint8_t *pair_flags;   /* borrowed [n_docs]: pair i's RR_PAIR_*; NULL = as below */
+    const char *docs_field;      /* names documents in messages ("documents", "texts") */
     int max_length;       /* 3 ... model max_length (the caller validates) */
     int truncate;         /* 0: an over-long pair fails the request naming its index */
     int keep_last;        /* truncation direction: 1 keeps the end of each text */
@@ -59,7 +70,7 @@ struct rr_sched_req {
     rr_sched_outcome outcome;
     rr_error err;
     float *logits; /* [n_docs], input order */
-    int query_tokens;
+    int query_tokens;     /* of the (first) query, before truncation */
     long total_tokens;    /* sum of pair lengths after truncation */
     uint64_t t_submit;    /* rr_now_ns at submit */
     uint64_t tokenize_ns; /* worker time spent tokenizing this request */
@@ -83,8 +94,7 @@ struct rr_sched_req {
 
 typedef struct rr_sched_opts {
     int max_in_flight;     /* request objects in the pool */
-    int tokenizer_workers; /* threads; 0 → number of online CPUs */
-    int max_batch_tokens;  /* must equal the engine's */
+    int tokenizer_workers; /* threads; 0 → the CPUs this process may use */
 } rr_sched_opts;
 
 /* Cumulative statistics for the metrics endpoint, updated lock-free (relaxed atomics) by the
@@ -107,7 +117,8 @@ typedef struct rr_sched_stats {
 const rr_sched_stats *rr_sched_stats_get(const rr_sched *s);
 
 /* Starts the worker threads and the engine thread. The engine is owned by the engine thread
- * from here until rr_sched_free. */
+ * from here until rr_sched_free; its max_batch_tokens is the batcher's token budget (one
+ * source of truth: the workspace the engine sized at init). */
 rr_status rr_sched_init(const rr_model *m, rr_engine *e, const rr_sched_opts *o, rr_sched **out,
                         rr_error *err);
 
@@ -118,7 +129,7 @@ void rr_sched_free(rr_sched *s);
 /* A free request with cleared inputs and outputs, or NULL when max_in_flight are live. */
 rr_sched_req *rr_sched_acquire(rr_sched *s);
 
-/* Makes docs/doc_lens/logits hold n_docs entries (grows the high-water mark). RR_E_NOMEM. */
+/* Makes docs/logits hold n_docs entries (grows the high-water mark). RR_E_NOMEM. */
 rr_status rr_sched_reserve(rr_sched_req *r, int n_docs, rr_error *err);
 
 /* A buffer of at least `bytes` owned by the request, for the caller's response building;

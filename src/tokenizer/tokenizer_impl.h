@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "rerank.h"
+#include "util/util.h"
 
 /* Longest pre-token WordPiece will look at. HF's max_input_chars_per_word is 100 for every
  * BERT-family tokenizer; a pre-token longer than it is one [UNK], so the encoder's per-word
@@ -75,10 +76,6 @@ struct rr_tokenizer {
 
     int model_max_length; /* 0: unset */
 };
-
-/* Length of the longest valid UTF-8 prefix of s[0..n) (strict: no overlong forms, no
- * surrogates, nothing above U+10FFFF); equals n when the whole text is valid. */
-size_t rr_utf8_check(const char *s, size_t n);
 
 /* Bytes that may be read past the end of a key: the hash loads the tail of a key with one
  * unaligned 8-byte load and masks it, so every key (pool strings, the encoder's word buffer)

@@ -22,6 +22,13 @@ void rr_arena_init(rr_arena *a, size_t retain)
 {
     a->head = a->cur = NULL;
     a->retain = retain;
+    a->held = a->limit = 0;
+    a->over = 0;
+}
+
+void rr_arena_set_limit(rr_arena *a, size_t limit)
+{
+    a->limit = limit;
 }
 
 static size_t align16(size_t n)
@@ -49,9 +56,17 @@ void *rr_arena_alloc(rr_arena *a, size_t n)
     }
     size_t cap = last ? 2 * last : FIRST_CHUNK;
     if (cap < n) cap = align16(n);
+    if (a->limit && a->held + cap > a->limit) {
+        cap = align16(n); /* the exact need may still fit under the cap */
+        if (a->held + cap > a->limit) {
+            a->over = 1;
+            return NULL;
+        }
+    }
     if (cap > SIZE_MAX - sizeof(rr_arena_chunk)) return NULL;
     rr_arena_chunk *c = rr_malloc(sizeof *c + cap);
     if (!c) return NULL;
+    a->held += cap;
     c->next = NULL;
     c->cap = cap;
     c->used = n;
@@ -76,6 +91,8 @@ void rr_arena_reset(rr_arena *a)
         }
     }
     a->cur = a->head;
+    a->held = kept;
+    a->over = 0;
 }
 
 void rr_arena_free(rr_arena *a)
@@ -87,12 +104,11 @@ void rr_arena_free(rr_arena *a)
         c = next;
     }
     a->head = a->cur = NULL;
+    a->held = 0;
+    a->over = 0;
 }
 
 size_t rr_arena_held(const rr_arena *a)
 {
-    size_t n = 0;
-    for (const rr_arena_chunk *c = a->head; c; c = c->next)
-        n += c->cap;
-    return n;
+    return a->held;
 }

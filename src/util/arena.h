@@ -17,6 +17,9 @@ typedef struct rr_arena {
     rr_arena_chunk *head; /* chunks in allocation order */
     rr_arena_chunk *cur;  /* the chunk allocations come from */
     size_t retain;        /* bytes of chunks kept by a reset (the rest is freed) */
+    size_t held;          /* bytes in chunks now */
+    size_t limit;         /* 0, or the most bytes of chunks this arena may hold */
+    int over;             /* an allocation failed because of `limit` (until reset) */
 } rr_arena;
 
 /* A zeroed arena that keeps up to `retain` bytes of chunks across resets. */
@@ -24,6 +27,11 @@ void rr_arena_init(rr_arena *a, size_t retain);
 
 /* n bytes aligned to 16; NULL when out of memory. n == 0 returns a valid pointer. */
 void *rr_arena_alloc(rr_arena *a, size_t n);
+
+/* Caps the bytes of chunks the arena may hold (0: no cap) until changed; an allocation
+ * beyond it returns NULL and sets `over`, so a decoder can tell "too big" from "no
+ * memory". */
+void rr_arena_set_limit(rr_arena *a, size_t limit);
 
 /* Forgets every allocation; keeps the first chunks up to `retain` bytes for reuse. */
 void rr_arena_reset(rr_arena *a);

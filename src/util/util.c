@@ -108,3 +108,23 @@ int rr_cpu_count(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }
+
+size_t rr_grow_cap(size_t cap, size_t need, size_t first)
+{
+    if (need <= cap) return cap;
+    size_t c = cap > first ? cap : first;
+    while (c < need)
+        c = c > SIZE_MAX / 2 ? need : 2 * c;
+    return c;
+}
+
+int rr_realloc_array(void *pp, size_t n, size_t elem)
+{
+    void **p = pp;
+    if (elem && n > SIZE_MAX / elem) return 0;
+    size_t bytes = n * elem;
+    void *q = rr_realloc(*p, bytes ? bytes : 1);
+    if (!q) return 0;
+    *p = q;
+    return 1;
+}

@@ -29,7 +29,7 @@ static void check_errors(rr_engine *e, const rr_model *m)
     CHECK(rr_score_query(e, m, "q", 1, docs, lens, 0, &o, lg, &err) == RR_E_INVALID);
     CHECK(strcmp(err.msg, "no documents") == 0);
     CHECK(rr_score_query(e, m, "q", 1, docs, lens, 3, &o, lg, &err) == RR_E_UTF8);
-    CHECK_MSG(strstr(err.msg, "document 2") != NULL, "%s", err.msg);
+    CHECK_MSG(strstr(err.msg, "documents[2]") != NULL, "%s", err.msg);
     CHECK(rr_score_query(e, m, "q\xff", 2, docs, lens, 2, &o, lg, &err) == RR_E_UTF8);
     CHECK_MSG(strstr(err.msg, "query") != NULL, "%s", err.msg);
 
@@ -41,7 +41,7 @@ static void check_errors(rr_engine *e, const rr_model *m)
     rr_score_opts strict = {.max_length = 16, .truncate = 0};
     CHECK(rr_score_query(e, m, "q", 1, long_docs, long_lens, 2, &strict, lg, &err) ==
           RR_E_TOO_LONG);
-    CHECK_MSG(strstr(err.msg, "document 1") != NULL, "%s", err.msg);
+    CHECK_MSG(strstr(err.msg, "documents[1]") != NULL, "%s", err.msg);
     strict.truncate = 1;
     CHECK(rr_score_query(e, m, "q", 1, long_docs, long_lens, 2, &strict, lg, &err) == RR_OK);
     rr_score_opts bad_ml = {.max_length = 2, .truncate = 1};

@@ -358,7 +358,7 @@ class Suite:
             st, js, _ = post("/rerank", {"query": query, "documents": DOCS[:2]})
             check("http /rerank with \"documents\": read as the Cohere shape", st == 200 and "results" in js, str(js))
             bad = [
-                ("empty texts", {"query": query, "texts": []}, 422),
+                ("empty texts", {"query": query, "texts": []}, 400),
                 ("empty query", {"query": "", "texts": ["a"]}, 422),
                 ("a text that is not a string", {"query": query, "texts": ["a", 3]}, 422),
                 ("raw_scores not a boolean", {"query": query, "texts": ["a"], "raw_scores": "yes"}, 422),
@@ -366,16 +366,16 @@ class Suite:
                 ("top_n 0", {"query": query, "documents": ["a"], "top_n": 0}, 422),
                 ("9 texts over --max-docs 8", {"query": query, "texts": ["a"] * 9}, 413),
                 ("an over-long pair with truncate false",
-                 {"query": query, "texts": ["a", " ".join(["tide"] * 600)], "truncate": False}, 422),
+                 {"query": query, "texts": ["a", " ".join(["tide"] * 600)], "truncate": False}, 413),
             ]
             for what, body, code in bad:
                 st, js, _ = post("/rerank", body)
                 check("http /rerank: %s → %d with a JSON error" % (what, code),
                       st == code and isinstance(js, dict) and js.get("error") and js.get("error_type"),
                       "%s %s" % (st, js))
-            for what, raw, code in (("malformed JSON", b"{\"query\": ", 422),
+            for what, raw, code in (("malformed JSON", b"{\"query\": ", 400),
                                     ("a body over --max-message-bytes", b"{\"query\":\"" + b"a" * 5000 + b"\"}", 413),
-                                    ("invalid UTF-8 in a text", b'{"query":"q","texts":["ok","\xff\xfe"]}', 422)):
+                                    ("invalid UTF-8 in a text", b'{"query":"q","texts":["ok","\xff\xfe"]}', 400)):
                 st, js, _ = post("/rerank", raw, raw=True)
                 check("http /rerank: %s → %d" % (what, code), st == code and js and js.get("error"),
                       "%s %s" % (st, js))
@@ -409,9 +409,11 @@ class Suite:
                   not errors, str(errors[:2]))
             s1, _, _ = scrape(port)
             got = [val(s1, "rerankd_http_requests_total", route=r, code=c)
-                   for r, c in (("/rerank", "200"), ("/rerank", "422"), ("/rerank", "413"), ("/v1/rerank", "200"))]
-            check("metrics: rerankd_http_requests_total counts them (/rerank 200: %d, 422: 9, 413: 2; "
-                  "/v1|v2 200: 2)" % (4 + 5 * n_clients), got == [4 + 5 * n_clients, 9, 2, 2], str(got))
+                   for r, c in (("/rerank", "200"), ("/rerank", "400"), ("/rerank", "422"), ("/rerank", "413"),
+                                ("/v1/rerank", "200"))]
+            check("metrics: rerankd_http_requests_total counts them (/rerank 200: %d, 400: 3, 422: 5, "
+                  "413: 3; /v1|v2 200: 2)" % (4 + 5 * n_clients), got == [4 + 5 * n_clients, 3, 5, 3, 2],
+                  str(got))
 
             # SIGTERM while a client keeps sending: each answer is a correct 200 or a JSON
             # 503, or the connection closes; the server exits 0 (drain order in main.c).

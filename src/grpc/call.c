@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "server.h"
+#include "grpc/wing.h"
 #include "util/util.h"
 
 #define CALL_OF(tag, field) ((rr_call *)((char *)(tag) - offsetof(rr_call, field)))
@@ -25,9 +25,11 @@
 #define CALLS_MAX 512
 #define CALLS_PREFILL 32
 /* Arenas kept, and the bytes each keeps across resets (a 1000-document request decodes
- * into about 200 KB). */
-#define ARENAS_MAX 512
-#define ARENA_RETAIN ((size_t)1 << 20)
+ * into about 200 KB): at most 32 MiB stay with the wing after any burst. */
+#define ARENAS_MAX 128
+#define ARENA_RETAIN ((size_t)256 << 10)
+/* Stream states kept per kind (each keeps up to about 2 MiB, see the services). */
+#define STREAMS_MAX 32
 /* Made at start, ready: 64 arenas with a 16 KiB chunk each (1 MiB) and 16 stream states of
  * each kind, so bursts up to that many messages or streams find warm ones. */
 #define ARENAS_PREFILL 64
@@ -67,9 +69,9 @@ int rr_free_list_push(rr_free_list *l, void *o)
     return ok;
 }
 
-rr_arena *rr_arena_get(rr_server *srv)
+rr_arena *rr_arena_get(rr_grpc *g)
 {
-    rr_pooled_arena *p = rr_free_list_pop(&srv->arenas);
+    rr_pooled_arena *p = rr_free_list_pop(&g->arenas);
     if (!p) {
         if (!(p = rr_calloc(1, sizeof *p))) return NULL;
         rr_arena_init(&p->a, ARENA_RETAIN);
@@ -77,12 +79,13 @@ rr_arena *rr_arena_get(rr_server *srv)
     return &p->a;
 }
 
-void rr_arena_put(rr_server *srv, rr_arena *a)
+void rr_arena_put(rr_grpc *g, rr_arena *a)
 {
     if (!a) return;
     rr_pooled_arena *p = (rr_pooled_arena *)((char *)a - offsetof(rr_pooled_arena, a));
     rr_arena_reset(a);
-    if (!rr_free_list_push(&srv->arenas, p)) {
+    rr_arena_set_limit(a, 0);
+    if (!rr_free_list_push(&g->arenas, p)) {
         rr_arena_free(a);
         rr_free(p);
     }
@@ -90,27 +93,27 @@ void rr_arena_put(rr_server *srv, rr_arena *a)
 
 rr_arena *rr_call_arena(rr_call *c)
 {
-    if (!c->arena) c->arena = rr_arena_get(c->srv);
+    if (!c->arena) c->arena = rr_arena_get(c->g);
     return c->arena;
 }
 
-int rr_call_pools_init(rr_server *srv)
+int rr_call_pools_init(rr_grpc *g)
 {
-    for (int m = 0; m <= RR_M_COUNT; m++) rr_free_list_init(&srv->calls[m], CALLS_MAX);
-    rr_free_list_init(&srv->arenas, ARENAS_MAX);
-    rr_free_list_init(&srv->streams[0], CALLS_MAX);
-    rr_free_list_init(&srv->streams[1], CALLS_MAX);
+    for (int m = 0; m <= RR_M_COUNT; m++) rr_free_list_init(&g->calls[m], CALLS_MAX);
+    rr_free_list_init(&g->arenas, ARENAS_MAX);
+    rr_free_list_init(&g->streams[0], STREAMS_MAX);
+    rr_free_list_init(&g->streams[1], STREAMS_MAX);
     for (int m = 0; m <= RR_M_COUNT; m++)
         for (int k = 0; k < CALLS_PREFILL; k++) {
             rr_call *c = rr_calloc(1, sizeof *c);
             if (!c) return 0; /* rr_call_pools_free releases what was made */
-            rr_free_list_push(&srv->calls[m], c);
+            rr_free_list_push(&g->calls[m], c);
         }
     for (int k = 0; k < ARENAS_PREFILL; k++) {
         rr_pooled_arena *p = rr_calloc(1, sizeof *p);
         if (!p) return 0;
         rr_arena_init(&p->a, ARENA_RETAIN);
-        rr_free_list_push(&srv->arenas, p);
+        rr_free_list_push(&g->arenas, p);
         if (!rr_arena_alloc(&p->a, ARENA_PRIME)) return 0;
         rr_arena_reset(&p->a);
     }
@@ -119,32 +122,33 @@ int rr_call_pools_init(rr_server *srv)
         for (int k = 0; k < STREAMS_PREFILL; k++) {
             void *st = make[i]();
             if (!st) return 0;
-            rr_free_list_push(&srv->streams[i], st);
+            rr_free_list_push(&g->streams[i], st);
         }
     return 1;
 }
 
-void rr_call_pools_free(rr_server *srv, void (*destroy_stream[2])(void *))
+void rr_call_pools_free(rr_grpc *g)
 {
+    void (*destroy_stream[2])(void *) = {rr_stream_state_destroy, rr_tei_stream_destroy};
     void *o;
     for (int m = 0; m <= RR_M_COUNT; m++) {
-        while ((o = rr_free_list_pop(&srv->calls[m]))) rr_free(o);
-        pthread_mutex_destroy(&srv->calls[m].mu);
+        while ((o = rr_free_list_pop(&g->calls[m]))) rr_free(o);
+        pthread_mutex_destroy(&g->calls[m].mu);
     }
-    while ((o = rr_free_list_pop(&srv->arenas))) {
+    while ((o = rr_free_list_pop(&g->arenas))) {
         rr_arena_free(&((rr_pooled_arena *)o)->a);
         rr_free(o);
     }
-    pthread_mutex_destroy(&srv->arenas.mu);
+    pthread_mutex_destroy(&g->arenas.mu);
     for (int i = 0; i < 2; i++) {
-        while ((o = rr_free_list_pop(&srv->streams[i]))) destroy_stream[i](o);
-        pthread_mutex_destroy(&srv->streams[i].mu);
+        while ((o = rr_free_list_pop(&g->streams[i]))) destroy_stream[i](o);
+        pthread_mutex_destroy(&g->streams[i].mu);
     }
 }
 
 static void call_free(rr_call *c)
 {
-    rr_server *srv = c->srv;
+    rr_grpc *g = c->g;
     if (c->svc_free) c->svc_free(c);
     if (c->call) grpc_call_unref(c->call);
     grpc_metadata_array_destroy(&c->md);
@@ -159,13 +163,13 @@ static void call_free(rr_call *c)
         /* A call that ends without our status was cancelled by the client or the core. */
         grpc_status_code code = c->status_started ? c->status_code : GRPC_STATUS_CANCELLED;
         if ((unsigned)code >= RR_N_CODES) code = GRPC_STATUS_UNKNOWN;
-        atomic_fetch_add_explicit(&srv->rpc_codes[c->method][code], 1, memory_order_relaxed);
-        rr_hist_observe(&srv->rpc_seconds[c->method], (c->t_status ? c->t_status : rr_now_ns()) - c->t_start);
+        atomic_fetch_add_explicit(&g->rpc_codes[c->method][code], 1, memory_order_relaxed);
+        rr_hist_observe(&g->rpc_seconds[c->method], (c->t_status ? c->t_status : rr_now_ns()) - c->t_start);
     }
     /* Back to the free lists (bounded: a burst does not pin its memory forever). */
-    rr_arena_put(srv, c->arena);
-    if (!rr_free_list_push(&srv->calls[m], c)) rr_free(c);
-    if (counted) atomic_fetch_sub(&srv->live_calls, 1);
+    rr_arena_put(g, c->arena);
+    if (!rr_free_list_push(&g->calls[m], c)) rr_free(c);
+    if (counted) atomic_fetch_sub(&g->live_calls, 1);
 }
 
 void rr_call_ref(rr_call *c)
@@ -198,11 +202,27 @@ static void arena_nofree(void *arena, void *p)
     (void)arena, (void)p; /* the owner resets the arena */
 }
 
-ProtobufCMessage *rr_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb, rr_arena *arena)
+/* Memory a message may take to decode, on top of the arena it already holds: protobuf-c
+ * copies every string and unknown field and allocates one struct per submessage, so a
+ * well-formed message needs about its own size; 4x covers chunk doubling and alignment. */
+static size_t decode_budget(size_t len)
 {
-    if (!bb || !arena) return NULL;
+    return 4 * len + ((size_t)1 << 20);
+}
+
+ProtobufCMessage *rr_decode(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
+                            rr_arena *arena, const rr_wire_limit *lim, const char *name,
+                            rr_problem *p)
+{
+    if (!arena) {
+        rr_problem_set(p, RR_FAIL_OVERLOADED, "out of memory decoding a %s", name);
+        return NULL;
+    }
     grpc_byte_buffer_reader r;
-    if (!grpc_byte_buffer_reader_init(&r, bb)) return NULL;
+    if (!bb || !grpc_byte_buffer_reader_init(&r, bb)) {
+        rr_problem_set(p, RR_FAIL_MALFORMED, "malformed %s", name);
+        return NULL;
+    }
     /* One slice (the usual case): decode in place. Several: gather them into the arena
      * rather than into readall's fresh slice. buffer_out is the decompressed buffer. */
     size_t len = grpc_byte_buffer_length(r.buffer_out);
@@ -213,7 +233,10 @@ ProtobufCMessage *rr_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffe
     } else {
         uint8_t *copy = rr_arena_alloc(arena, len);
         grpc_byte_buffer_reader_destroy(&r);
-        if (!copy || !grpc_byte_buffer_reader_init(&r, bb)) return NULL;
+        if (!copy || !grpc_byte_buffer_reader_init(&r, bb)) {
+            rr_problem_set(p, RR_FAIL_OVERLOADED, "out of memory receiving a %s", name);
+            return NULL;
+        }
         size_t at = 0;
         while (at < len && grpc_byte_buffer_reader_peek(&r, &sl)) {
             size_t n = GRPC_SLICE_LENGTH(*sl) < len - at ? GRPC_SLICE_LENGTH(*sl) : len - at;
@@ -223,9 +246,24 @@ ProtobufCMessage *rr_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffe
         data = at == len ? copy : NULL;
     }
     ProtobufCMessage *m = NULL;
-    if (data) {
+    uint64_t count = 0;
+    if (!data) {
+        rr_problem_set(p, RR_FAIL_MALFORMED, "malformed %s", name);
+    } else if (lim && rr_wire_count(data, len, lim->path, lim->depth, &count) < 0) {
+        rr_problem_set(p, RR_FAIL_MALFORMED, "malformed %s", name);
+    } else if (lim && count > lim->max) {
+        rr_problem_set(p, RR_FAIL_TOO_MANY, "%llu %s, over the limit of %llu (--max-docs)",
+                       (unsigned long long)count, lim->what, (unsigned long long)lim->max);
+    } else {
+        rr_arena_set_limit(arena, rr_arena_held(arena) + decode_budget(len));
         ProtobufCAllocator alloc = {arena_alloc, arena_nofree, arena};
         m = protobuf_c_message_unpack(d, &alloc, len, data);
+        if (!m && arena->over)
+            rr_problem_set(p, RR_FAIL_TOO_BIG, "a %s of %zu bytes needs more than %zu bytes to "
+                           "decode", name, len, decode_budget(len));
+        else if (!m)
+            rr_problem_set(p, RR_FAIL_MALFORMED, "malformed %s", name);
+        rr_arena_set_limit(arena, 0);
     }
     grpc_byte_buffer_reader_destroy(&r);
     return m;
@@ -345,6 +383,41 @@ void rr_call_finish(rr_call *c, grpc_status_code code, const char *fmt, ...)
     pump(c);
 }
 
+grpc_status_code rr_grpc_code(rr_fail f)
+{
+    /* TEI (router/src/grpc/server.rs): Validation and Empty → INVALID_ARGUMENT, Overloaded →
+     * RESOURCE_EXHAUSTED, Unhealthy → UNAVAILABLE, Backend and Tokenizer →
+     * FAILED_PRECONDITION. A request that can never succeed (too many documents, too long,
+     * too big to decode) is INVALID_ARGUMENT: retry policies retry RESOURCE_EXHAUSTED. */
+    static const grpc_status_code code[RR_FAIL_COUNT] = {
+        [RR_FAIL_NONE] = GRPC_STATUS_OK,
+        [RR_FAIL_MALFORMED] = GRPC_STATUS_INVALID_ARGUMENT,
+        [RR_FAIL_INVALID] = GRPC_STATUS_INVALID_ARGUMENT,
+        [RR_FAIL_EMPTY] = GRPC_STATUS_INVALID_ARGUMENT,
+        [RR_FAIL_TOO_MANY] = GRPC_STATUS_INVALID_ARGUMENT,
+        [RR_FAIL_TOO_LONG] = GRPC_STATUS_INVALID_ARGUMENT,
+        [RR_FAIL_TOO_BIG] = GRPC_STATUS_INVALID_ARGUMENT,
+        [RR_FAIL_OVERLOADED] = GRPC_STATUS_RESOURCE_EXHAUSTED,
+        [RR_FAIL_UNAVAILABLE] = GRPC_STATUS_UNAVAILABLE,
+        [RR_FAIL_DEADLINE] = GRPC_STATUS_DEADLINE_EXCEEDED,
+        [RR_FAIL_CANCELLED] = GRPC_STATUS_CANCELLED,
+        [RR_FAIL_TOKENIZER] = GRPC_STATUS_FAILED_PRECONDITION,
+        [RR_FAIL_BACKEND] = GRPC_STATUS_FAILED_PRECONDITION,
+        [RR_FAIL_INTERNAL] = GRPC_STATUS_INTERNAL,
+    };
+    return (unsigned)f < RR_FAIL_COUNT ? code[f] : GRPC_STATUS_INTERNAL;
+}
+
+void rr_call_fail(rr_call *c, const rr_problem *p)
+{
+    rr_call_finish(c, rr_grpc_code(p->fail), "%s", p->msg);
+}
+
+int rr_call_finished(const rr_call *c)
+{
+    return c->status_pending || c->status_started || c->dead;
+}
+
 static void on_recv(rr_tag *t, int ok)
 {
     rr_call *c = CALL_OF(t, t_recv);
@@ -392,7 +465,8 @@ static void on_close(rr_tag *t, int ok)
     rr_call_unref(c);
 }
 
-int rr_call_watch_close(rr_call *c)
+/* Starts RECV_CLOSE_ON_SERVER (at call start). */
+static int watch_close(rr_call *c)
 {
     grpc_op op;
     memset(&op, 0, sizeof op);
@@ -408,26 +482,11 @@ int rr_call_watch_close(rr_call *c)
     return 1;
 }
 
-static void dispatch(rr_call *c)
+void rr_svc_unimplemented(rr_call *c)
 {
-    switch (c->method) {
-    case RR_M_RERANK: rr_svc_rerank(c); break;
-    case RR_M_RERANK_STREAM: rr_svc_rerank_stream(c); break;
-    case RR_M_INFO: rr_svc_info(c); break;
-    case RR_M_TEI_RERANK: rr_svc_tei_rerank(c); break;
-    case RR_M_TEI_RERANK_STREAM: rr_svc_tei_rerank_stream(c); break;
-    case RR_M_TEI_INFO: rr_svc_tei_info(c); break;
-    case RR_M_HEALTH_CHECK: rr_svc_health_check(c); break;
-    case RR_M_HEALTH_WATCH: rr_svc_health_watch(c); break;
-    case RR_M_REFLECT_V1:
-    case RR_M_REFLECT_V1ALPHA: rr_svc_reflect(c); break;
-    case RR_M_GENERIC: {
-        char *path = grpc_slice_to_c_string(c->details.method);
-        rr_call_finish(c, GRPC_STATUS_UNIMPLEMENTED, "method %s is not implemented by rerankd", path);
-        gpr_free(path);
-        break;
-    }
-    }
+    char *path = grpc_slice_to_c_string(c->details.method);
+    rr_call_finish(c, GRPC_STATUS_UNIMPLEMENTED, "method %s is not implemented by rerankd", path);
+    gpr_free(path);
 }
 
 static void on_new(rr_tag *t, int ok)
@@ -437,28 +496,22 @@ static void on_new(rr_tag *t, int ok)
         rr_call_unref(c);
         return;
     }
-    atomic_fetch_add(&c->srv->live_calls, 1);
+    atomic_fetch_add(&c->g->live_calls, 1);
     c->t_start = rr_now_ns();
-    if (!atomic_load(&c->srv->shutting_down)) rr_call_arm(c->srv, c->method);
+    if (!atomic_load(&c->g->shutting_down)) rr_call_arm(c->g, c->method);
     pthread_mutex_lock(&c->mu);
-    if (rr_call_watch_close(c)) dispatch(c);
+    if (watch_close(c)) rr_methods[c->method].handler(c);
     pthread_mutex_unlock(&c->mu);
     rr_call_unref(c); /* the armed request's reference */
 }
 
-/* Methods whose first message the core reads before publishing the call (guide §2.4). */
-static int reads_initial_payload(rr_method m)
+int rr_call_arm(rr_grpc *g, rr_method m)
 {
-    return m == RR_M_RERANK || m == RR_M_INFO || m == RR_M_TEI_RERANK || m == RR_M_TEI_INFO ||
-           m == RR_M_HEALTH_CHECK || m == RR_M_HEALTH_WATCH;
-}
-
-int rr_call_arm(rr_server *srv, rr_method m)
-{
-    rr_call *c = rr_free_list_pop(&srv->calls[m]);
+    rr_call *c = rr_free_list_pop(&g->calls[m]);
     if (c) memset(c, 0, sizeof *c);
     else if (!(c = rr_calloc(1, sizeof *c))) return 0;
-    c->srv = srv;
+    c->g = g;
+    c->srv = g->srv;
     c->method = m;
     atomic_init(&c->refs, 1);
     /* Recursive: a service handler running under mu may submit to the scheduler, which
@@ -476,13 +529,13 @@ int rr_call_arm(rr_server *srv, rr_method m)
     grpc_call_error e;
     if (m == RR_M_GENERIC) {
         grpc_call_details_init(&c->details);
-        e = grpc_server_request_call(srv->server, &c->call, &c->details, &c->md, srv->cq, srv->cq,
+        e = grpc_server_request_call(g->server, &c->call, &c->details, &c->md, g->cq, g->cq,
                                      &c->t_new);
     } else {
-        e = grpc_server_request_registered_call(srv->server, srv->handles[m], &c->call,
+        e = grpc_server_request_registered_call(g->server, g->handles[m], &c->call,
                                                 &c->deadline, &c->md,
-                                                reads_initial_payload(m) ? &c->payload : NULL,
-                                                srv->cq, srv->cq, &c->t_new);
+                                                rr_methods[m].reads_payload ? &c->payload : NULL,
+                                                g->cq, g->cq, &c->t_new);
     }
     if (e != GRPC_CALL_OK) {
         gpr_log(GPR_ERROR, "rerankd: arming method %d failed: %s", (int)m, grpc_call_error_to_string(e));

@@ -1,12 +1,12 @@
 /*
- * utf8.c — strict UTF-8 validation for the tokenizer. Python strings (what HF tokenizes)
- * cannot hold invalid UTF-8, so instead of guessing what a replacement character would
- * have become, rr_tokenizer_encode rejects such input (spec §2.8).
+ * utf8.c — strict UTF-8 validation and code point counting. The tokenizer rejects invalid
+ * UTF-8 (Python strings, what HF tokenizes, cannot hold it: spec §2.8) and the request front
+ * checks every string it echoes; both use this one validator.
  */
 #include <stdint.h>
 #include <string.h>
 
-#include "tokenizer/tokenizer_impl.h"
+#include "util/util.h"
 
 size_t rr_utf8_check(const char *text, size_t n)
 {
@@ -40,4 +40,12 @@ size_t rr_utf8_check(const char *text, size_t n)
         i += (size_t)k + 1;
     }
     return n;
+}
+
+size_t rr_utf8_chars(const char *text, size_t n)
+{
+    size_t chars = 0;
+    for (size_t i = 0; i < n; i++)
+        chars += ((unsigned char)text[i] & 0xC0) != 0x80;
+    return chars;
 }

@@ -1,16 +1,17 @@
 /*
- * score.c — rr_score_query (one query against n_docs passages, for the CLI, tests and
- * benchmarks) and rr_sigmoid.
+ * score.c — scoring helpers of librerank: rr_score_query (one query against n_docs passages,
+ * for the CLI, tests and benchmarks), rr_sigmoid and rr_rank.
  *
- * The query is tokenized once, each passage once; pairs are assembled with rr_pair_build and
- * packed greedily, in input order, into batches of at most the engine's max_batch_tokens, so
+ * rr_score_query encodes the query once and each passage once through rr_pair_encode (the
+ * scheduler's own pair builder, so both paths fail with the same messages), and packs the
+ * pairs greedily, in input order, into batches of at most the engine's max_batch_tokens, so
  * each batch's logits land directly at their documents' positions. Unlike the server path
  * this allocates its buffers per call (and frees them on every exit).
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "engine/engine_cpu.h"
 #include "util/util.h"
 
 /* Scores the pending batch into logits[first ...]. */
@@ -18,7 +19,10 @@ static rr_status flush(rr_engine *e, int n_seq, const int32_t *tokens, const int
                        const int32_t *cu, float *logits, int first, rr_error *err)
 {
     if (n_seq == 0) return RR_OK;
-    rr_batch b = {.n_seq = n_seq, .n_tok = cu[n_seq], .tokens = tokens, .type_ids = types,
+    rr_batch b = {.n_seq = n_seq,
+                  .n_tok = cu[n_seq],
+                  .tokens = tokens,
+                  .type_ids = types,
                   .cu_seqlens = cu};
     rr_status s = rr_engine_forward(e, &b, logits + first);
     if (s != RR_OK)
@@ -31,7 +35,7 @@ rr_status rr_score_query(rr_engine *e, const rr_model *m, const char *query, siz
                          const char *const *docs, const size_t *doc_lens, int n_docs,
                          const rr_score_opts *opts, float *logits, rr_error *err)
 {
-    rr_score_opts o = {.max_length = 0, .truncate = 1, .keep_last = 0};
+    rr_pair_opts o = {.max_length = 0, .truncate = 1, .keep_last = 0};
     int32_t *buf = NULL;
     rr_status s = RR_OK;
 
@@ -48,49 +52,34 @@ rr_status rr_score_query(rr_engine *e, const rr_model *m, const char *query, siz
         return rr_set_error(err, RR_E_UNSUPPORTED,
                             "rr_score_query needs a model with one label (this one has %d)",
                             in->n_labels);
-    int ml = o.max_length ? o.max_length : in->max_length;
-    if (ml < 3 || ml > in->max_length)
-        return rr_set_error(err, RR_E_INVALID, "max_length %d is outside 3..%d", o.max_length,
+    int asked = o.max_length;
+    if (!o.max_length) o.max_length = in->max_length;
+    if (o.max_length < 3 || o.max_length > in->max_length)
+        return rr_set_error(err, RR_E_INVALID, "max_length %d is outside 3..%d", asked,
                             in->max_length);
-    const int cap = rr_engine_max_batch_tokens(e);
-    const int keep_last = o.keep_last ? 1 : 0;
+    o.keep_last = o.keep_last ? 1 : 0;
+    const int ml = o.max_length, cap = rr_engine_max_batch_tokens(e);
 
     /* One allocation: q, d, pair ids/types [ml each], batch tokens/types [cap], cu [cap+1]. */
     buf = rr_malloc(((size_t)ml * 4 + (size_t)cap * 3 + 1) * sizeof *buf);
     if (!buf) return rr_set_error(err, RR_E_NOMEM, "out of memory scoring %d documents", n_docs);
-    int32_t *q = buf, *d = q + ml, *pair = d + ml, *pair_types = pair + ml;
+    int32_t *qbuf = buf, *d = qbuf + ml, *pair = d + ml, *pair_types = pair + ml;
     int32_t *tokens = pair_types + ml, *types = tokens + cap, *cu = types + cap;
 
-    int q_total = 0, d_total = 0;
-    if (rr_tokenizer_encode(tok, query ? query : "", query_len, keep_last, q, ml, &q_total) !=
-        RR_OK) {
-        s = rr_set_error(err, RR_E_UTF8, "the query is not valid UTF-8");
+    rr_side q;
+    if ((s = rr_query_encode(tok, query ? query : "", query_len, &o, qbuf, &q, err)) != RR_OK)
         goto done;
-    }
-    int q_stored = q_total < ml ? q_total : ml;
-
     int n_seq = 0, first = 0;
     cu[0] = 0;
     for (int i = 0; i < n_docs; i++) {
         if (!docs[i] && doc_lens[i]) {
-            s = rr_set_error(err, RR_E_INVALID, "document %d is NULL", i);
+            s = rr_set_error(err, RR_E_INVALID, "documents[%d] is NULL", i);
             goto done;
         }
-        if (rr_tokenizer_encode(tok, docs[i] ? docs[i] : "", doc_lens[i], keep_last, d, ml,
-                                &d_total) != RR_OK) {
-            s = rr_set_error(err, RR_E_UTF8, "document %d is not valid UTF-8", i);
-            goto done;
-        }
-        int d_stored = d_total < ml ? d_total : ml;
-        int len = rr_pair_build(tok, q, q_stored, q_total, d, d_stored, d_total, ml, o.truncate,
-                                keep_last, pair, pair_types);
-        if (len < 0) {
-            s = rr_set_error(err, RR_E_TOO_LONG,
-                             "document %d: the pair is %lld tokens, over max_length %d "
-                             "(truncation is off)",
-                             i, (long long)q_total + d_total + 3, ml);
-            goto done;
-        }
+        int len = 0;
+        s = rr_pair_encode(tok, &q, docs[i] ? docs[i] : "", doc_lens[i], &o, "documents", i, d,
+                           pair, pair_types, &len, err);
+        if (s != RR_OK) goto done;
         if (cu[n_seq] + len > cap) {
             if ((s = flush(e, n_seq, tokens, types, cu, logits, first, err)) != RR_OK) goto done;
             first += n_seq;
@@ -110,4 +99,21 @@ done:
 float rr_sigmoid(float x)
 {
     return 1.0f / (1.0f + expf(-x));
+}
+
+/* Best first; NaN after every number; ties (and NaNs among themselves) by input order. */
+static int ranked_cmp(const void *a, const void *b)
+{
+    const rr_ranked *x = a, *y = b;
+    int xn = isnan(x->logit), yn = isnan(y->logit);
+    if (xn != yn) return xn - yn;
+    if (!xn && x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+void rr_rank(const float *logits, int n, rr_ranked *out)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = (rr_ranked){logits[i], i};
+    qsort(out, (size_t)n, sizeof *out, ranked_cmp);
 }

@@ -11,7 +11,7 @@
 
 #include "google/protobuf/descriptor.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
-#include "server.h"
+#include "grpc/wing.h"
 #include "util/util.h"
 
 extern const unsigned char rr_descriptor_set[];
@@ -34,18 +34,7 @@ static const char *const served[] = {
 };
 #define N_SERVED (sizeof served / sizeof served[0])
 
-static int read_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v)
-{
-    *v = 0;
-    for (int shift = 0; shift < 64 && *pos < n; shift += 7) {
-        uint8_t b = p[(*pos)++];
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) return 1;
-    }
-    return 0;
-}
-
-int rr_reflection_init(rr_server *srv)
+int rr_reflection_init(rr_grpc *srv)
 {
     const uint8_t *p = rr_descriptor_set;
     size_t n = rr_descriptor_set_len, pos = 0;
@@ -56,8 +45,8 @@ int rr_reflection_init(rr_server *srv)
         count = 0;
         while (pos < n) {
             uint64_t key, len;
-            if (!read_varint(p, n, &pos, &key) || key != 0x0a) return 0;
-            if (!read_varint(p, n, &pos, &len) || len > n - pos) return 0;
+            if (!rr_wire_varint(p, n, &pos, &key) || key != 0x0a) return 0;
+            if (!rr_wire_varint(p, n, &pos, &len) || len > n - pos) return 0;
             if (pass == 1) {
                 rr_refl_file *f = &srv->files[count];
                 f->data = p + pos;
@@ -77,7 +66,7 @@ int rr_reflection_init(rr_server *srv)
     return 1;
 }
 
-void rr_reflection_free(rr_server *srv)
+void rr_reflection_free(rr_grpc *srv)
 {
     for (int i = 0; i < srv->n_files; i++)
         if (srv->files[i].fd) google__protobuf__file_descriptor_proto__free_unpacked(srv->files[i].fd, NULL);
@@ -132,7 +121,7 @@ static int file_defines(const Google__Protobuf__FileDescriptorProto *fd, const c
     return 0;
 }
 
-static int find_file(const rr_server *srv, const char *name)
+static int find_file(const rr_grpc *srv, const char *name)
 {
     for (int i = 0; i < srv->n_files; i++)
         if (strcmp(srv->files[i].fd->name, name) == 0) return i;
@@ -140,7 +129,7 @@ static int find_file(const rr_server *srv, const char *name)
 }
 
 /* Marks file i and its transitive dependencies in `want`. */
-static void with_deps(const rr_server *srv, int i, char *want)
+static void with_deps(const rr_grpc *srv, int i, char *want)
 {
     if (i < 0 || want[i]) return;
     want[i] = 1;
@@ -148,7 +137,7 @@ static void with_deps(const rr_server *srv, int i, char *want)
         with_deps(srv, find_file(srv, srv->files[i].fd->dependency[d]), want);
 }
 
-static int message_type_known(const rr_server *srv, const char *sym)
+static int message_type_known(const rr_grpc *srv, const char *sym)
 {
     for (int i = 0; i < srv->n_files; i++) {
         const Google__Protobuf__FileDescriptorProto *fd = srv->files[i].fd;
@@ -161,7 +150,7 @@ static int message_type_known(const rr_server *srv, const char *sym)
 /* Builds and queues the answer to one request (under c->mu). */
 static void answer(rr_call *c, Grpc__Reflection__V1__ServerReflectionRequest *req)
 {
-    rr_server *srv = c->srv;
+    rr_grpc *srv = c->g;
     Grpc__Reflection__V1__ServerReflectionResponse resp = GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__INIT;
     Grpc__Reflection__V1__FileDescriptorResponse fdr = GRPC__REFLECTION__V1__FILE_DESCRIPTOR_RESPONSE__INIT;
     Grpc__Reflection__V1__ListServiceResponse lsr = GRPC__REFLECTION__V1__LIST_SERVICE_RESPONSE__INIT;
@@ -238,6 +227,12 @@ static void answer(rr_call *c, Grpc__Reflection__V1__ServerReflectionRequest *re
     rr_call_send(c, rr_pack(&resp.base));
 }
 
+static int utf8(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return rr_utf8_check(s, n) == n;
+}
+
 /* Ping-pong with a bound: at most 4 answers queued, then reading pauses until sends drain. */
 static void reflect_recv(rr_call *c, int ok)
 {
@@ -250,11 +245,35 @@ static void reflect_recv(rr_call *c, int ok)
         }
         return;
     }
+    rr_problem p;
     Grpc__Reflection__V1__ServerReflectionRequest *req =
-        (Grpc__Reflection__V1__ServerReflectionRequest *)rr_unpack(
-            &grpc__reflection__v1__server_reflection_request__descriptor, c->payload, rr_call_arena(c));
+        (Grpc__Reflection__V1__ServerReflectionRequest *)rr_decode(
+            &grpc__reflection__v1__server_reflection_request__descriptor, c->payload,
+            rr_call_arena(c), NULL, "ServerReflectionRequest", &p);
     if (!req) {
-        rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed ServerReflectionRequest");
+        rr_call_fail(c, &p);
+        return;
+    }
+    /* Every string of the request is echoed (original_request, valid_host, messages). */
+    const char *arg = NULL; /* the active string of the oneof (a union: read only that one) */
+    switch (req->message_request_case) {
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME:
+        arg = req->file_by_filename;
+        break;
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL:
+        arg = req->file_containing_symbol;
+        break;
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE:
+        arg = req->all_extension_numbers_of_type;
+        break;
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES:
+        arg = req->list_services;
+        break;
+    default: break;
+    }
+    if (!utf8(req->host) || !utf8(arg)) {
+        rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT,
+                       "a ServerReflectionRequest string is not valid UTF-8");
         return;
     }
     answer(c, req);

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "server.h"
+#include "grpc/wing.h"
 #include "util/util.h"
 
 #define TLS_MAX_FILE (1 << 20)

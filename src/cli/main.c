@@ -12,7 +12,7 @@
  * usage or input, 1 for model/engine failures.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <cJSON.h>
+#include <jansson.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,24 +209,26 @@ static int read_docs(const char *path, doc_list *d)
             }
             continue;
         }
-        cJSON *obj = cJSON_ParseWithLength(line, (size_t)n);
-        cJSON *text = obj ? cJSON_GetObjectItemCaseSensitive(obj, "text") : NULL;
-        if (!cJSON_IsString(text)) {
-            fprintf(stderr, "rerank: %s line %d: expected a JSON object with a string \"text\"\n",
-                    path ? path : "stdin", lineno);
-            cJSON_Delete(obj);
+        /* jansson keeps a string's length: "a\u0000b" is three characters, as on the
+         * server, not the prefix "a". */
+        json_error_t je;
+        json_t *obj = json_loadb(line, (size_t)n, JSON_ALLOW_NUL, &je);
+        json_t *text = obj ? json_object_get(obj, "text") : NULL;
+        if (!json_is_string(text)) {
+            fprintf(stderr, "rerank: %s line %d: expected a JSON object with a string \"text\"%s%s\n",
+                    path ? path : "stdin", lineno, obj ? "" : ": ", obj ? "" : je.text);
+            json_decref(obj);
             goto done;
         }
-        cJSON *idj = cJSON_GetObjectItemCaseSensitive(obj, "id");
+        json_t *idj = json_object_get(obj, "id");
         char *id = NULL;
-        if (cJSON_IsString(idj)) {
-            id = strdup(idj->valuestring);
-        } else if (idj) {
-            id = cJSON_PrintUnformatted(idj);
-        }
-        char *t = strdup(text->valuestring);
-        cJSON_Delete(obj);
-        if (!t || docs_push(d, t, strlen(t), id)) {
+        if (json_is_string(idj)) id = strdup(json_string_value(idj));
+        else if (idj) id = json_dumps(idj, JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t tlen = json_string_length(text);
+        char *t = malloc(tlen + 1);
+        if (t) memcpy(t, json_string_value(text), tlen + 1);
+        json_decref(obj);
+        if (!t || docs_push(d, t, tlen, id)) {
             free(t);
             free(id);
             goto oom;
@@ -240,31 +242,6 @@ done:
     free(line);
     if (f != stdin) fclose(f);
     return rc;
-}
-
-static int parse_device(const char *s, int *device)
-{
-    if (!strcmp(s, "cpu")) {
-        *device = -1;
-        return 0;
-    }
-    if (!strncmp(s, "cuda:", 5) && parse_int(s + 5, "--device cuda:", 0, device) == 0) return 0;
-    if (!strcmp(s, "cuda")) {
-        *device = 0;
-        return 0;
-    }
-    fprintf(stderr, "rerank: --device expects cpu or cuda:N, got '%s'\n", s);
-    return -1;
-}
-
-/* Stable descending order of logits: ties keep input order, as CrossEncoder.rank does. */
-static const float *sort_keys;
-static int by_logit_desc(const void *a, const void *b)
-{
-    int i = *(const int *)a, j = *(const int *)b;
-    if (sort_keys[i] > sort_keys[j]) return -1;
-    if (sort_keys[i] < sort_keys[j]) return 1;
-    return i - j;
 }
 
 /* Prints at most `width` bytes of s on one line, never splitting a UTF-8 sequence, with
@@ -287,11 +264,18 @@ static int cmd_score(const cli_opts *o, const rr_model *m, const doc_list *d)
     rr_engine *e = NULL;
     rr_error err = {0};
     float *logits = NULL;
-    int *order = NULL;
+    rr_ranked *order = NULL;
     int rc = EXIT_FAIL;
 
-    if (parse_device(o->device, &eo.device)) return EXIT_USAGE;
-    if (rr_engine_init(m, &eo, &e, &err) != RR_OK) {
+    if (rr_device_parse(o->device, &eo.device, &err) != RR_OK) {
+        fprintf(stderr, "rerank: --device: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    if (eo.device == RR_DEVICE_AUTO) { /* cuda:0 when it opens, else the CPU */
+        eo.device = 0;
+        if (rr_engine_init(m, &eo, &e, &err) != RR_OK) eo.device = -1;
+    }
+    if (!e && rr_engine_init(m, &eo, &e, &err) != RR_OK) {
         fprintf(stderr, "rerank: %s\n", err.msg);
         return EXIT_FAIL;
     }
@@ -310,37 +294,35 @@ static int cmd_score(const cli_opts *o, const rr_model *m, const doc_list *d)
                                                                              : EXIT_FAIL;
         goto done;
     }
-    for (int i = 0; i < d->n; i++) order[i] = i;
-    sort_keys = logits;
-    qsort(order, (size_t)d->n, sizeof *order, by_logit_desc);
+    rr_rank(logits, d->n, order); /* ties in input order, as CrossEncoder.rank */
     int shown = o->top_n > 0 && o->top_n < d->n ? o->top_n : d->n;
 
     if (o->json) {
-        cJSON *root = cJSON_CreateObject();
-        cJSON_AddStringToObject(root, "model", info->path);
-        cJSON_AddStringToObject(root, "engine", rr_engine_describe(e));
-        cJSON_AddStringToObject(root, "query", o->query);
-        cJSON *results = cJSON_AddArrayToObject(root, "results");
+        json_t *root = json_object(), *results = json_array();
+        json_object_set_new(root, "model", json_string(info->path));
+        json_object_set_new(root, "engine", json_string(rr_engine_describe(e)));
+        json_object_set_new(root, "query", json_string(o->query));
+        json_object_set_new(root, "results", results);
         for (int r = 0; r < shown; r++) {
-            int i = order[r];
-            cJSON *it = cJSON_CreateObject();
-            cJSON_AddNumberToObject(it, "index", i);
-            if (d->id[i]) cJSON_AddStringToObject(it, "id", d->id[i]);
-            cJSON_AddNumberToObject(it, "logit", logits[i]);
-            cJSON_AddNumberToObject(it, "score", rr_sigmoid(logits[i]));
-            cJSON_AddStringToObject(it, "text", d->text[i]);
-            cJSON_AddItemToArray(results, it);
+            int i = order[r].index;
+            json_t *it = json_object();
+            json_object_set_new(it, "index", json_integer(i));
+            if (d->id[i]) json_object_set_new(it, "id", json_string(d->id[i]));
+            json_object_set_new(it, "logit", json_real(logits[i]));
+            json_object_set_new(it, "score", json_real(rr_sigmoid(logits[i])));
+            json_object_set_new(it, "text", json_stringn(d->text[i], d->len[i]));
+            json_array_append_new(results, it);
         }
-        char *s = cJSON_PrintUnformatted(root);
+        char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
         if (s) puts(s);
         free(s);
-        cJSON_Delete(root);
+        json_decref(root);
     } else {
         printf("model:  %s (%s)\nengine: %s\nquery:  %s\n\n", info->path, info->arch_name,
                rr_engine_describe(e), o->query);
         printf("%4s  %5s  %10s  %8s  %s\n", "rank", "index", "logit", "sigmoid", "text");
         for (int r = 0; r < shown; r++) {
-            int i = order[r];
+            int i = order[r].index;
             printf("%4d  %5d  %10.5f  %8.5f  ", r + 1, i, logits[i], rr_sigmoid(logits[i]));
             print_clipped(d->text[i], d->len[i], 72);
             putchar('\n');
@@ -381,42 +363,43 @@ static int cmd_tokenize(const cli_opts *o, const rr_model *m, const doc_list *d)
 {
     const rr_tokenizer *t = rr_model_tokenizer(m);
     int max_len = o->max_length ? o->max_length : rr_model_get_info(m)->max_length;
-    int32_t *q = NULL, *x = NULL, *ids = NULL, *types = NULL;
-    int q_cap = 0, x_cap = 0, q_n = 0, x_n = 0, rc = EXIT_USAGE;
+    rr_pair_opts po = {.max_length = max_len, .truncate = o->truncate, .keep_last = 0};
+    int32_t *qbuf = NULL, *x = NULL, *ids = NULL, *types = NULL;
+    int x_cap = 0, x_n = 0, rc = EXIT_USAGE;
+    rr_side q;
+    rr_error err;
     rr_status st;
 
+    qbuf = malloc((size_t)max_len * sizeof *qbuf);
     ids = malloc((size_t)(max_len + 2) * sizeof *ids);
     types = calloc((size_t)(max_len + 2), sizeof *types);
-    if (!ids || !types) goto oom;
-    if (o->query) {
-        st = encode_all(t, o->query, strlen(o->query), &q, &q_cap, &q_n);
-        if (st == RR_E_NOMEM) goto oom;
-        if (st != RR_OK) {
-            fprintf(stderr, "rerank: the query is not valid UTF-8\n");
-            goto done;
-        }
+    if (!qbuf || !ids || !types) goto oom;
+    if (o->query && rr_query_encode(t, o->query, strlen(o->query), &po, qbuf, &q, &err) != RR_OK) {
+        fprintf(stderr, "rerank: %s\n", err.msg);
+        goto done;
     }
     for (int i = 0; i < d->n; i++) {
-        st = encode_all(t, d->text[i], d->len[i], &x, &x_cap, &x_n);
-        if (st == RR_E_NOMEM) goto oom;
-        if (st != RR_OK) {
-            fprintf(stderr, "rerank: document %d is not valid UTF-8\n", i);
-            goto done;
-        }
         int n;
-        if (o->query) {
-            n = rr_pair_build(t, q, q_n, q_n, x, x_n, x_n, max_len, o->truncate, 0, ids, types);
-            if (n < 0) {
-                fprintf(stderr, "rerank: pair %d has more than %d tokens and --no-truncate is set\n",
-                        i, max_len);
+        if (o->query) { /* the server's own pair builder, with its messages */
+            if (!x && !(x = malloc((size_t)max_len * sizeof *x))) goto oom;
+            st = rr_pair_encode(t, &q, d->text[i], d->len[i], &po, "documents", i, x, ids, types,
+                                &n, &err);
+            if (st != RR_OK) {
+                fprintf(stderr, "rerank: %s\n", err.msg);
                 goto done;
             }
         } else {
             /* Single sequence: [CLS] text [SEP], cut to max_length like HF truncation=True. */
+            st = encode_all(t, d->text[i], d->len[i], &x, &x_cap, &x_n);
+            if (st == RR_E_NOMEM) goto oom;
+            if (st != RR_OK) {
+                fprintf(stderr, "rerank: documents[%d] is not valid UTF-8\n", i);
+                goto done;
+            }
             int keep = x_n;
             if (keep > max_len - 2) {
                 if (!o->truncate) {
-                    fprintf(stderr, "rerank: document %d has more than %d tokens and "
+                    fprintf(stderr, "rerank: documents[%d] has more than %d tokens and "
                                     "--no-truncate is set\n", i, max_len);
                     goto done;
                 }
@@ -436,7 +419,7 @@ oom:
     fprintf(stderr, "rerank: out of memory\n");
     rc = EXIT_FAIL;
 done:
-    free(q);
+    free(qbuf);
     free(x);
     free(ids);
     free(types);

@@ -3,7 +3,9 @@
  * budget are split across batches and still get every logit; several requests packed
  * together score as they do alone (within the CPU engine's last-bit variation across batch
  * shapes); cancelled and expired requests are dropped before compute with the right outcome;
- * invalid UTF-8 and over-long pairs fail naming the document index; the pool limits live
+ * invalid UTF-8 and over-long pairs fail naming the document index (in the caller's words:
+ * "texts[2]"); pairs with queries and truncation of their own (TEI streams) score as
+ * rr_score_query scores each query; the token budget is the engine's; the pool limits live
  * requests. Reference logits: rr_score_query on the same model.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -59,7 +61,7 @@ int main(void)
     CHECK(rr_engine_init(m, &eo, &e, &err) == RR_OK);
     rr_engine_opts eo_ref = {.device = -1, .max_batch_tokens = 16384, .n_threads = 1};
     CHECK(rr_engine_init(m, &eo_ref, &e_ref, &err) == RR_OK);
-    rr_sched_opts so = {.max_in_flight = 4, .tokenizer_workers = 2, .max_batch_tokens = 600};
+    rr_sched_opts so = {.max_in_flight = 4, .tokenizer_workers = 2}; /* budget: the engine's */
     CHECK(rr_sched_init(m, e, &so, &s, &err) == RR_OK);
     if (!m || !e || !e_ref || !s) {
         fprintf(stderr, "set-up failed: %s\n", err.msg);
@@ -91,13 +93,10 @@ int main(void)
     int ns[4] = {N_LONG, 2, 3, 3};
     for (int i = 0; i < 4; i++) {
         CHECK(rr_sched_reserve(r[i], ns[i], &err) == RR_OK);
-        r[i]->query = query;
-        r[i]->query_len = strlen(query);
+        r[i]->query = (rr_text){query, strlen(query)};
         r[i]->n_docs = ns[i];
-        for (int j = 0; j < ns[i]; j++) {
-            r[i]->docs[j] = docs[j];
-            r[i]->doc_lens[j] = lens[j];
-        }
+        for (int j = 0; j < ns[i]; j++)
+            r[i]->docs[j] = (rr_text){docs[j], lens[j]};
         r[i]->done = on_done;
     }
     atomic_store(&r[2]->cancelled, 1);
@@ -122,29 +121,24 @@ int main(void)
     rr_sched_req *b = rr_sched_acquire(s);
     const char *bad[3] = {"fine", "also fine", "\xff\xfe broken"};
     CHECK(rr_sched_reserve(b, 3, &err) == RR_OK);
-    b->query = query;
-    b->query_len = strlen(query);
+    b->query = (rr_text){query, strlen(query)};
     b->n_docs = 3;
-    for (int j = 0; j < 3; j++) {
-        b->docs[j] = bad[j];
-        b->doc_lens[j] = strlen(bad[j]);
-    }
+    b->docs_field = "texts";
+    for (int j = 0; j < 3; j++)
+        b->docs[j] = (rr_text){bad[j], strlen(bad[j])};
     b->done = on_done;
     rr_sched_submit(s, b);
     wait_for(5);
-    CHECK_MSG(b->outcome == RR_SCHED_FAILED && b->err.status == RR_E_UTF8 && strstr(b->err.msg, "documents[2]"),
+    CHECK_MSG(b->outcome == RR_SCHED_FAILED && b->err.status == RR_E_UTF8 && strstr(b->err.msg, "texts[2]"),
               "utf8: %d %s", b->outcome, b->err.msg);
     rr_sched_release(s, b);
 
     b = rr_sched_acquire(s);
     CHECK(rr_sched_reserve(b, 2, &err) == RR_OK);
-    b->query = query;
-    b->query_len = strlen(query);
+    b->query = (rr_text){query, strlen(query)};
     b->n_docs = 2;
-    b->docs[0] = "short";
-    b->doc_lens[0] = 5;
-    b->docs[1] = longdoc;
-    b->doc_lens[1] = strlen(longdoc);
+    b->docs[0] = (rr_text){"short", 5};
+    b->docs[1] = (rr_text){longdoc, strlen(longdoc)};
     b->max_length = 64;
     b->truncate = 0;
     b->done = on_done;
@@ -152,6 +146,43 @@ int main(void)
     wait_for(6);
     CHECK_MSG(b->outcome == RR_SCHED_FAILED && b->err.status == RR_E_TOO_LONG && strstr(b->err.msg, "documents[1]"),
               "too long: %d %s", b->outcome, b->err.msg);
+    rr_sched_release(s, b);
+
+    /* Pairs with their own queries and options (a TEI stream): alternating queries, each
+     * pair's truncation its own; every logit is rr_score_query's for its own query, bit for
+     * bit (the CPU engine is batch invariant). A NUL inside a text is a character. */
+    const char *qs[2] = {"what moves the tides", "do cats sleep"};
+    const char *pdocs[4] = {"The moon pulls the ocean.", "Cats sleep a lot.", longdoc,
+                            "a\0b cats"};
+    size_t plens[4] = {strlen(pdocs[0]), strlen(pdocs[1]), strlen(longdoc), 9};
+    rr_text pq[4];
+    uint8_t pf[4];
+    float want[4];
+    b = rr_sched_acquire(s);
+    CHECK(rr_sched_reserve(b, 4, &err) == RR_OK);
+    b->query = (rr_text){qs[0], strlen(qs[0])};
+    b->n_docs = 4;
+    for (int j = 0; j < 4; j++) {
+        pq[j] = (rr_text){qs[j % 2], strlen(qs[j % 2])};
+        pf[j] = RR_PAIR_TRUNCATE | (j == 2 ? RR_PAIR_KEEP_LAST : 0);
+        b->docs[j] = (rr_text){pdocs[j], plens[j]};
+        rr_score_opts o1 = {48, 1, j == 2};
+        float one;
+        CHECK(rr_score_query(e_ref, m, qs[j % 2], strlen(qs[j % 2]), &pdocs[j], &plens[j], 1, &o1,
+                             &one, &err) == RR_OK);
+        want[j] = one;
+    }
+    b->queries = pq;
+    b->pair_flags = pf;
+    b->max_length = 48;
+    b->done = on_done;
+    rr_sched_submit(s, b);
+    wait_for(7);
+    CHECK_MSG(b->outcome == RR_SCHED_DONE, "per-pair queries: outcome %d %s", b->outcome, b->err.msg);
+    for (int j = 0; j < 4; j++)
+        CHECK_MSG(b->logits[j] == want[j], "per-pair query, pair %d: %.9g vs %.9g", j, b->logits[j],
+                  want[j]);
+    CHECK_MSG(b->query_tokens > 0, "query_tokens %d", b->query_tokens);
     rr_sched_release(s, b);
     CHECK(rr_sched_live(s) == 0);
 

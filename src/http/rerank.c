@@ -1,0 +1,440 @@
+/*
+ * rerank.c — the HTTP/JSON reranking API on the --http-port listener, for clients that
+ * speak JSON rather than gRPC. Two request shapes, so either family of clients switches
+ * without code changes:
+ *
+ *   POST /rerank      text-embeddings-inference's shape:
+ *                     {"query", "texts": [..], "raw_scores"?, "return_text"?, "truncate"?,
+ *                      "truncation_direction"? ("right"|"left")}
+ *                     → [{"index", "score", "text"?}, ...] by score, descending.
+ *                     A body with "documents" instead of "texts" is read as the shape below.
+ *   POST /v1/rerank, POST /v2/rerank
+ *                     the Cohere/Jina shape (also vLLM's, llama.cpp's):
+ *                     {"query", "documents": [string | {"text"}], "top_n"?,
+ *                      "return_documents"?, "model"? (ignored)}
+ *                     → {"model", "results": [{"index", "relevance_score",
+ *                        "document"?: {"text"}}], "usage": {"total_tokens"}}
+ *
+ * Scores: "score"/"relevance_score" is sigmoid(logit); TEI's raw_scores gives the logit.
+ * Errors are JSON {"error", "error_type"} with the status of the front's class (the table
+ * in status_of, README "Errors"). Timings go out as TEI's headers (x-total-time,
+ * x-tokenization-time, x-queue-time, x-inference-time in ms; x-compute-tokens). A request
+ * may carry its own deadline, `x-request-timeout: <seconds>` (default --http-timeout).
+ *
+ * Flow: the body is gathered per connection (up to --max-message-bytes), measured in one
+ * pass (rr_json_scan: an array over --max-docs is refused before parsing), parsed with
+ * jansson (strings keep their lengths: "\u0000" is a character, as on gRPC; invalid UTF-8,
+ * lone surrogates and duplicate keys are refused, as serde does for TEI), and its strings
+ * are handed to the front in place. The connection is suspended and watched for a hang-up;
+ * the thread that completes the request renders the JSON and resumes it. Unlike the gRPC
+ * path this one allocates per request (the body, jansson's tree, the response): JSON
+ * clients pay for JSON.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <jansson.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/wing.h"
+#include "util/strbuf.h"
+#include "util/util.h"
+
+/* Deepest nesting a body may have (ours are 3 deep); far below jansson's recursion. */
+#define MAX_DEPTH 32
+
+typedef enum shape { SHAPE_TEI, SHAPE_COHERE } shape;
+
+struct rr_http_req {
+    rr_http *h;
+    struct MHD_Connection *conn;
+    int route; /* 0: /rerank, 1: /v1|v2/rerank */
+    char *body;
+    size_t len, cap;
+    int too_big, submitted;
+    uint64_t t_start;
+    double timeout;    /* s, from x-request-timeout or --http-timeout; 0 none; < 0 invalid */
+
+    json_t *json;
+    shape shape;
+    int raw_scores, return_text;
+    uint64_t top_n;
+    rr_sched_req *r; /* in the scheduler; read by the watcher under h->watch_mu */
+    int slot;        /* the watcher's, or -1 */
+
+    /* The answer, set before the connection is resumed. */
+    unsigned status;
+    char *resp; /* rr_malloc'd */
+    size_t resp_len;
+    uint64_t tokenize_ns, queue_ns, infer_ns;
+    long tokens;
+};
+
+/* ---- answers ------------------------------------------------------------------------------ */
+
+/* The status and TEI error_type of a front class (TEI's router/src/http/server.rs where TEI
+ * has the case: Validation 413 (TEI answers too many texts and too-long inputs with it),
+ * Empty 400, Overloaded 429, Unhealthy 503, Backend 424, Tokenizer 422; JSON that does not
+ * parse 400 and JSON of the wrong shape 422, as axum's extractor answers them). */
+static void status_of(rr_fail f, unsigned *status, const char **type)
+{
+    static const struct {
+        unsigned status;
+        const char *type;
+    } t[RR_FAIL_COUNT] = {
+        [RR_FAIL_NONE] = {200, ""},
+        [RR_FAIL_MALFORMED] = {400, "Validation"},
+        [RR_FAIL_INVALID] = {422, "Validation"},
+        [RR_FAIL_EMPTY] = {400, "Empty"},
+        [RR_FAIL_TOO_MANY] = {413, "Validation"},
+        [RR_FAIL_TOO_LONG] = {413, "Validation"},
+        [RR_FAIL_TOO_BIG] = {413, "Validation"},
+        [RR_FAIL_OVERLOADED] = {429, "Overloaded"},
+        [RR_FAIL_UNAVAILABLE] = {503, "Unhealthy"},
+        [RR_FAIL_DEADLINE] = {503, "Timeout"},
+        [RR_FAIL_CANCELLED] = {499, "Cancelled"},
+        [RR_FAIL_TOKENIZER] = {422, "Tokenizer"},
+        [RR_FAIL_BACKEND] = {424, "Backend"},
+        [RR_FAIL_INTERNAL] = {500, "Backend"},
+    };
+    unsigned i = (unsigned)f < RR_FAIL_COUNT ? (unsigned)f : RR_FAIL_INTERNAL;
+    *status = t[i].status;
+    *type = t[i].type;
+}
+
+/* Takes o's text as the answer (an empty 500 when building it ran out of memory). */
+static void set_answer(rr_http_req *q, unsigned status, rr_strbuf *o)
+{
+    if (o->oom) {
+        rr_free(o->p);
+        *o = (rr_strbuf){0};
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rr_free(q->resp);
+    q->resp = o->p;
+    q->resp_len = o->len;
+    q->status = status;
+}
+
+static void set_problem(rr_http_req *q, const rr_problem *p)
+{
+    unsigned status;
+    const char *type;
+    status_of(p->fail, &status, &type);
+    rr_strbuf o = {0};
+    rr_strbuf_printf(&o, "{\"error\":");
+    rr_json_put_string(&o, p->msg, strlen(p->msg));
+    rr_strbuf_printf(&o, ",\"error_type\":\"%s\"}", type);
+    set_answer(q, status, &o);
+}
+
+/* Fails the request with a class and message; returns 0 for `return fail(...)`. */
+static int fail(rr_http_req *q, rr_fail f, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(rr_http_req *q, rr_fail f, const char *fmt, ...)
+{
+    rr_problem p = {.fail = f};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p.msg, sizeof p.msg, fmt, ap);
+    va_end(ap);
+    set_problem(q, &p);
+    return 0;
+}
+
+/* ---- the response, built by the thread that completes the request ----------------------- */
+
+static void render(rr_http_req *q, rr_sched_req *r)
+{
+    rr_problem p;
+    const rr_ranked *items;
+    if (!rr_front_rank(r, 0, &items, NULL, &p)) {
+        set_problem(q, &p);
+        return;
+    }
+    int top = rr_front_top(q->top_n, r->n_docs);
+    rr_strbuf o = {0};
+    if (q->shape == SHAPE_TEI) {
+        rr_strbuf_printf(&o, "[");
+        for (int k = 0; k < top; k++) {
+            float score = q->raw_scores ? items[k].logit : rr_sigmoid(items[k].logit);
+            rr_strbuf_printf(&o, "%s{\"index\":%d,\"score\":%.9g", k ? "," : "", items[k].index,
+                             score);
+            if (q->return_text) {
+                rr_text t = r->docs[items[k].index];
+                rr_strbuf_printf(&o, ",\"text\":");
+                rr_json_put_string(&o, t.p, t.len);
+            }
+            rr_strbuf_printf(&o, "}");
+        }
+        rr_strbuf_printf(&o, "]");
+    } else {
+        const char *model = q->h->srv->cfg.model_dir;
+        rr_strbuf_printf(&o, "{\"model\":");
+        rr_json_put_string(&o, model, strlen(model));
+        rr_strbuf_printf(&o, ",\"results\":[");
+        for (int k = 0; k < top; k++) {
+            rr_strbuf_printf(&o, "%s{\"index\":%d,\"relevance_score\":%.9g", k ? "," : "",
+                             items[k].index, rr_sigmoid(items[k].logit));
+            if (q->return_text) {
+                rr_text t = r->docs[items[k].index];
+                rr_strbuf_printf(&o, ",\"document\":{\"text\":");
+                rr_json_put_string(&o, t.p, t.len);
+                rr_strbuf_printf(&o, "}");
+            }
+            rr_strbuf_printf(&o, "}");
+        }
+        rr_strbuf_printf(&o, "],\"usage\":{\"total_tokens\":%ld}}", r->total_tokens);
+    }
+    set_answer(q, MHD_HTTP_OK, &o);
+}
+
+static void request_done(rr_sched_req *r)
+{
+    rr_http_req *q = r->user;
+    rr_http_unwatch(q->h, q->slot); /* from here the watcher cannot reach q */
+    q->slot = -1;
+    q->tokenize_ns = r->tokenize_ns, q->queue_ns = r->queue_ns, q->infer_ns = r->infer_ns;
+    q->tokens = r->total_tokens;
+    rr_problem p;
+    if (rr_front_outcome(r, &p)) render(q, r);
+    else set_problem(q, &p);
+    q->r = NULL;
+    rr_front_release(q->h->srv, r);
+    MHD_resume_connection(q->conn); /* thread-safe with MHD_ALLOW_SUSPEND_RESUME */
+}
+
+void rr_http_rerank_cancel(rr_http_req *q)
+{
+    if (q->r) atomic_store(&q->r->cancelled, 1);
+}
+
+/* ---- parsing and validation ------------------------------------------------------------ */
+
+static int get_bool(rr_http_req *q, const char *key, int def, int *out)
+{
+    const json_t *v = json_object_get(q->json, key);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 1;
+    }
+    if (!json_is_boolean(v)) return fail(q, RR_FAIL_INVALID, "\"%s\" must be a boolean", key);
+    *out = json_is_true(v);
+    return 1;
+}
+
+static rr_text jtext(const json_t *s)
+{
+    return (rr_text){json_string_value(s), json_string_length(s)};
+}
+
+/* The options of either shape into the intake and q. */
+static int options(rr_http_req *q, rr_intake *in)
+{
+    in->truncate = 1;
+    q->top_n = 0;
+    if (q->shape == SHAPE_TEI) {
+        if (!get_bool(q, "raw_scores", 0, &q->raw_scores) ||
+            !get_bool(q, "return_text", 0, &q->return_text) ||
+            !get_bool(q, "truncate", 1, &in->truncate))
+            return 0;
+        const json_t *dir = json_object_get(q->json, "truncation_direction");
+        if (dir && !json_is_null(dir)) {
+            if (json_is_string(dir) && strcasecmp(json_string_value(dir), "left") == 0)
+                in->keep_last = 1;
+            else if (!json_is_string(dir) || strcasecmp(json_string_value(dir), "right") != 0)
+                return fail(q, RR_FAIL_INVALID,
+                            "\"truncation_direction\" must be \"right\" or \"left\"");
+        }
+        return 1;
+    }
+    if (!get_bool(q, "return_documents", 0, &q->return_text)) return 0;
+    const json_t *top = json_object_get(q->json, "top_n");
+    if (top && !json_is_null(top)) {
+        /* Any top_n from 1 up means "at most that many"; larger than the documents is all. */
+        if (json_is_integer(top) && json_integer_value(top) >= 1)
+            q->top_n = (uint64_t)json_integer_value(top);
+        else if (json_is_real(top) && json_real_value(top) >= 1 &&
+                 json_real_value(top) == floor(json_real_value(top)))
+            q->top_n = json_real_value(top) >= 1.8e19 ? UINT64_MAX
+                                                      : (uint64_t)json_real_value(top);
+        else
+            return fail(q, RR_FAIL_INVALID, "\"top_n\" must be a positive integer");
+    }
+    return 1;
+}
+
+/* Parses the body and submits the request; on failure sets the answer. Returns 1 when the
+ * request went to the scheduler (the connection must be suspended). */
+static int start(rr_http_req *q)
+{
+    rr_server *srv = q->h->srv;
+    rr_problem p;
+    if (q->too_big)
+        return fail(q, RR_FAIL_TOO_BIG, "the body is over %d bytes (--max-message-bytes)",
+                    srv->cfg.max_message_bytes);
+    if (!rr_front_ready(srv, &p)) {
+        set_problem(q, &p);
+        return 0;
+    }
+    if (atomic_load(&srv->draining))
+        return fail(q, RR_FAIL_UNAVAILABLE, "server is shutting down");
+    if (q->timeout < 0)
+        return fail(q, RR_FAIL_INVALID, "x-request-timeout must be a number of seconds > 0");
+
+    rr_json_shape sh;
+    rr_json_scan(q->body ? q->body : "", q->len, &sh);
+    if (sh.depth > MAX_DEPTH)
+        return fail(q, RR_FAIL_INVALID, "the body nests %d deep, over %d", sh.depth, MAX_DEPTH);
+    if (sh.top_array > (uint64_t)srv->cfg.max_docs)
+        return fail(q, RR_FAIL_TOO_MANY, "%llu %s, over the limit of %d (--max-docs)",
+                    (unsigned long long)sh.top_array, sh.top_key[0] ? sh.top_key : "elements",
+                    srv->cfg.max_docs);
+    uint64_t max_values = 16 * (uint64_t)srv->cfg.max_docs + 1024;
+    if (sh.values > max_values)
+        return fail(q, RR_FAIL_TOO_BIG, "the body holds %llu JSON values, over %llu",
+                    (unsigned long long)sh.values, (unsigned long long)max_values);
+
+    json_error_t je;
+    q->json = json_loadb(q->body ? q->body : "", q->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                         &je);
+    if (!q->json)
+        return fail(q, RR_FAIL_MALFORMED, "the body is not valid JSON: %s (line %d, column %d)",
+                    je.text, je.line, je.column);
+    if (!json_is_object(q->json))
+        return fail(q, RR_FAIL_INVALID, "the body is not a JSON object");
+    const json_t *query = json_object_get(q->json, "query");
+    const json_t *texts = json_object_get(q->json, "texts");
+    q->shape = q->route == 0 && texts ? SHAPE_TEI : SHAPE_COHERE;
+    const json_t *list = q->shape == SHAPE_TEI ? texts : json_object_get(q->json, "documents");
+    const char *field = q->shape == SHAPE_TEI ? "texts" : "documents";
+    if (!json_is_string(query)) return fail(q, RR_FAIL_INVALID, "\"query\" must be a string");
+    if (!json_is_array(list)) return fail(q, RR_FAIL_INVALID, "\"%s\" must be an array", field);
+
+    rr_intake in = {.query = jtext(query), .n_docs = json_array_size(list), .docs_field = field};
+    if (!options(q, &in)) return 0;
+    if (q->timeout > 0) in.deadline_ns = rr_now_ns() + (uint64_t)(q->timeout * 1e9);
+    rr_sched_req *r = rr_front_begin(srv, &in, &p);
+    if (!r) {
+        set_problem(q, &p);
+        return 0;
+    }
+    for (int i = 0; i < r->n_docs; i++) {
+        const json_t *d = json_array_get(list, (size_t)i);
+        if (q->shape == SHAPE_COHERE && json_is_object(d)) d = json_object_get(d, "text");
+        if (!json_is_string(d)) {
+            rr_front_abort(srv, r);
+            return fail(q, RR_FAIL_INVALID, "%s[%d] must be a string%s", field, i,
+                        q->shape == SHAPE_COHERE ? " or an object with a \"text\" string" : "");
+        }
+        rr_front_doc(r, i, jtext(d), (rr_text){NULL, 0}, &p);
+    }
+    q->r = r;
+    q->submitted = 1;
+    MHD_suspend_connection(q->conn); /* before submit: done may resume at once */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci) rr_http_watch(q->h, q, ci->connect_fd, &q->slot);
+    rr_front_submit(srv, r, request_done, q);
+    return 1;
+}
+
+/* ---- the MHD side ------------------------------------------------------------------------ */
+
+int rr_http_rerank_route(const char *url)
+{
+    if (strcmp(url, "/rerank") == 0) return 0;
+    if (strcmp(url, "/v1/rerank") == 0 || strcmp(url, "/v2/rerank") == 0) return 1;
+    return -1;
+}
+
+static enum MHD_Result send_answer(rr_http_req *q)
+{
+    struct MHD_Response *resp =
+        q->resp ? MHD_create_response_from_buffer_with_free_callback(q->resp_len, q->resp, rr_free)
+                : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO; /* q->resp is freed with q */
+    q->resp = NULL;           /* the response owns it */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    char v[32];
+    snprintf(v, sizeof v, "%.3f", (rr_now_ns() - q->t_start) / 1e6);
+    MHD_add_response_header(resp, "x-total-time", v);
+    if (q->status == MHD_HTTP_OK) {
+        snprintf(v, sizeof v, "%.3f", q->tokenize_ns / 1e6);
+        MHD_add_response_header(resp, "x-tokenization-time", v);
+        snprintf(v, sizeof v, "%.3f", q->queue_ns / 1e6);
+        MHD_add_response_header(resp, "x-queue-time", v);
+        snprintf(v, sizeof v, "%.3f", q->infer_ns / 1e6);
+        MHD_add_response_header(resp, "x-inference-time", v);
+        snprintf(v, sizeof v, "%ld", q->tokens);
+        MHD_add_response_header(resp, "x-compute-tokens", v);
+    }
+    enum MHD_Result ret = MHD_queue_response(q->conn, q->status, resp);
+    MHD_destroy_response(resp);
+    rr_http_count(q->h, q->route, q->status, q->t_start);
+    return ret;
+}
+
+/* x-request-timeout (seconds), else --http-timeout; -1 when the header is not a number > 0. */
+static double request_timeout(struct MHD_Connection *conn, double dflt)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-request-timeout");
+    if (!v) return dflt;
+    char *end;
+    double s = strtod(v, &end);
+    return end != v && !*end && s > 0 && s < 1e9 ? s : -1;
+}
+
+int rr_http_rerank(rr_http *h, struct MHD_Connection *conn, int route, const char *upload_data,
+                   size_t *upload_data_size, void **con_cls)
+{
+    rr_server *srv = h->srv;
+    rr_http_req *q = *con_cls;
+    if (!q) { /* headers only so far */
+        if (!(q = rr_calloc(1, sizeof *q))) return MHD_NO;
+        q->h = h;
+        q->conn = conn;
+        q->route = route;
+        q->slot = -1;
+        q->t_start = rr_now_ns();
+        q->timeout = request_timeout(conn, srv->cfg.http_timeout);
+        *con_cls = q;
+        return MHD_YES;
+    }
+    if (*upload_data_size) { /* a piece of the body */
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (q->too_big || q->len + n > (size_t)srv->cfg.max_message_bytes) {
+            q->too_big = 1; /* keep reading (and dropping) so the answer can be sent */
+            return MHD_YES;
+        }
+        size_t cap = rr_grow_cap(q->cap, q->len + n, 16384);
+        if (cap != q->cap) {
+            if (!rr_realloc_array(&q->body, cap, 1)) {
+                q->too_big = 1;
+                return MHD_YES;
+            }
+            q->cap = cap;
+        }
+        memcpy(q->body + q->len, upload_data, n);
+        q->len += n;
+        return MHD_YES;
+    }
+    if (q->submitted && !q->status) return MHD_YES; /* resumed spuriously: not answered yet */
+    if (!q->submitted && !q->status && start(q)) return MHD_YES; /* until request_done */
+    return send_answer(q);
+}
+
+void rr_http_rerank_free(void *con_cls)
+{
+    rr_http_req *q = con_cls;
+    if (!q) return;
+    json_decref(q->json);
+    rr_free(q->body);
+    rr_free(q->resp);
+    rr_free(q);
+}

@@ -1,0 +1,106 @@
+/*
+ * wing.h — rerankd's HTTP wing (src/http/): one libmicrohttpd daemon on --http-port with
+ * GET /metrics, /health, /info and the JSON reranking API (rerank.c). Like the gRPC wing it
+ * converts between its wire format and the front (edge/front.h) and nothing more.
+ *
+ * Hostile clients: the daemon polls with epoll on a small thread pool, holds up to
+ * --http-max-connections connections (--http-max-connections-per-ip per address), and
+ * closes a connection idle for --http-idle-timeout seconds, so thousands of idle or slow
+ * connections cost file descriptors, not the health probe. A reranking request's
+ * connection is suspended while it is scored and watched (epoll, EPOLLRDHUP): a client
+ * that goes away cancels its request before its compute.
+ */
+#ifndef RR_HTTP_WING_H
+#define RR_HTTP_WING_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "edge/edge.h"
+#include "edge/front.h"
+#include "util/hist.h"
+
+struct MHD_Daemon;
+struct MHD_Connection;
+
+/* Reranking routes: /rerank (TEI's shape) and /v1|v2/rerank (Cohere/Jina shape). */
+#define RR_HTTP_ROUTES 2
+/* Statuses counted per route: 200 400 413 422 424 429 499 500 503, and other. */
+#define RR_HTTP_CODES 10
+
+typedef struct rr_http_req rr_http_req;
+
+/* A suspended request's entry in the disconnect watcher: the epoll event carries
+ * (generation << 32 | slot), so an event for a request that already ended finds another
+ * generation and is ignored. */
+typedef struct rr_http_slot {
+    rr_http_req *q;
+    uint32_t gen;
+    int next_free;
+} rr_http_slot;
+
+typedef struct rr_http {
+    rr_server *srv;
+    struct MHD_Daemon *d;
+    int port; /* bound */
+
+    atomic_uint_fast64_t codes[RR_HTTP_ROUTES][RR_HTTP_CODES];
+    rr_hist seconds[RR_HTTP_ROUTES];
+
+    /* The disconnect watcher (http.c). */
+    int epfd, wake_fd;
+    pthread_t watcher;
+    int watcher_started;
+    pthread_mutex_t watch_mu;
+    rr_http_slot *slots;
+    int n_slots, free_slot;
+} rr_http;
+
+/* http.c: starts the listener on cfg.host:cfg.http_port (before the model loads: probes
+ * see 503 "loading") and registers the wing's metrics. 0 with a message on stderr when it
+ * cannot listen (*out is then still valid for rr_http_stop). */
+int rr_http_start(rr_server *srv, rr_http **out);
+/* Stops the daemon (after the scheduler, whose shutdown answers suspended requests) and
+ * frees the wing. NULL ok. */
+void rr_http_stop(rr_http *h);
+
+/* http.c, for rerank.c: watch a suspended request's socket / stop watching it (before
+ * the connection is resumed). Watch returns 0 when the socket cannot be watched (the
+ * request still runs; only early cancellation is lost). */
+int rr_http_watch(rr_http *h, rr_http_req *q, int fd, int *slot);
+void rr_http_unwatch(rr_http *h, int slot);
+/* Queues a JSON answer on a connection (MHD_Result). */
+int rr_http_reply(struct MHD_Connection *conn, unsigned code, const char *type, char *body,
+                  size_t len, int owned);
+
+/* rerank.c: the reranking routes. rr_http_rerank_route: 0 /rerank, 1 /v1|v2/rerank, -1
+ * other. rr_http_rerank: the MHD access handler for them; rr_http_rerank_free: the
+ * per-connection cleanup (MHD_OPTION_NOTIFY_COMPLETED). */
+int rr_http_rerank_route(const char *url);
+int rr_http_rerank(rr_http *h, struct MHD_Connection *conn, int route, const char *upload_data,
+                   size_t *upload_data_size, void **con_cls);
+void rr_http_rerank_free(void *con_cls);
+/* The watcher saw the client hang up (under watch_mu): drop the request before compute. */
+void rr_http_rerank_cancel(rr_http_req *q);
+/* Counts a finished reranking answer by route and status. */
+void rr_http_count(rr_http *h, int route, unsigned status, uint64_t t_start);
+
+/* json.c: JSON text helpers. A string literal of bytes s[0..n) (quotes included): control
+ * characters and U+0000 escaped, invalid UTF-8 replaced by U+FFFD. */
+void rr_json_put_string(rr_strbuf *o, const char *s, size_t n);
+
+/* What a body holds before it is parsed, from one pass over its bytes: the most elements
+ * of an array directly under the top-level object (and that key), nesting depth and the
+ * number of values. */
+typedef struct rr_json_shape {
+    uint64_t values;      /* every value, containers included */
+    int depth;            /* deepest nesting */
+    uint64_t top_array;   /* elements of the largest array that is a top-level member */
+    char top_key[32];     /* its key (truncated), "" when the body has none */
+} rr_json_shape;
+
+/* Scans body[0..n) (need not be valid JSON: the parser judges that later). */
+void rr_json_scan(const char *body, size_t n, rr_json_shape *s);
+
+#endif /* RR_HTTP_WING_H */
