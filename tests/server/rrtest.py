@@ -11,6 +11,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 GRPC_PROTO_DIR = "/usr/share/grpc-proto"
 
@@ -126,9 +128,13 @@ class Server:
             return f.read()
 
     def rss_kib(self):
+        return self.status_kib("VmRSS")
+
+    def status_kib(self, field):
+        """A /proc/<pid>/status memory field in KiB: VmRSS (resident now), VmHWM (peak)."""
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
         return -1
 
@@ -166,3 +172,33 @@ def cli_logits(cli, model, query, docs, max_length=None, truncate=True):
         # than a float32 needs, so rounding back to float32 recovers the engine's exact value.
         logits[int(r["id"])] = struct.unpack("f", struct.pack("f", r["logit"]))[0]
     return logits
+
+
+def http_get(port, path, method="GET", timeout=10):
+    """(status, content type, body text) of an HTTP request to 127.0.0.1:port."""
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), method=method,
+                                 data=b"x" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers.get("Content-Type"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read().decode()
+
+
+def scrape(port):
+    """{(name, frozenset(labels.items())): value} of every sample of /metrics, the families,
+    and the content type (parsed with prometheus_client's reference parser)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    st, ctype, body = http_get(port, "/metrics")
+    if st != 200:
+        raise RuntimeError("/metrics answered %d" % st)
+    fams = list(text_string_to_metric_families(body))
+    samples = {}
+    for f in fams:
+        for s in f.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return samples, fams, ctype
+
+
+def val(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())), 0.0)

@@ -55,32 +55,11 @@ DOCS = ["Cats purr by rapidly twitching the muscles of the larynx.",
 
 
 def http_get(port, path, method="GET", timeout=10):
-    """(status, content type, body text) of an HTTP request to 127.0.0.1:port."""
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), method=method,
-                                 data=b"x" if method == "POST" else None)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout * SCALE) as r:
-            return r.status, r.headers.get("Content-Type"), r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("Content-Type"), e.read().decode()
+    return rrtest.http_get(port, path, method, timeout * SCALE)
 
 
-def scrape(port):
-    """{(name, frozenset(labels.items())): value} of every sample, and the families."""
-    from prometheus_client.parser import text_string_to_metric_families
-    st, ctype, body = http_get(port, "/metrics")
-    if st != 200:
-        raise RuntimeError("/metrics answered %d" % st)
-    fams = list(text_string_to_metric_families(body))
-    samples = {}
-    for f in fams:
-        for s in f.samples:
-            samples[(s.name, frozenset(s.labels.items()))] = s.value
-    return samples, fams, ctype
-
-
-def val(samples, name, **labels):
-    return samples.get((name, frozenset(labels.items())), 0.0)
+scrape = rrtest.scrape
+val = rrtest.val
 
 
 class Certs:

@@ -7,6 +7,8 @@ the TEI-shaped client; health Check/Watch; reflection v1 + v1alpha and a client 
 from reflection; a bounded soak (streams + unary clients, start/end RSS); bad input (malformed
 bytes, 10 MB message, 100,000 documents, invalid UTF-8, cancel mid-stream, 1 ms deadline,
 client disconnect, unknown method, limits) each followed by a correct request; SIGTERM drain.
+The edge as a hostile client meets it (overflowing top_n, U+0000, memory before limits,
+server-side cancellation, ...) is test_edge.py.
 
 Exit: 0 all passed, 1 a check failed, 77 skipped (no model). --valgrind runs the server under
 memcheck through a shorter suite (tiny model only, short soak) and fails on any error/leak.
@@ -364,7 +366,10 @@ class Suite:
                     lambda: list(raw_stream(iter([opener, b"\xff\xff\xff"]), timeout=10 * SCALE)),
                     grpc.StatusCode.INVALID_ARGUMENT)
 
-        # Cancel mid-stream: read the first answer, then cancel with a batch in flight.
+        # Cancel mid-stream: read the first answer, then cancel with a batch in flight; the
+        # server must keep serving. (Whether it dropped the cancelled work before compute is
+        # asserted on its own counters in test_edge.py: here the client library raises
+        # CANCELLED by itself, so the call's code says nothing about the server.)
         def slow_gen(stop):
             yield pb.RerankStreamRequest(open=pb.StreamOpen(query="q"))
             for _ in range(50):
@@ -376,22 +381,16 @@ class Suite:
         first = next(call)
         call.cancel()
         stop.set()
-        try:
-            for _ in call:
-                pass
-            cancelled = False
-        except grpc.RpcError as e:
-            cancelled = e.code() == grpc.StatusCode.CANCELLED
-        check("cancel mid-stream: first answer, then CANCELLED", first.WhichOneof("kind") == "batch" and cancelled)
+        check("cancel mid-stream: the first batch was answered before the cancel", first.WhichOneof("kind") == "batch")
         self.correct_request("cancel mid-stream", stub, model, expect)
 
-        # Client disconnect: a separate process sends a large request and dies without waiting.
+        # Client disconnect: a separate process sends a large request and dies without waiting;
+        # the server must keep serving (the drop itself: test_edge.py).
         code = ("import sys,time,grpc; sys.path.insert(0,%r); from rerank.v1 import rerank_pb2 as pb, rerank_pb2_grpc as g;"
                 "s=g.RerankerStub(grpc.insecure_channel(%r)); f=s.Rerank.future(pb.RerankRequest(query='q',"
                 "documents=[pb.Document(text=%r)]*%d)); time.sleep(0.2); import os; os._exit(0)") % (
                     self.args.gen_dir, addr, DOCS[LONG_DOC], 300 // SCALE)
-        rc = subprocess.run([sys.executable, "-c", code], timeout=60 * SCALE).returncode
-        check("client disconnect: client exited", rc == 0)
+        subprocess.run([sys.executable, "-c", code], timeout=60 * SCALE)
         self.correct_request("client disconnect", stub, model, expect)
         ch.close()
 
