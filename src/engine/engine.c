@@ -129,9 +129,13 @@ const char *rr_dtype_name(rr_dtype d)
     return "unknown";
 }
 
-void *rr_engine_backend_impl(rr_engine *e, const rr_backend *backend)
+rr_status rr_engine_cpu_forward_hidden(rr_engine *e, const rr_batch *b, float *logits,
+                                       float *hidden)
 {
-    return e && e->backend == backend ? e->impl : NULL;
+    if (!e || e->backend != &rr_backend_cpu || !logits || !hidden) return RR_E_INVALID;
+    rr_status st = validate_batch(e, b);
+    if (st != RR_OK) return st;
+    return rr_cpu_forward_hidden(e->impl, b, logits, hidden);
 }
 
 rr_status rr_device_parse(const char *s, int *device, rr_error *err)

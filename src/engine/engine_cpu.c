@@ -233,14 +233,9 @@ static rr_status cpu_forward(void *impl, const rr_batch *b, float *logits)
     return cpu_run(impl, b, logits, NULL);
 }
 
-rr_status rr_engine_cpu_forward_hidden(rr_engine *e, const rr_batch *b, float *logits,
-                                       float *hidden)
+rr_status rr_cpu_forward_hidden(void *impl, const rr_batch *b, float *logits, float *hidden)
 {
-    cpu_engine *c = rr_engine_backend_impl(e, &rr_backend_cpu);
-    if (!c || !hidden) return RR_E_INVALID;
-    rr_status s = rr_engine_forward(e, b, logits); /* the front's validation */
-    if (s != RR_OK) return s;
-    return cpu_run(c, b, logits, hidden);
+    return cpu_run(impl, b, logits, hidden);
 }
 
 const rr_backend rr_backend_cpu = {

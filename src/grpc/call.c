@@ -10,6 +10,7 @@
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/log.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -20,6 +21,21 @@
 
 #define CALL_OF(tag, field) ((rr_call *)((char *)(tag) - offsetof(rr_call, field)))
 
+/* Calls alive that received a message of TRIM_BYTES or more. gRPC reads a message in many
+ * small slices that land in the heap, below the mmap threshold, and once freed they stay
+ * with the process (16 refused 4 MB messages left ~30 MB resident) unless the heap is
+ * trimmed: the last such call to end trims it (a few ms, only after big messages). */
+#define TRIM_BYTES ((size_t)1 << 20)
+static atomic_int big_calls;
+
+static void note_big(rr_call *c)
+{
+    if (!c->big && c->payload && grpc_byte_buffer_length(c->payload) >= TRIM_BYTES) {
+        c->big = 1;
+        atomic_fetch_add(&big_calls, 1);
+    }
+}
+
 /* Contexts kept per method, and how many exist from the start (more than the armed
  * requests plus a few in flight, so a steady load never finds the list empty). */
 #define CALLS_MAX 512
@@ -28,13 +44,10 @@
  * into about 200 KB): at most 32 MiB stay with the wing after any burst. */
 #define ARENAS_MAX 128
 #define ARENA_RETAIN ((size_t)256 << 10)
-/* Stream states kept per kind (each keeps up to about 2 MiB, see the services). */
-#define STREAMS_MAX 32
-/* Made at start, ready: 64 arenas with a 16 KiB chunk each (1 MiB) and 16 stream states of
- * each kind, so bursts up to that many messages or streams find warm ones. */
+/* Made at start, ready: 64 arenas with a 16 KiB chunk each (1 MiB), so bursts up to that
+ * many messages find warm ones. */
 #define ARENAS_PREFILL 64
 #define ARENA_PRIME 16384
-#define STREAMS_PREFILL 16
 
 void rr_free_list_init(rr_free_list *l, int max)
 {
@@ -101,8 +114,6 @@ int rr_call_pools_init(rr_grpc *g)
 {
     for (int m = 0; m <= RR_M_COUNT; m++) rr_free_list_init(&g->calls[m], CALLS_MAX);
     rr_free_list_init(&g->arenas, ARENAS_MAX);
-    rr_free_list_init(&g->streams[0], STREAMS_MAX);
-    rr_free_list_init(&g->streams[1], STREAMS_MAX);
     for (int m = 0; m <= RR_M_COUNT; m++)
         for (int k = 0; k < CALLS_PREFILL; k++) {
             rr_call *c = rr_calloc(1, sizeof *c);
@@ -117,19 +128,11 @@ int rr_call_pools_init(rr_grpc *g)
         if (!rr_arena_alloc(&p->a, ARENA_PRIME)) return 0;
         rr_arena_reset(&p->a);
     }
-    void *(*make[2])(void) = {rr_stream_state_new, rr_tei_stream_new};
-    for (int i = 0; i < 2; i++)
-        for (int k = 0; k < STREAMS_PREFILL; k++) {
-            void *st = make[i]();
-            if (!st) return 0;
-            rr_free_list_push(&g->streams[i], st);
-        }
     return 1;
 }
 
 void rr_call_pools_free(rr_grpc *g)
 {
-    void (*destroy_stream[2])(void *) = {rr_stream_state_destroy, rr_tei_stream_destroy};
     void *o;
     for (int m = 0; m <= RR_M_COUNT; m++) {
         while ((o = rr_free_list_pop(&g->calls[m]))) rr_free(o);
@@ -140,10 +143,6 @@ void rr_call_pools_free(rr_grpc *g)
         rr_free(o);
     }
     pthread_mutex_destroy(&g->arenas.mu);
-    for (int i = 0; i < 2; i++) {
-        while ((o = rr_free_list_pop(&g->streams[i]))) destroy_stream[i](o);
-        pthread_mutex_destroy(&g->streams[i].mu);
-    }
 }
 
 static void call_free(rr_call *c)
@@ -168,8 +167,10 @@ static void call_free(rr_call *c)
     }
     /* Back to the free lists (bounded: a burst does not pin its memory forever). */
     rr_arena_put(g, c->arena);
+    int big = c->big;
     if (!rr_free_list_push(&g->calls[m], c)) rr_free(c);
     if (counted) atomic_fetch_sub(&g->live_calls, 1);
+    if (big && atomic_fetch_sub(&big_calls, 1) == 1) malloc_trim(0);
 }
 
 void rr_call_ref(rr_call *c)
@@ -423,6 +424,7 @@ static void on_recv(rr_tag *t, int ok)
     rr_call *c = CALL_OF(t, t_recv);
     pthread_mutex_lock(&c->mu);
     c->recv_in_flight = 0;
+    note_big(c);
     if (c->on_recv) c->on_recv(c, ok);
     pthread_mutex_unlock(&c->mu);
     rr_call_unref(c);
@@ -500,7 +502,8 @@ static void on_new(rr_tag *t, int ok)
     c->t_start = rr_now_ns();
     if (!atomic_load(&c->g->shutting_down)) rr_call_arm(c->g, c->method);
     pthread_mutex_lock(&c->mu);
-    if (watch_close(c)) rr_methods[c->method].handler(c);
+    note_big(c);
+    if (watch_close(c)) c->g->methods[c->method].handler(c);
     pthread_mutex_unlock(&c->mu);
     rr_call_unref(c); /* the armed request's reference */
 }
@@ -534,7 +537,7 @@ int rr_call_arm(rr_grpc *g, rr_method m)
     } else {
         e = grpc_server_request_registered_call(g->server, g->handles[m], &c->call,
                                                 &c->deadline, &c->md,
-                                                rr_methods[m].reads_payload ? &c->payload : NULL,
+                                                g->methods[m].reads_payload ? &c->payload : NULL,
                                                 g->cq, g->cq, &c->t_new);
     }
     if (e != GRPC_CALL_OK) {

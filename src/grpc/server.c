@@ -15,6 +15,9 @@
 #include "util/strbuf.h"
 #include "util/util.h"
 
+/* Stream states kept per kind (each keeps up to about 2 MiB, see the services). */
+#define STREAMS_KEPT 32
+
 static void *cq_main(void *arg)
 {
     rr_grpc *g = arg;
@@ -72,13 +75,16 @@ int rr_grpc_start(rr_server *srv, rr_grpc **out)
         return 0;
     }
     g->srv = srv;
+    g->methods = rr_methods;
     pthread_mutex_init(&g->watch_mu, NULL);
+    rr_free_list_init(&g->streams[0], STREAMS_KEPT);
+    rr_free_list_init(&g->streams[1], STREAMS_KEPT);
     for (int m = 0; m <= RR_M_COUNT; m++) {
         for (int c = 0; c < RR_N_CODES; c++)
             atomic_init(&g->rpc_codes[m][c], 0);
         rr_hist_init(&g->rpc_seconds[m], rr_hist_seconds, rr_hist_seconds_n, 1e-9);
     }
-    if (!rr_call_pools_init(g)) {
+    if (!rr_call_pools_init(g) || !rr_svc_rerank_init(g) || !rr_svc_tei_init(g)) {
         fprintf(stderr, "rerankd: out of memory for the call contexts\n");
         return 0;
     }
@@ -139,7 +145,7 @@ int rr_grpc_start(rr_server *srv, rr_grpc **out)
     for (g->n_threads = 0; g->n_threads < cfg->cq_threads && g->n_threads < 8; g->n_threads++)
         pthread_create(&g->threads[g->n_threads], NULL, cq_main, g);
     for (int m = 0; m <= RR_M_COUNT; m++)
-        for (int k = 0; k < rr_methods[m].armed; k++)
+        for (int k = 0; k < g->methods[m].armed; k++)
             rr_call_arm(g, (rr_method)m);
     srv->on_health = rr_grpc_health_changed;
     srv->on_health_ctx = g;
@@ -224,6 +230,10 @@ void rr_grpc_free(rr_grpc *g)
         grpc_shutdown();
     }
     rr_call_pools_free(g); /* no call is live: the CQ is drained */
+    rr_svc_rerank_free(g);
+    rr_svc_tei_free(g);
+    for (int i = 0; i < 2; i++)
+        pthread_mutex_destroy(&g->streams[i].mu);
     rr_tls_free(g->tls);   /* after grpc_shutdown: the core calls its fetcher until then */
     rr_reflection_free(g);
     pthread_mutex_destroy(&g->watch_mu);

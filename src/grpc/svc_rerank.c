@@ -22,6 +22,8 @@
 /* What a pooled stream state keeps between streams; more is freed on reset. */
 #define STREAM_KEEP_BYTES ((size_t)1 << 20)
 #define STREAM_KEEP_DOCS 16384
+/* Stream states made at start, so a burst of that many streams finds warm ones. */
+#define STREAMS_PREFILL 16
 
 ProtobufCBinaryData rr_bin(const char *s)
 {
@@ -239,7 +241,7 @@ static void msg_release(rr_call *c, stream_state *st, Rerank__V1__RerankStreamRe
         }
 }
 
-void rr_stream_state_destroy(void *p)
+static void stream_state_destroy(void *p)
 {
     stream_state *st = p;
     rr_free(st->logit);
@@ -272,7 +274,7 @@ static void stream_free(rr_call *c)
     if (st->text_cap > STREAM_KEEP_BYTES) rr_free(st->text), st->text = NULL, st->text_cap = 0;
     if (st->scratch_cap > STREAM_KEEP_BYTES)
         rr_free(st->scratch), st->scratch = NULL, st->scratch_cap = 0;
-    if (!rr_free_list_push(&c->g->streams[0], st)) rr_stream_state_destroy(st);
+    if (!rr_free_list_push(&c->g->streams[0], st)) stream_state_destroy(st);
     c->svc = NULL;
 }
 
@@ -564,7 +566,7 @@ static void stream_sent(rr_call *c)
     stream_maybe_finish(c);
 }
 
-void *rr_stream_state_new(void)
+static void *stream_state_new(void)
 {
     /* Room for a typical query's documents up front, so a stream state made at start-up
      * (rr_call_pools_init) serves ordinary streams without growing. */
@@ -573,7 +575,7 @@ void *rr_stream_state_new(void)
     if (!st) return NULL;
     if (!accum_reserve(st, 256) || !stream_scratch(st, 32768) ||
         !keep(st, (ProtobufCBinaryData){0, NULL}, &sp)) {
-        rr_stream_state_destroy(st);
+        stream_state_destroy(st);
         return NULL;
     }
     st->text_len = 0;
@@ -588,7 +590,7 @@ void rr_svc_rerank_stream(rr_call *c)
         return;
     }
     stream_state *st = rr_free_list_pop(&c->g->streams[0]); /* reset by stream_free */
-    if (!st && !(st = rr_stream_state_new())) {
+    if (!st && !(st = stream_state_new())) {
         rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory for a stream");
         return;
     }
@@ -597,4 +599,21 @@ void rr_svc_rerank_stream(rr_call *c)
     c->on_recv = stream_recv;
     c->on_sent = stream_sent;
     rr_call_recv(c);
+}
+
+int rr_svc_rerank_init(rr_grpc *g)
+{
+    for (int k = 0; k < STREAMS_PREFILL; k++) {
+        void *st = stream_state_new();
+        if (!st) return 0;
+        if (!rr_free_list_push(&g->streams[0], st)) stream_state_destroy(st);
+    }
+    return 1;
+}
+
+void rr_svc_rerank_free(rr_grpc *g)
+{
+    void *st;
+    while ((st = rr_free_list_pop(&g->streams[0])))
+        stream_state_destroy(st);
 }

@@ -160,7 +160,7 @@ typedef struct tei_stream {
     size_t arena_len, arena_cap;
 } tei_stream;
 
-void rr_tei_stream_destroy(void *p)
+static void tei_stream_destroy(void *p)
 {
     tei_stream *s = p;
     rr_free(s->text);
@@ -187,7 +187,7 @@ static void tei_stream_free(rr_call *c)
         s->text = s->query = NULL, s->flags = NULL, s->texts = s->queries = NULL, s->cap = 0;
     }
     if (s->arena_cap > TEI_KEEP_BYTES) rr_free(s->arena), s->arena = NULL, s->arena_cap = 0;
-    if (!rr_free_list_push(&c->g->streams[1], s)) rr_tei_stream_destroy(s);
+    if (!rr_free_list_push(&c->g->streams[1], s)) tei_stream_destroy(s);
     c->svc = NULL;
 }
 
@@ -314,7 +314,7 @@ static void tei_stream_recv(rr_call *c, int ok)
     rr_call_recv(c);
 }
 
-void *rr_tei_stream_new(void)
+static void *tei_stream_new(void)
 {
     return rr_calloc(1, sizeof(tei_stream)); /* grows on first use; streams of TEI are rare */
 }
@@ -327,12 +327,12 @@ void rr_svc_tei_rerank_stream(rr_call *c)
         return;
     }
     tei_stream *s = rr_free_list_pop(&c->g->streams[1]); /* reset by tei_stream_free */
-    if (!s && !(s = rr_tei_stream_new())) {
+    if (!s && !(s = tei_stream_new())) {
         rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory for a stream");
         return;
     }
     if (!(s->msg = rr_arena_get(c->g))) {
-        rr_tei_stream_destroy(s);
+        tei_stream_destroy(s);
         rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory for a stream");
         return;
     }
@@ -367,4 +367,21 @@ void rr_svc_tei_info(rr_call *c)
     resp.tokenization_workers = (uint32_t)srv->cfg.tokenizer_workers;
     rr_call_send(c, rr_pack(&resp.base));
     rr_call_finish(c, GRPC_STATUS_OK, "%s", "");
+}
+
+int rr_svc_tei_init(rr_grpc *g)
+{
+    for (int k = 0; k < 16; k++) { /* empty until first used: TEI streams are rare */
+        void *st = tei_stream_new();
+        if (!st) return 0;
+        if (!rr_free_list_push(&g->streams[1], st)) tei_stream_destroy(st);
+    }
+    return 1;
+}
+
+void rr_svc_tei_free(rr_grpc *g)
+{
+    void *st;
+    while ((st = rr_free_list_pop(&g->streams[1])))
+        tei_stream_destroy(st);
 }

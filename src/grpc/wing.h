@@ -60,7 +60,8 @@ typedef struct rr_method_def {
     void (*handler)(rr_call *c); /* on the CQ thread when a call arrives, under c->mu */
 } rr_method_def;
 
-/* Indexed by rr_method, RR_M_GENERIC included. */
+/* Indexed by rr_method, RR_M_GENERIC included. server.c hands it to the wing (g->methods),
+ * so call.c dispatches without naming a service. */
 extern const rr_method_def rr_methods[RR_M_COUNT + 1];
 
 /* gRPC status codes 0 (OK) ... 16 (UNAUTHENTICATED). */
@@ -85,6 +86,7 @@ typedef struct rr_pooled_arena {
 
 typedef struct rr_grpc {
     rr_server *srv;
+    const rr_method_def *methods; /* rr_methods */
     grpc_server *server;
     grpc_completion_queue *cq;
     void *handles[RR_M_COUNT];
@@ -155,6 +157,7 @@ struct rr_call {
 
     grpc_byte_buffer *sending; /* the message of the SEND batch in flight */
     int recv_in_flight, recv_paused, read_done, closed, dead;
+    int big; /* received a message of 1 MiB or more (call.c trims the heap after) */
 
     rr_sched_req *req; /* in the scheduler, when non-NULL */
     void *svc;         /* service state (stream state, unpacked request) */
@@ -224,7 +227,7 @@ void rr_arena_put(rr_grpc *g, rr_arena *a);
 void rr_free_list_init(rr_free_list *l, int max);
 void *rr_free_list_pop(rr_free_list *l);
 int rr_free_list_push(rr_free_list *l, void *obj); /* 0 when full: the caller frees obj */
-/* Prefills the call-context lists / frees every list at exit. */
+/* Makes the call-context and arena lists and prefills them / empties them at exit. */
 int rr_call_pools_init(rr_grpc *g);
 void rr_call_pools_free(rr_grpc *g);
 /* Deadline as an rr_now_ns() timestamp; 0 for none. */
@@ -253,11 +256,11 @@ void rr_svc_health_watch(rr_call *c);
 void rr_svc_reflect(rr_call *c);
 void rr_svc_unimplemented(rr_call *c);
 
-/* Make / free a pooled stream state (rr_call_pools_init / _free). */
-void *rr_stream_state_new(void);
-void rr_stream_state_destroy(void *st);
-void *rr_tei_stream_new(void);
-void rr_tei_stream_destroy(void *st);
+/* Each stream service prefills / empties its list of stream states (g->streams[0], [1]). */
+int rr_svc_rerank_init(rr_grpc *g);
+void rr_svc_rerank_free(rr_grpc *g);
+int rr_svc_tei_init(rr_grpc *g);
+void rr_svc_tei_free(rr_grpc *g);
 
 /* health.c: the edge's health listener (sends every change to the watchers). */
 void rr_grpc_health_changed(void *g, rr_health h);

@@ -12,18 +12,16 @@
  *
  * Connections (see wing.h): epoll on a pool of HTTP_THREADS threads, a connection limit,
  * an optional per-address limit and an idle timeout. Suspended connections neither time
- * out nor are polled by libmicrohttpd, so a thread of our own (the watcher) epolls their
+ * out nor are polled by libmicrohttpd, so a thread of our own (watch.c) epolls their
  * sockets for a peer that hung up and cancels its request.
  */
-#define _GNU_SOURCE /* EPOLLRDHUP */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -38,7 +36,7 @@
 #define FD_RESERVE 256
 
 /* owned: 0 = static text, 1 = ours to free (rr_free), 2 = borrowed (libmicrohttpd copies). */
-int rr_http_reply(struct MHD_Connection *conn, unsigned code, const char *type, char *body,
+static int reply(struct MHD_Connection *conn, unsigned code, const char *type, char *body,
                   size_t len, int owned)
 {
     struct MHD_Response *r =
@@ -58,7 +56,7 @@ int rr_http_reply(struct MHD_Connection *conn, unsigned code, const char *type, 
 
 static enum MHD_Result text(struct MHD_Connection *conn, unsigned code, const char *msg)
 {
-    return (enum MHD_Result)rr_http_reply(conn, code, "text/plain; charset=utf-8", (char *)msg,
+    return (enum MHD_Result)reply(conn, code, "text/plain; charset=utf-8", (char *)msg,
                                           strlen(msg), 0);
 }
 
@@ -114,7 +112,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         pthread_mutex_lock(&srv->metrics_mu);
         const char *body = rr_metrics_render(srv, &len);
         enum MHD_Result ret =
-            body ? (enum MHD_Result)rr_http_reply(conn, MHD_HTTP_OK,
+            body ? (enum MHD_Result)reply(conn, MHD_HTTP_OK,
                                                   "text/plain; version=0.0.4; charset=utf-8",
                                                   (char *)body, len, 2)
                  : text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
@@ -129,7 +127,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         size_t len = 0;
         char *body = info_json(srv, &len);
         if (!body) return text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-        return (enum MHD_Result)rr_http_reply(conn, MHD_HTTP_OK, "application/json", body, len, 1);
+        return (enum MHD_Result)reply(conn, MHD_HTTP_OK, "application/json", body, len, 1);
     }
     return text(conn, MHD_HTTP_NOT_FOUND,
                 "not found: rerankd serves POST /rerank, /v1/rerank, /v2/rerank and GET /metrics, "
@@ -142,119 +140,6 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls, (void)conn, (void)toe;
     rr_http_rerank_free(*con_cls); /* NULL for the GET routes */
     *con_cls = NULL;
-}
-
-/* ---- counting --------------------------------------------------------------------------- */
-
-static const unsigned counted[RR_HTTP_CODES - 1] = {200, 400, 413, 422, 424, 429, 499, 500, 503};
-
-void rr_http_count(rr_http *h, int route, unsigned status, uint64_t t_start)
-{
-    int i = 0;
-    while (i < RR_HTTP_CODES - 1 && counted[i] != status)
-        i++;
-    atomic_fetch_add_explicit(&h->codes[route][i], 1, memory_order_relaxed);
-    rr_hist_observe(&h->seconds[route], rr_now_ns() - t_start);
-}
-
-static void http_metrics(rr_strbuf *b, void *ctx)
-{
-    rr_http *h = ctx;
-    static const char *const routes[RR_HTTP_ROUTES] = {"/rerank", "/v1/rerank"};
-    rr_metrics_header(b, "rerankd_http_requests_total", "counter",
-                      "Finished HTTP reranking requests by route and status.");
-    for (int r = 0; r < RR_HTTP_ROUTES; r++)
-        for (int c = 0; c < RR_HTTP_CODES; c++) {
-            char code[8];
-            snprintf(code, sizeof code, "%u", c < RR_HTTP_CODES - 1 ? counted[c] : 0);
-            rr_strbuf_printf(b, "rerankd_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
-                             routes[r], c < RR_HTTP_CODES - 1 ? code : "other",
-                             (unsigned long long)atomic_load(&h->codes[r][c]));
-        }
-    rr_metrics_header(b, "rerankd_http_handling_seconds", "histogram",
-                      "HTTP reranking request time, first byte of headers to answer queued, by "
-                      "route.");
-    for (int r = 0; r < RR_HTTP_ROUTES; r++) {
-        char labels[64];
-        snprintf(labels, sizeof labels, "route=\"%s\"", routes[r]);
-        rr_metrics_hist(b, "rerankd_http_handling_seconds", labels, &h->seconds[r]);
-    }
-}
-
-/* ---- the disconnect watcher --------------------------------------------------------------- */
-
-static void *watch_main(void *arg)
-{
-    rr_http *h = arg;
-    struct epoll_event ev[64];
-    for (;;) {
-        int n = epoll_wait(h->epfd, ev, 64, -1);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return NULL;
-        for (int i = 0; i < n; i++) {
-            if (ev[i].data.u64 == UINT64_MAX) return NULL; /* the stop token */
-            uint32_t slot = (uint32_t)ev[i].data.u64, gen = (uint32_t)(ev[i].data.u64 >> 32);
-            pthread_mutex_lock(&h->watch_mu);
-            if ((int)slot < h->n_slots && h->slots[slot].gen == gen && h->slots[slot].q)
-                rr_http_rerank_cancel(h->slots[slot].q);
-            pthread_mutex_unlock(&h->watch_mu);
-        }
-    }
-}
-
-int rr_http_watch(rr_http *h, rr_http_req *q, int fd, int *slot)
-{
-    pthread_mutex_lock(&h->watch_mu);
-    int i = h->free_slot;
-    if (i < 0) {
-        pthread_mutex_unlock(&h->watch_mu);
-        return 0;
-    }
-    h->free_slot = h->slots[i].next_free;
-    h->slots[i].q = q;
-    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT,
-                             .data.u64 = (uint64_t)h->slots[i].gen << 32 | (uint32_t)i};
-    int ok = epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) == 0;
-    if (!ok) {
-        h->slots[i].q = NULL;
-        h->slots[i].next_free = h->free_slot;
-        h->free_slot = i;
-    } else {
-        h->slots[i].next_free = fd; /* while in use: the socket, for the removal */
-    }
-    pthread_mutex_unlock(&h->watch_mu);
-    *slot = ok ? i : -1;
-    return ok;
-}
-
-void rr_http_unwatch(rr_http *h, int slot)
-{
-    if (slot < 0) return;
-    pthread_mutex_lock(&h->watch_mu);
-    epoll_ctl(h->epfd, EPOLL_CTL_DEL, h->slots[slot].next_free, NULL);
-    h->slots[slot].q = NULL;
-    h->slots[slot].gen++;
-    h->slots[slot].next_free = h->free_slot;
-    h->free_slot = slot;
-    pthread_mutex_unlock(&h->watch_mu);
-}
-
-static int watcher_start(rr_http *h, int n_slots)
-{
-    pthread_mutex_init(&h->watch_mu, NULL);
-    h->epfd = epoll_create1(EPOLL_CLOEXEC);
-    h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    h->slots = rr_calloc((size_t)n_slots, sizeof *h->slots);
-    if (h->epfd < 0 || h->wake_fd < 0 || !h->slots) return 0;
-    h->n_slots = n_slots;
-    for (int i = 0; i < n_slots; i++)
-        h->slots[i].next_free = i + 1 < n_slots ? i + 1 : -1;
-    h->free_slot = 0;
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
-    if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->wake_fd, &ev) != 0) return 0;
-    if (pthread_create(&h->watcher, NULL, watch_main, h) != 0) return 0;
-    h->watcher_started = 1;
-    return 1;
 }
 
 /* ---- life --------------------------------------------------------------------------------- */
@@ -285,18 +170,13 @@ int rr_http_start(rr_server *srv, rr_http **out)
         return 0;
     }
     h->srv = srv;
-    h->epfd = h->wake_fd = -1;
     json_set_alloc_funcs(rr_malloc, rr_free); /* jansson through the allocation funnel */
-    for (int r = 0; r < RR_HTTP_ROUTES; r++) {
-        for (int c = 0; c < RR_HTTP_CODES; c++)
-            atomic_init(&h->codes[r][c], 0);
-        rr_hist_init(&h->seconds[r], rr_hist_seconds, rr_hist_seconds_n, 1e-9);
-    }
+    rr_http_rerank_init(h);
     int limit = fd_budget(cfg->http_max_connections);
     if (limit < cfg->http_max_connections)
         fprintf(stderr, "rerankd: --http-max-connections %d lowered to %d (open file limit)\n",
                 cfg->http_max_connections, limit);
-    if (!watcher_start(h, limit)) {
+    if (!rr_http_watch_start(h, limit)) {
         fprintf(stderr, "rerankd: cannot start the HTTP disconnect watcher: %s\n",
                 strerror(errno));
         return 0;
@@ -335,7 +215,7 @@ int rr_http_start(rr_server *srv, rr_http **out)
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = di ? di->port : cfg->http_port;
-    rr_metrics_add(srv, http_metrics, h);
+    rr_metrics_add(srv, rr_http_rerank_metrics, h);
     return 1;
 }
 
@@ -343,15 +223,6 @@ void rr_http_stop(rr_http *h)
 {
     if (!h) return;
     if (h->d) MHD_stop_daemon(h->d); /* every connection is gone after this */
-    if (h->watcher_started) {
-        uint64_t one = 1;
-        ssize_t w = write(h->wake_fd, &one, sizeof one);
-        (void)w;
-        pthread_join(h->watcher, NULL);
-        pthread_mutex_destroy(&h->watch_mu);
-    }
-    if (h->epfd >= 0) close(h->epfd);
-    if (h->wake_fd >= 0) close(h->wake_fd);
-    rr_free(h->slots);
+    rr_http_watch_stop(h);
     rr_free(h);
 }

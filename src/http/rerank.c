@@ -63,8 +63,8 @@ struct rr_http_req {
     shape shape;
     int raw_scores, return_text;
     uint64_t top_n;
-    rr_sched_req *r; /* in the scheduler; read by the watcher under h->watch_mu */
-    int slot;        /* the watcher's, or -1 */
+    rr_sched_req *r; /* in the scheduler */
+    int slot;        /* the disconnect watcher's, or -1 */
 
     /* The answer, set before the connection is resumed. */
     unsigned status;
@@ -208,11 +208,6 @@ static void request_done(rr_sched_req *r)
     MHD_resume_connection(q->conn); /* thread-safe with MHD_ALLOW_SUSPEND_RESUME */
 }
 
-void rr_http_rerank_cancel(rr_http_req *q)
-{
-    if (q->r) atomic_store(&q->r->cancelled, 1);
-}
-
 /* ---- parsing and validation ------------------------------------------------------------ */
 
 static int get_bool(rr_http_req *q, const char *key, int def, int *out)
@@ -338,9 +333,55 @@ static int start(rr_http_req *q)
     MHD_suspend_connection(q->conn); /* before submit: done may resume at once */
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (ci) rr_http_watch(q->h, q, ci->connect_fd, &q->slot);
+    if (ci) rr_http_watch(q->h, r, ci->connect_fd, &q->slot);
     rr_front_submit(srv, r, request_done, q);
     return 1;
+}
+
+/* ---- counting --------------------------------------------------------------------------- */
+
+static const unsigned counted[RR_HTTP_CODES - 1] = {200, 400, 413, 422, 424, 429, 499, 500, 503};
+
+static void count(rr_http *h, int route, unsigned status, uint64_t t_start)
+{
+    int i = 0;
+    while (i < RR_HTTP_CODES - 1 && counted[i] != status)
+        i++;
+    atomic_fetch_add_explicit(&h->codes[route][i], 1, memory_order_relaxed);
+    rr_hist_observe(&h->seconds[route], rr_now_ns() - t_start);
+}
+
+void rr_http_rerank_metrics(rr_strbuf *b, void *ctx)
+{
+    rr_http *h = ctx;
+    static const char *const routes[RR_HTTP_ROUTES] = {"/rerank", "/v1/rerank"};
+    rr_metrics_header(b, "rerankd_http_requests_total", "counter",
+                      "Finished HTTP reranking requests by route and status.");
+    for (int r = 0; r < RR_HTTP_ROUTES; r++)
+        for (int c = 0; c < RR_HTTP_CODES; c++) {
+            char code[8];
+            snprintf(code, sizeof code, "%u", c < RR_HTTP_CODES - 1 ? counted[c] : 0);
+            rr_strbuf_printf(b, "rerankd_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
+                             routes[r], c < RR_HTTP_CODES - 1 ? code : "other",
+                             (unsigned long long)atomic_load(&h->codes[r][c]));
+        }
+    rr_metrics_header(b, "rerankd_http_handling_seconds", "histogram",
+                      "HTTP reranking request time, first byte of headers to answer queued, by "
+                      "route.");
+    for (int r = 0; r < RR_HTTP_ROUTES; r++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "route=\"%s\"", routes[r]);
+        rr_metrics_hist(b, "rerankd_http_handling_seconds", labels, &h->seconds[r]);
+    }
+}
+
+void rr_http_rerank_init(rr_http *h)
+{
+    for (int r = 0; r < RR_HTTP_ROUTES; r++) {
+        for (int c = 0; c < RR_HTTP_CODES; c++)
+            atomic_init(&h->codes[r][c], 0);
+        rr_hist_init(&h->seconds[r], rr_hist_seconds, rr_hist_seconds_n, 1e-9);
+    }
 }
 
 /* ---- the MHD side ------------------------------------------------------------------------ */
@@ -375,7 +416,7 @@ static enum MHD_Result send_answer(rr_http_req *q)
     }
     enum MHD_Result ret = MHD_queue_response(q->conn, q->status, resp);
     MHD_destroy_response(resp);
-    rr_http_count(q->h, q->route, q->status, q->t_start);
+    count(q->h, q->route, q->status, q->t_start);
     return ret;
 }
 

@@ -35,7 +35,8 @@ typedef struct rr_http_req rr_http_req;
  * (generation << 32 | slot), so an event for a request that already ended finds another
  * generation and is ignored. */
 typedef struct rr_http_slot {
-    rr_http_req *q;
+    rr_sched_req *r; /* the watched request; NULL when free */
+    int fd;
     uint32_t gen;
     int next_free;
 } rr_http_slot;
@@ -48,7 +49,7 @@ typedef struct rr_http {
     atomic_uint_fast64_t codes[RR_HTTP_ROUTES][RR_HTTP_CODES];
     rr_hist seconds[RR_HTTP_ROUTES];
 
-    /* The disconnect watcher (http.c). */
+    /* The disconnect watcher (watch.c). */
     int epfd, wake_fd;
     pthread_t watcher;
     int watcher_started;
@@ -65,14 +66,14 @@ int rr_http_start(rr_server *srv, rr_http **out);
  * frees the wing. NULL ok. */
 void rr_http_stop(rr_http *h);
 
-/* http.c, for rerank.c: watch a suspended request's socket / stop watching it (before
- * the connection is resumed). Watch returns 0 when the socket cannot be watched (the
+/* watch.c: start (n_slots requests at most) and stop the watcher; watch a suspended
+ * request's socket (its request r is cancelled if the peer hangs up) / stop watching it,
+ * before the request is released. Watch returns 0 when the socket cannot be watched (the
  * request still runs; only early cancellation is lost). */
-int rr_http_watch(rr_http *h, rr_http_req *q, int fd, int *slot);
+int rr_http_watch_start(rr_http *h, int n_slots);
+void rr_http_watch_stop(rr_http *h);
+int rr_http_watch(rr_http *h, rr_sched_req *r, int fd, int *slot);
 void rr_http_unwatch(rr_http *h, int slot);
-/* Queues a JSON answer on a connection (MHD_Result). */
-int rr_http_reply(struct MHD_Connection *conn, unsigned code, const char *type, char *body,
-                  size_t len, int owned);
 
 /* rerank.c: the reranking routes. rr_http_rerank_route: 0 /rerank, 1 /v1|v2/rerank, -1
  * other. rr_http_rerank: the MHD access handler for them; rr_http_rerank_free: the
@@ -81,10 +82,9 @@ int rr_http_rerank_route(const char *url);
 int rr_http_rerank(rr_http *h, struct MHD_Connection *conn, int route, const char *upload_data,
                    size_t *upload_data_size, void **con_cls);
 void rr_http_rerank_free(void *con_cls);
-/* The watcher saw the client hang up (under watch_mu): drop the request before compute. */
-void rr_http_rerank_cancel(rr_http_req *q);
-/* Counts a finished reranking answer by route and status. */
-void rr_http_count(rr_http *h, int route, unsigned status, uint64_t t_start);
+/* rerank.c: the counters by route and status (init) and their /metrics families. */
+void rr_http_rerank_init(rr_http *h);
+void rr_http_rerank_metrics(rr_strbuf *b, void *ctx);
 
 /* json.c: JSON text helpers. A string literal of bytes s[0..n) (quotes included): control
  * characters and U+0000 escaped, invalid UTF-8 replaced by U+FFFD. */

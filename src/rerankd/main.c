@@ -14,6 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,6 +229,10 @@ int main(int argc, char **argv)
 {
     rr_config cfg;
     if (!parse_args(argc, argv, &cfg)) return 2;
+    /* Buffers of 256 KiB and more (a big request's decoding arena, a 4 MB body) come from
+     * their own mappings and go back to the system when freed. glibc's default raises this
+     * threshold after such frees, after which a burst of big requests stays in the heap. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     rr_server srv;
     rr_edge_init(&srv, &cfg);
     rr_grpc *grpc = NULL;
