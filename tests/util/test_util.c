@@ -102,8 +102,13 @@ static void test_hist(void)
     rr_hist_observe(&z, 16384);
     rr_hist_observe(&z, 16385);
     rr_hist_read(&z, &s);
+    int i16k = -1;
     for (int i = 0; i < z.n; i++)
-        if (z.le[i] == 16384) CHECK(s.cum[i] == 1 && s.cum[i + 1] == 2);
+        if (z.le[i] == 16384) i16k = i;
+    CHECK_MSG(i16k >= 0, "rr_hist_sizes has no 16384 edge");
+    if (i16k >= 0)
+        CHECK_MSG(s.cum[i16k] == 1 && s.cum[i16k + 1] == 2, "cum %llu %llu",
+                  (unsigned long long)s.cum[i16k], (unsigned long long)s.cum[i16k + 1]);
 
     /* Four threads, 400,000 observations: none lost. */
     rr_hist_init(&shared, rr_hist_seconds, rr_hist_seconds_n, 1e-9);
