@@ -26,6 +26,8 @@
 
 #define RR_NAME_CAP 192
 #define RR_BLOB_ALIGN 64
+/* config.json is a few hundred bytes; anything near this limit is not a model config. */
+#define RR_CONFIG_MAX_BYTES (16u << 20)
 
 struct rr_model {
     rr_model_info info;
@@ -87,35 +89,6 @@ static void want_region(want_list *wl, int prefixed, const float **field, int64_
 /* ---------------------------------------------------------------------------------------
  * Files and config.json
  */
-
-static rr_status read_text_file(const char *path, char **out, size_t *len, rr_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    rr_status s;
-    *out = NULL;
-    if (!f) return rr_set_error(err, RR_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) goto io;
-    long n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) goto io;
-    buf = rr_malloc((size_t)n + 1);
-    if (!buf) {
-        s = rr_set_error(err, RR_E_NOMEM, "%s: out of memory reading %ld bytes", path, n);
-        goto fail;
-    }
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) goto io;
-    buf[n] = '\0';
-    fclose(f);
-    *out = buf;
-    *len = (size_t)n;
-    return RR_OK;
-io:
-    s = rr_set_error(err, RR_E_IO, "%s: read error", path);
-fail:
-    rr_free(buf);
-    fclose(f);
-    return s;
-}
 
 /* Reads config field `key` as a positive int; `def` < 0 means required. */
 static rr_status cfg_int(const cJSON *cfg, const char *path, const char *key, int def, int *out,
@@ -510,7 +483,7 @@ rr_status rr_model_load(const char *dir, rr_model **out, rr_error *err)
     m->info.path = m->path;
 
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if ((s = read_text_file(path, &text, &len, err)) != RR_OK) goto fail;
+    if ((s = rr_read_file(path, RR_CONFIG_MAX_BYTES, &text, &len, err)) != RR_OK) goto fail;
     if ((s = parse_config(m, path, text, len, err)) != RR_OK) goto fail;
     rr_free(text);
     text = NULL;
@@ -534,6 +507,27 @@ rr_status rr_model_load(const char *dir, rr_model **out, rr_error *err)
     return RR_OK;
 fail:
     rr_free(text);
+    rr_model_free(m);
+    return s;
+}
+
+rr_status rr_model_parse_config(const char *name, const char *text, size_t len, rr_model **out,
+                                rr_error *err)
+{
+    rr_status s;
+    *out = NULL;
+    rr_model *m = rr_calloc(1, sizeof *m);
+    if (!m) return rr_set_error(err, RR_E_NOMEM, "out of memory reading %s", name);
+    m->path = rr_strdup(name);
+    if (!m->path) {
+        s = rr_set_error(err, RR_E_NOMEM, "out of memory reading %s", name);
+        goto fail;
+    }
+    m->info.path = m->path;
+    if ((s = parse_config(m, name, text, len, err)) != RR_OK) goto fail;
+    *out = m;
+    return RR_OK;
+fail:
     rr_model_free(m);
     return s;
 }

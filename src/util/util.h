@@ -31,6 +31,13 @@ long rr_alloc_count(void);
 rr_status rr_set_error(rr_error *err, rr_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Reads the whole regular file `path` into *out, a new rr_malloc'ed buffer of *len + 1 bytes
+ * whose last byte is a NUL (the text itself may contain NULs; use *len). Files larger than
+ * max_bytes are refused before anything is allocated. Errors name the path: RR_E_IO (cannot
+ * open, not a regular file, short read), RR_E_FORMAT (over max_bytes), RR_E_NOMEM. On error
+ * *out is NULL. The caller frees *out with rr_free. */
+rr_status rr_read_file(const char *path, size_t max_bytes, char **out, size_t *len, rr_error *err);
+
 /* Monotonic time in nanoseconds. */
 uint64_t rr_now_ns(void);
 
