@@ -127,6 +127,30 @@ static rr_status parse_activation(const char *path, const char *key, const char 
     return RR_OK;
 }
 
+/* Sizes far beyond any cross-encoder (BERT-large: 24 layers, 3.4e8 weights) are refused
+ * here, so that build_wants' table size and offsets cannot overflow (a config.json with
+ * hidden_size 2^31 - 1 or num_hidden_layers 2^31 - 1 used to reach signed overflow there). */
+#define RR_MAX_LAYERS 4096
+#define RR_MAX_WEIGHTS 1099511627776.0 /* 2^40 fp32 values: 4 TiB */
+
+static rr_status check_sizes(const rr_model_info *in, const char *path, rr_error *err)
+{
+    if (in->n_layer > RR_MAX_LAYERS)
+        return rr_set_error(err, RR_E_UNSUPPORTED, "%s: num_hidden_layers %d is over %d", path,
+                            in->n_layer, RR_MAX_LAYERS);
+    /* what build_wants carves, in double: exact enough to compare with 2^40 */
+    double d = in->d_model, e = in->d_embed, f = in->d_ff;
+    double n = ((double)in->vocab_size + in->max_position + in->type_vocab_size + 2) * e +
+               (in->d_embed != in->d_model ? d * e + d : 0.0) +
+               in->n_layer * (4 * d * d + 2 * d * f + f + 9 * d) + d * d + d +
+               in->n_labels * (d + 1);
+    if (n > RR_MAX_WEIGHTS)
+        return rr_set_error(err, RR_E_UNSUPPORTED,
+                            "%s: these sizes make %.3g weights, over the 2^40 rerankd loads", path,
+                            n);
+    return RR_OK;
+}
+
 static rr_status parse_config(rr_model *m, const char *path, const char *text, size_t len,
                               rr_error *err)
 {
@@ -248,6 +272,7 @@ static rr_status parse_config(rr_model *m, const char *path, const char *text, s
     else if (cJSON_IsString(legacy))
         s = parse_activation(path, "sbert_ce_default_activation_function", legacy->valuestring,
                              &in->default_activation, err);
+    if (s == RR_OK) s = check_sizes(in, path, err);
 done:
     cJSON_Delete(cfg);
     return s;

@@ -139,10 +139,16 @@ static rr_status add_added(builder *b, const char *s, int32_t id, rr_error *err)
 
 /* --- files ------------------------------------------------------------------------------ */
 
-/* Parses one JSON file's text; `path` names it in messages. */
+/* Parses one JSON file's text; `path` names it in messages. Invalid UTF-8 is refused first,
+ * as HF refuses it (Rust strings, Python's utf-8 decoding): cJSON would copy the bytes into
+ * strings, and an added token that ends inside a character makes the encoder resume in the
+ * middle of one and read past the end of the text. */
 static rr_status parse_json(const char *path, const char *text, size_t len, cJSON **out,
                             rr_error *err)
 {
+    *out = NULL;
+    if (rr_utf8_check(text, len) != len)
+        return rr_set_error(err, RR_E_FORMAT, "%s: not valid UTF-8", path);
     *out = cJSON_ParseWithLength(text, len);
     if (!*out) return rr_set_error(err, RR_E_FORMAT, "%s: invalid JSON", path);
     if (!cJSON_IsObject(*out)) {
@@ -165,6 +171,17 @@ static const char *token_string(const cJSON *v)
         if (cJSON_IsString(c)) return c->valuestring;
     }
     return NULL;
+}
+
+/* A token id written as a JSON number: an integer in [0, INT32_MAX). Returns 0 for anything
+ * else, which callers refuse: converting a double outside int32's range is undefined. */
+static int json_id(const cJSON *v, int32_t *out)
+{
+    if (!cJSON_IsNumber(v)) return 0;
+    double d = v->valuedouble;
+    if (!(d >= 0 && d < INT32_MAX) || d != (double)(int32_t)d) return 0;
+    *out = (int32_t)d;
+    return 1;
 }
 
 /* Reads an optional boolean; 1/0 when present as a bool, `dflt` otherwise. */
@@ -222,10 +239,8 @@ static rr_status load_post_processor(const cJSON *pp, const char *file, rr_token
         const cJSON *cls = cJSON_GetObjectItemCaseSensitive(pp, "cls");
         const cJSON *sep = cJSON_GetObjectItemCaseSensitive(pp, "sep");
         const cJSON *ci = cJSON_GetArrayItem(cls, 1), *si = cJSON_GetArrayItem(sep, 1);
-        if (!cJSON_IsNumber(ci) || !cJSON_IsNumber(si))
+        if (!json_id(ci, &t->cls_id) || !json_id(si, &t->sep_id))
             return rr_set_error(err, RR_E_FORMAT, "%s: post_processor.cls/sep malformed", file);
-        t->cls_id = (int32_t)ci->valuedouble;
-        t->sep_id = (int32_t)si->valuedouble;
         return RR_OK;
     }
     if (!type || strcmp(type, "TemplateProcessing") != 0)
@@ -253,11 +268,10 @@ static rr_status load_post_processor(const cJSON *pp, const char *file, rr_token
             const cJSON *sp = cJSON_GetObjectItemCaseSensitive(specials, id->valuestring);
             const cJSON *ids = cJSON_GetObjectItemCaseSensitive(sp, "ids");
             if (!cJSON_IsArray(ids) || cJSON_GetArraySize(ids) != 1 ||
-                !cJSON_IsNumber(cJSON_GetArrayItem(ids, 0)))
+                !json_id(cJSON_GetArrayItem(ids, 0), &special_id[i]))
                 return rr_set_error(err, RR_E_FORMAT,
                                     "%s: post_processor.special_tokens['%s'] malformed", file,
                                     id->valuestring);
-            special_id[i] = (int32_t)cJSON_GetArrayItem(ids, 0)->valuedouble;
         }
     }
     if (special_id[2] != special_id[4]) goto not_bert;
@@ -389,7 +403,8 @@ static rr_status load_tokenizer_json(const char *path, const char *text, size_t 
     const cJSON *pad = cJSON_GetObjectItemCaseSensitive(root, "padding");
     const cJSON *pad_id = cJSON_GetObjectItemCaseSensitive(pad, "pad_id");
     t->pad_id = -1;
-    if (cJSON_IsNumber(pad_id)) t->pad_id = (int32_t)pad_id->valuedouble;
+    if (cJSON_IsNumber(pad_id) && !json_id(pad_id, &t->pad_id))
+        s = rr_set_error(err, RR_E_FORMAT, "%s: padding.pad_id malformed", path);
 fail:
     cJSON_Delete(root);
     return s;
@@ -438,12 +453,16 @@ static rr_status vocab_txt_specials(const cJSON *stmap, const cJSON *tconf, cons
     const cJSON *dec =
         tconf ? cJSON_GetObjectItemCaseSensitive(tconf, "added_tokens_decoder") : NULL;
     const cJSON *e;
+    /* keyed by id: the loop reads each member's key, which an array's items do not have */
+    if (dec && !cJSON_IsObject(dec) && !cJSON_IsNull(dec))
+        return rr_set_error(err, RR_E_FORMAT,
+                            "%s/tokenizer_config.json: added_tokens_decoder is not an object", dir);
     cJSON_ArrayForEach(e, dec)
     {
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(e, "content");
         char *end = NULL;
         long id = strtol(e->string, &end, 10);
-        if (!cJSON_IsString(content) || *end || id < 0 || id >= INT32_MAX)
+        if (!cJSON_IsString(content) || end == e->string || *end || id < 0 || id >= INT32_MAX)
             return rr_set_error(err, RR_E_FORMAT,
                                 "%s/tokenizer_config.json: added_tokens_decoder['%s'] malformed",
                                 dir, e->string);
@@ -563,7 +582,8 @@ static rr_status finish(builder *b, rr_tokenizer *t, rr_error *err)
         if (len >= 2 && memcmp(key, "##", 2) == 0)
             table_insert(t, key + 2, len - 2, 1, b->ents[i].id);
     }
-    qsort(b->added, (size_t)b->n_added, sizeof *b->added, cmp_added_len);
+    /* no added tokens leaves b->added NULL, which qsort may not be given even for 0 items */
+    if (b->n_added > 1) qsort(b->added, (size_t)b->n_added, sizeof *b->added, cmp_added_len);
     t->added = b->added;
     t->n_added = b->n_added;
     b->added = NULL;
