@@ -205,7 +205,8 @@ typedef enum rr_dtype {
 typedef struct rr_engine_opts {
     int device;           /* -1: CPU; ≥ 0: CUDA device ordinal */
     int max_batch_tokens; /* workspace size in tokens; 0 → 16384 */
-    int n_threads;        /* CPU threads; 0 → number of online CPUs */
+    int n_threads;        /* CPU threads; 0 → the CPUs this process may use: affinity and
+                             cgroup CPU quota (rounded up) */
     rr_dtype dtype;       /* CUDA precision; ignored on the CPU (always fp32) */
 } rr_engine_opts;
 

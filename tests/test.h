@@ -2,7 +2,8 @@
  * test.h — the minimal test harness shared by the C tests: CHECK macros that count, a
  * summary line, and the "skipped" convention (exit code 77, which ctest reports as a skip).
  *
- * Usage: call CHECK/CHECK_MSG as often as needed, end main with `return test_summary("name");`.
+ * Usage: call CHECK/CHECK_MSG as often as needed, end main with `return test_summary("name");`
+ * (which fails a test that ran no checks at all).
  */
 #ifndef RR_TEST_H
 #define RR_TEST_H
@@ -44,8 +45,14 @@ static inline int test_skip(const char *name, const char *why)
     return TEST_SKIP_CODE;
 }
 
+/* A test that ran no checks fails: a loop over an empty table or a case that silently
+ * returned early must not read as a pass. Tests that cannot run say so with test_skip. */
 static inline int test_summary(const char *name)
 {
+    if (test_n_pass + test_n_fail == 0) {
+        printf("%s: FAIL: no checks ran\n", name);
+        return 1;
+    }
     printf("%s: %d passed, %d failed\n", name, test_n_pass, test_n_fail);
     return test_n_fail == 0 ? 0 : 1;
 }

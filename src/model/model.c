@@ -26,6 +26,8 @@
 
 #define RR_NAME_CAP 192
 #define RR_BLOB_ALIGN 64
+/* config.json is a few hundred bytes; anything near this limit is not a model config. */
+#define RR_CONFIG_MAX_BYTES (16u << 20)
 
 struct rr_model {
     rr_model_info info;
@@ -88,35 +90,6 @@ static void want_region(want_list *wl, int prefixed, const float **field, int64_
  * Files and config.json
  */
 
-static rr_status read_text_file(const char *path, char **out, size_t *len, rr_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    rr_status s;
-    *out = NULL;
-    if (!f) return rr_set_error(err, RR_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) goto io;
-    long n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) goto io;
-    buf = rr_malloc((size_t)n + 1);
-    if (!buf) {
-        s = rr_set_error(err, RR_E_NOMEM, "%s: out of memory reading %ld bytes", path, n);
-        goto fail;
-    }
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) goto io;
-    buf[n] = '\0';
-    fclose(f);
-    *out = buf;
-    *len = (size_t)n;
-    return RR_OK;
-io:
-    s = rr_set_error(err, RR_E_IO, "%s: read error", path);
-fail:
-    rr_free(buf);
-    fclose(f);
-    return s;
-}
-
 /* Reads config field `key` as a positive int; `def` < 0 means required. */
 static rr_status cfg_int(const cJSON *cfg, const char *path, const char *key, int def, int *out,
                          rr_error *err)
@@ -151,6 +124,30 @@ static rr_status parse_activation(const char *path, const char *key, const char 
                             "%s: %s \"%.200s\" is not supported (Identity or Sigmoid only)", path,
                             key, cls);
     }
+    return RR_OK;
+}
+
+/* Sizes far beyond any cross-encoder (BERT-large: 24 layers, 3.4e8 weights) are refused
+ * here, so that build_wants' table size and offsets cannot overflow (a config.json with
+ * hidden_size 2^31 - 1 or num_hidden_layers 2^31 - 1 used to reach signed overflow there). */
+#define RR_MAX_LAYERS 4096
+#define RR_MAX_WEIGHTS 1099511627776.0 /* 2^40 fp32 values: 4 TiB */
+
+static rr_status check_sizes(const rr_model_info *in, const char *path, rr_error *err)
+{
+    if (in->n_layer > RR_MAX_LAYERS)
+        return rr_set_error(err, RR_E_UNSUPPORTED, "%s: num_hidden_layers %d is over %d", path,
+                            in->n_layer, RR_MAX_LAYERS);
+    /* what build_wants carves, in double: exact enough to compare with 2^40 */
+    double d = in->d_model, e = in->d_embed, f = in->d_ff;
+    double n = ((double)in->vocab_size + in->max_position + in->type_vocab_size + 2) * e +
+               (in->d_embed != in->d_model ? d * e + d : 0.0) +
+               in->n_layer * (4 * d * d + 2 * d * f + f + 9 * d) + d * d + d +
+               in->n_labels * (d + 1);
+    if (n > RR_MAX_WEIGHTS)
+        return rr_set_error(err, RR_E_UNSUPPORTED,
+                            "%s: these sizes make %.3g weights, over the 2^40 rerankd loads", path,
+                            n);
     return RR_OK;
 }
 
@@ -275,6 +272,7 @@ static rr_status parse_config(rr_model *m, const char *path, const char *text, s
     else if (cJSON_IsString(legacy))
         s = parse_activation(path, "sbert_ce_default_activation_function", legacy->valuestring,
                              &in->default_activation, err);
+    if (s == RR_OK) s = check_sizes(in, path, err);
 done:
     cJSON_Delete(cfg);
     return s;
@@ -510,7 +508,7 @@ rr_status rr_model_load(const char *dir, rr_model **out, rr_error *err)
     m->info.path = m->path;
 
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if ((s = read_text_file(path, &text, &len, err)) != RR_OK) goto fail;
+    if ((s = rr_read_file(path, RR_CONFIG_MAX_BYTES, &text, &len, err)) != RR_OK) goto fail;
     if ((s = parse_config(m, path, text, len, err)) != RR_OK) goto fail;
     rr_free(text);
     text = NULL;
@@ -534,6 +532,27 @@ rr_status rr_model_load(const char *dir, rr_model **out, rr_error *err)
     return RR_OK;
 fail:
     rr_free(text);
+    rr_model_free(m);
+    return s;
+}
+
+rr_status rr_model_parse_config(const char *name, const char *text, size_t len, rr_model **out,
+                                rr_error *err)
+{
+    rr_status s;
+    *out = NULL;
+    rr_model *m = rr_calloc(1, sizeof *m);
+    if (!m) return rr_set_error(err, RR_E_NOMEM, "out of memory reading %s", name);
+    m->path = rr_strdup(name);
+    if (!m->path) {
+        s = rr_set_error(err, RR_E_NOMEM, "out of memory reading %s", name);
+        goto fail;
+    }
+    m->info.path = m->path;
+    if ((s = parse_config(m, name, text, len, err)) != RR_OK) goto fail;
+    *out = m;
+    return RR_OK;
+fail:
     rr_model_free(m);
     return s;
 }

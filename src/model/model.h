@@ -13,6 +13,8 @@
 #ifndef RR_MODEL_H
 #define RR_MODEL_H
 
+#include <stddef.h>
+
 #include "rerank.h"
 
 typedef enum rr_hidden_act {
@@ -55,5 +57,15 @@ typedef struct rr_weights {
 /* Internal accessors (the struct rr_model itself is private to model.c). */
 const rr_weights *rr_model_weights(const rr_model *m);
 rr_hidden_act rr_model_hidden_act(const rr_model *m);
+
+/* The config.json step of rr_model_load on its own, from memory (for the fuzzers and tests):
+ * `text` is len bytes of config.json (no NUL needed), `name` stands for the file in messages
+ * and becomes info.path. On success *out is a model with its rr_model_info and hidden
+ * activation set and nothing else: no weights (every rr_weights pointer NULL) and no
+ * tokenizer; release it with rr_model_free. Errors are rr_model_load's for config.json:
+ * RR_E_FORMAT (not a JSON object, a missing or malformed field), RR_E_UNSUPPORTED
+ * (architecture, position_embedding_type, hidden_act, activation), RR_E_NOMEM. */
+rr_status rr_model_parse_config(const char *name, const char *text, size_t len, rr_model **out,
+                                rr_error *err);
 
 #endif /* RR_MODEL_H */

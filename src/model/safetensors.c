@@ -1,5 +1,6 @@
 /*
- * safetensors.c — mmap + full validation of a .safetensors file (contract in safetensors.h).
+ * safetensors.c — mmap + full validation of a .safetensors file, or of the same bytes in a
+ * caller's buffer (contract in safetensors.h).
  *
  * Every check mirrors huggingface/safetensors `Metadata::validate`, so a file we accept is one
  * the Python reader accepts too, and a malformed file is refused with a message naming the
@@ -134,41 +135,24 @@ static rr_status parse_entry(const char *path, const cJSON *item, const uint8_t 
     return RR_OK;
 }
 
-rr_status rr_st_open(const char *path, rr_safetensors *st, rr_error *err)
+/* Validates the `size` bytes at `bytes` (a mapping or the caller's buffer) and fills the
+ * tensor table of *st, whose map fields the caller has set. Used by both rr_st_open and
+ * rr_st_open_mem, so a buffer is judged exactly as the same bytes in a file would be. On
+ * failure the tables are freed; the caller unmaps. */
+static rr_status st_parse(const char *path, const uint8_t *bytes, uint64_t size, rr_safetensors *st,
+                          rr_error *err)
 {
     rr_status s = RR_OK;
-    int fd = -1;
     cJSON *root = NULL;
     rr_st_tensor **by_offset = NULL;
-    struct stat sb;
 
-    memset(st, 0, sizeof *st);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return rr_set_error(err, RR_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        s = rr_set_error(err, RR_E_IO, "%s: not a readable regular file", path);
-        goto fail;
-    }
-    uint64_t size = (uint64_t)sb.st_size;
-    if (size < 8) {
-        s = rr_set_error(err, RR_E_FORMAT,
-                         "%s: file is %llu bytes, too short for the 8-byte header length", path,
-                         (unsigned long long)size);
-        goto fail;
-    }
-    st->map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (st->map == MAP_FAILED) {
-        st->map = NULL;
-        s = rr_set_error(err, RR_E_IO, "%s: mmap failed: %s", path, strerror(errno));
-        goto fail;
-    }
-    st->map_size = (size_t)size;
-    close(fd);
-    fd = -1;
-
-    const uint8_t *bytes = st->map;
+    if (size < 8)
+        return rr_set_error(err, RR_E_FORMAT,
+                            "%s: file is %llu bytes, too short for the 8-byte header length", path,
+                            (unsigned long long)size);
     uint64_t n = 0;
-    for (int i = 7; i >= 0; i--) n = (n << 8) | bytes[i];
+    for (int i = 7; i >= 0; i--)
+        n = (n << 8) | bytes[i];
     if (n > ST_MAX_HEADER || n > size - 8) {
         s = rr_set_error(err, RR_E_FORMAT,
                          "%s: header length %llu exceeds %s (file is %llu bytes)", path,
@@ -247,11 +231,50 @@ rr_status rr_st_open(const char *path, rr_safetensors *st, rr_error *err)
     return RR_OK;
 
 fail:
-    if (fd >= 0) close(fd);
     rr_free(by_offset);
     if (!st->header_json) cJSON_Delete(root);
-    rr_st_close(st);
+    rr_free(st->tensors);
+    cJSON_Delete(st->header_json);
+    st->tensors = NULL;
+    st->header_json = NULL;
+    st->n_tensors = 0;
     return s;
+}
+
+rr_status rr_st_open(const char *path, rr_safetensors *st, rr_error *err)
+{
+    rr_status s;
+    struct stat sb;
+
+    memset(st, 0, sizeof *st);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return rr_set_error(err, RR_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return rr_set_error(err, RR_E_IO, "%s: not a readable regular file", path);
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    if (size < 8) { /* mmap cannot map 0 bytes; st_parse words the error */
+        close(fd);
+        return st_parse(path, NULL, size, st, err);
+    }
+    void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int mmap_errno = errno;
+    close(fd);
+    if (map == MAP_FAILED)
+        return rr_set_error(err, RR_E_IO, "%s: mmap failed: %s", path, strerror(mmap_errno));
+    st->map = map;
+    st->map_size = (size_t)size;
+    if ((s = st_parse(path, map, size, st, err)) != RR_OK) rr_st_close(st);
+    return s;
+}
+
+rr_status rr_st_open_mem(const void *data, size_t len, const char *name, rr_safetensors *st,
+                         rr_error *err)
+{
+    memset(st, 0, sizeof *st);
+    if (!data && len) return rr_set_error(err, RR_E_INVALID, "%s: NULL buffer", name);
+    return st_parse(name, data, len, st, err);
 }
 
 void rr_st_close(rr_safetensors *st)

@@ -14,7 +14,9 @@
  *   - tokenizer_config.json: do_lower_case / strip_accents / tokenize_chinese_chars replace
  *     the normalizer flags (defaults True / None / True, as the transformers constructor
  *     does), and model_max_length.
- * Everything is parsed with cJSON and copied; the files are not needed afterwards.
+ * Everything is parsed with cJSON and copied; the files are not needed afterwards. The files
+ * are read by rr_tokenizer_load and parsed by rr_tokenizer_load_texts, which the fuzzers
+ * call with texts from memory.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <cJSON.h>
@@ -28,6 +30,10 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "util/util.h"
+
+/* Largest tokenizer file read (tokenizer.json of a big multilingual vocabulary is tens of MB;
+ * the string pool's offsets are 32-bit anyway). */
+#define RR_TOK_FILE_MAX_BYTES (1u << 30)
 
 /* --- growable arrays used only while loading ------------------------------------------- */
 
@@ -133,45 +139,17 @@ static rr_status add_added(builder *b, const char *s, int32_t id, rr_error *err)
 
 /* --- files ------------------------------------------------------------------------------ */
 
-static int file_exists(const char *path)
+/* Parses one JSON file's text; `path` names it in messages. Invalid UTF-8 is refused first,
+ * as HF refuses it (Rust strings, Python's utf-8 decoding): cJSON would copy the bytes into
+ * strings, and an added token that ends inside a character makes the encoder resume in the
+ * middle of one and read past the end of the text. */
+static rr_status parse_json(const char *path, const char *text, size_t len, cJSON **out,
+                            rr_error *err)
 {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static rr_status read_file(const char *path, char **out, size_t *out_len, rr_error *err)
-{
-    char *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return rr_set_error(err, RR_E_IO, "cannot open %s: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) goto io_fail;
-    long n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) goto io_fail;
-    buf = rr_malloc((size_t)n + 1);
-    if (!buf) {
-        fclose(f);
-        return rr_set_error(err, RR_E_NOMEM, "out of memory reading %s", path);
-    }
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) goto io_fail;
-    fclose(f);
-    buf[n] = 0;
-    *out = buf;
-    *out_len = (size_t)n;
-    return RR_OK;
-io_fail:
-    rr_free(buf);
-    fclose(f);
-    return rr_set_error(err, RR_E_IO, "cannot read %s", path);
-}
-
-static rr_status read_json(const char *path, cJSON **out, rr_error *err)
-{
-    char *text = NULL;
-    size_t len = 0;
-    rr_status s = read_file(path, &text, &len, err);
-    if (s) return s;
+    *out = NULL;
+    if (rr_utf8_check(text, len) != len)
+        return rr_set_error(err, RR_E_FORMAT, "%s: not valid UTF-8", path);
     *out = cJSON_ParseWithLength(text, len);
-    rr_free(text);
     if (!*out) return rr_set_error(err, RR_E_FORMAT, "%s: invalid JSON", path);
     if (!cJSON_IsObject(*out)) {
         cJSON_Delete(*out);
@@ -193,6 +171,17 @@ static const char *token_string(const cJSON *v)
         if (cJSON_IsString(c)) return c->valuestring;
     }
     return NULL;
+}
+
+/* A token id written as a JSON number: an integer in [0, INT32_MAX). Returns 0 for anything
+ * else, which callers refuse: converting a double outside int32's range is undefined. */
+static int json_id(const cJSON *v, int32_t *out)
+{
+    if (!cJSON_IsNumber(v)) return 0;
+    double d = v->valuedouble;
+    if (!(d >= 0 && d < INT32_MAX) || d != (double)(int32_t)d) return 0;
+    *out = (int32_t)d;
+    return 1;
 }
 
 /* Reads an optional boolean; 1/0 when present as a bool, `dflt` otherwise. */
@@ -250,10 +239,8 @@ static rr_status load_post_processor(const cJSON *pp, const char *file, rr_token
         const cJSON *cls = cJSON_GetObjectItemCaseSensitive(pp, "cls");
         const cJSON *sep = cJSON_GetObjectItemCaseSensitive(pp, "sep");
         const cJSON *ci = cJSON_GetArrayItem(cls, 1), *si = cJSON_GetArrayItem(sep, 1);
-        if (!cJSON_IsNumber(ci) || !cJSON_IsNumber(si))
+        if (!json_id(ci, &t->cls_id) || !json_id(si, &t->sep_id))
             return rr_set_error(err, RR_E_FORMAT, "%s: post_processor.cls/sep malformed", file);
-        t->cls_id = (int32_t)ci->valuedouble;
-        t->sep_id = (int32_t)si->valuedouble;
         return RR_OK;
     }
     if (!type || strcmp(type, "TemplateProcessing") != 0)
@@ -281,11 +268,10 @@ static rr_status load_post_processor(const cJSON *pp, const char *file, rr_token
             const cJSON *sp = cJSON_GetObjectItemCaseSensitive(specials, id->valuestring);
             const cJSON *ids = cJSON_GetObjectItemCaseSensitive(sp, "ids");
             if (!cJSON_IsArray(ids) || cJSON_GetArraySize(ids) != 1 ||
-                !cJSON_IsNumber(cJSON_GetArrayItem(ids, 0)))
+                !json_id(cJSON_GetArrayItem(ids, 0), &special_id[i]))
                 return rr_set_error(err, RR_E_FORMAT,
                                     "%s: post_processor.special_tokens['%s'] malformed", file,
                                     id->valuestring);
-            special_id[i] = (int32_t)cJSON_GetArrayItem(ids, 0)->valuedouble;
         }
     }
     if (special_id[2] != special_id[4]) goto not_bert;
@@ -299,10 +285,11 @@ not_bert:
                         file);
 }
 
-static rr_status load_tokenizer_json(const char *path, builder *b, rr_tokenizer *t, rr_error *err)
+static rr_status load_tokenizer_json(const char *path, const char *text, size_t len, builder *b,
+                                     rr_tokenizer *t, rr_error *err)
 {
     cJSON *root = NULL;
-    rr_status s = read_json(path, &root, err);
+    rr_status s = parse_json(path, text, len, &root, err);
     if (s) return s;
 
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
@@ -416,7 +403,8 @@ static rr_status load_tokenizer_json(const char *path, builder *b, rr_tokenizer 
     const cJSON *pad = cJSON_GetObjectItemCaseSensitive(root, "padding");
     const cJSON *pad_id = cJSON_GetObjectItemCaseSensitive(pad, "pad_id");
     t->pad_id = -1;
-    if (cJSON_IsNumber(pad_id)) t->pad_id = (int32_t)pad_id->valuedouble;
+    if (cJSON_IsNumber(pad_id) && !json_id(pad_id, &t->pad_id))
+        s = rr_set_error(err, RR_E_FORMAT, "%s: padding.pad_id malformed", path);
 fail:
     cJSON_Delete(root);
     return s;
@@ -424,16 +412,12 @@ fail:
 
 /* --- vocab.txt -------------------------------------------------------------------------- */
 
-static rr_status load_vocab_txt(const char *path, builder *b, rr_tokenizer *t, rr_error *err)
+static rr_status load_vocab_txt(const char *path, const char *text, size_t len, builder *b,
+                                rr_tokenizer *t, rr_error *err)
 {
-    char *text = NULL;
-    size_t len = 0;
-    rr_status s = read_file(path, &text, &len, err);
-    if (s) return s;
-    if (rr_utf8_check(text, len) != len) {
-        s = rr_set_error(err, RR_E_FORMAT, "%s: not valid UTF-8", path);
-        goto fail;
-    }
+    rr_status s = RR_OK;
+    if (rr_utf8_check(text, len) != len)
+        return rr_set_error(err, RR_E_FORMAT, "%s: not valid UTF-8", path);
     /* Python's readlines() in text mode: "\n", "\r\n" and "\r" all end a line; the last line
      * needs no terminator; load_vocab then strips the "\n". */
     int32_t id = 0;
@@ -443,14 +427,12 @@ static rr_status load_vocab_txt(const char *path, builder *b, rr_tokenizer *t, r
         while (j < len && text[j] != '\n' && text[j] != '\r')
             j++;
         s = add_vocab(b, text + i, j - i, id++, err);
-        if (s) goto fail;
+        if (s) return s;
         if (j < len && text[j] == '\r' && j + 1 < len && text[j + 1] == '\n') j++;
         i = j + 1;
     }
     if (id == 0) s = rr_set_error(err, RR_E_FORMAT, "%s: empty vocabulary", path);
     t->max_word_chars = 100;
-fail:
-    rr_free(text);
     return s;
 }
 
@@ -471,12 +453,16 @@ static rr_status vocab_txt_specials(const cJSON *stmap, const cJSON *tconf, cons
     const cJSON *dec =
         tconf ? cJSON_GetObjectItemCaseSensitive(tconf, "added_tokens_decoder") : NULL;
     const cJSON *e;
+    /* keyed by id: the loop reads each member's key, which an array's items do not have */
+    if (dec && !cJSON_IsObject(dec) && !cJSON_IsNull(dec))
+        return rr_set_error(err, RR_E_FORMAT,
+                            "%s/tokenizer_config.json: added_tokens_decoder is not an object", dir);
     cJSON_ArrayForEach(e, dec)
     {
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(e, "content");
         char *end = NULL;
         long id = strtol(e->string, &end, 10);
-        if (!cJSON_IsString(content) || *end || id < 0 || id >= INT32_MAX)
+        if (!cJSON_IsString(content) || end == e->string || *end || id < 0 || id >= INT32_MAX)
             return rr_set_error(err, RR_E_FORMAT,
                                 "%s/tokenizer_config.json: added_tokens_decoder['%s'] malformed",
                                 dir, e->string);
@@ -596,7 +582,8 @@ static rr_status finish(builder *b, rr_tokenizer *t, rr_error *err)
         if (len >= 2 && memcmp(key, "##", 2) == 0)
             table_insert(t, key + 2, len - 2, 1, b->ents[i].id);
     }
-    qsort(b->added, (size_t)b->n_added, sizeof *b->added, cmp_added_len);
+    /* no added tokens leaves b->added NULL, which qsort may not be given even for 0 items */
+    if (b->n_added > 1) qsort(b->added, (size_t)b->n_added, sizeof *b->added, cmp_added_len);
     t->added = b->added;
     t->n_added = b->n_added;
     b->added = NULL;
@@ -608,43 +595,45 @@ static rr_status finish(builder *b, rr_tokenizer *t, rr_error *err)
 
 /* --- rr_tokenizer_load --------------------------------------------------------------------- */
 
-rr_status rr_tokenizer_load(const char *dir, rr_tokenizer **out, rr_error *err)
+rr_status rr_tokenizer_load_texts(const char *dir, const rr_tokenizer_texts *f, rr_tokenizer **out,
+                                  rr_error *err)
 {
     rr_tokenizer *t = NULL;
     cJSON *tconf = NULL, *stmap = NULL;
     builder b = {0};
     char path[4096];
     rr_status s;
-    struct stat st;
 
-    if (!dir || !out) return rr_set_error(err, RR_E_INVALID, "rr_tokenizer_load: NULL argument");
+    if (!dir || !f || !out)
+        return rr_set_error(err, RR_E_INVALID, "rr_tokenizer_load_texts: NULL argument");
     *out = NULL;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return rr_set_error(err, RR_E_IO, "model folder %s: %s", dir,
-                            stat(dir, &st) != 0 ? strerror(errno) : "not a directory");
     t = rr_calloc(1, sizeof *t);
     if (!t) return rr_set_error(err, RR_E_NOMEM, "out of memory loading the tokenizer");
 
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    if (file_exists(path) && (s = read_json(path, &tconf, err))) goto fail;
+    if (f->tokenizer_config &&
+        (s = parse_json(path, f->tokenizer_config, f->tokenizer_config_len, &tconf, err)))
+        goto fail;
     snprintf(path, sizeof path, "%s/special_tokens_map.json", dir);
-    if (file_exists(path) && (s = read_json(path, &stmap, err))) goto fail;
+    if (f->special_tokens_map &&
+        (s = parse_json(path, f->special_tokens_map, f->special_tokens_map_len, &stmap, err)))
+        goto fail;
 
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    if (file_exists(path)) {
-        s = load_tokenizer_json(path, &b, t, err);
+    if (f->tokenizer_json) {
+        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+        s = load_tokenizer_json(path, f->tokenizer_json, f->tokenizer_json_len, &b, t, err);
         if (s) goto fail;
         if (t->pad_id < 0)
             t->pad_id = builder_find(&b, role_token(stmap, tconf, "pad_token", "[PAD]"));
         if (t->pad_id < 0) t->pad_id = 0;
     } else {
-        snprintf(path, sizeof path, "%s/vocab.txt", dir);
-        if (!file_exists(path)) {
+        if (!f->vocab_txt) {
             s = rr_set_error(err, RR_E_IO, "%s/tokenizer.json and %s/vocab.txt: no such file", dir,
                              dir);
             goto fail;
         }
-        s = load_vocab_txt(path, &b, t, err);
+        snprintf(path, sizeof path, "%s/vocab.txt", dir);
+        s = load_vocab_txt(path, f->vocab_txt, f->vocab_txt_len, &b, t, err);
         if (s) goto fail;
         s = vocab_txt_specials(stmap, tconf, dir, &b, t, err);
         if (s) goto fail;
@@ -681,6 +670,51 @@ fail:
     cJSON_Delete(tconf);
     cJSON_Delete(stmap);
     rr_tokenizer_free(t);
+    return s;
+}
+
+/* Reads `name` from dir into *text when it exists as a regular file (absent: *text stays NULL). */
+static rr_status read_optional(const char *dir, const char *name, char **text, size_t *len,
+                               rr_error *err)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return RR_OK;
+    return rr_read_file(path, RR_TOK_FILE_MAX_BYTES, text, len, err);
+}
+
+rr_status rr_tokenizer_load(const char *dir, rr_tokenizer **out, rr_error *err)
+{
+    char *tconf = NULL, *stmap = NULL, *tok_json = NULL, *vocab = NULL;
+    rr_tokenizer_texts f = {0};
+    rr_status s;
+    struct stat st;
+
+    if (!dir || !out) return rr_set_error(err, RR_E_INVALID, "rr_tokenizer_load: NULL argument");
+    *out = NULL;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return rr_set_error(err, RR_E_IO, "model folder %s: %s", dir,
+                            stat(dir, &st) != 0 ? strerror(errno) : "not a directory");
+    /* Every file is read first, then parsed: the parsing is rr_tokenizer_load_texts's, shared
+     * with the fuzzers. vocab.txt is read only when there is no tokenizer.json. */
+    if ((s = read_optional(dir, "tokenizer_config.json", &tconf, &f.tokenizer_config_len, err)) ||
+        (s = read_optional(dir, "special_tokens_map.json", &stmap, &f.special_tokens_map_len,
+                           err)) ||
+        (s = read_optional(dir, "tokenizer.json", &tok_json, &f.tokenizer_json_len, err)))
+        goto done;
+    if (!tok_json && (s = read_optional(dir, "vocab.txt", &vocab, &f.vocab_txt_len, err)))
+        goto done;
+    f.tokenizer_config = tconf;
+    f.special_tokens_map = stmap;
+    f.tokenizer_json = tok_json;
+    f.vocab_txt = vocab;
+    s = rr_tokenizer_load_texts(dir, &f, out, err);
+done:
+    rr_free(tconf);
+    rr_free(stmap);
+    rr_free(tok_json);
+    rr_free(vocab);
     return s;
 }
 

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 static atomic_long alloc_count;
 static atomic_long alloc_fail_at = -1; /* allocation number from which allocations fail */
@@ -101,12 +100,6 @@ uint64_t rr_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-int rr_cpu_count(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
 }
 
 size_t rr_grow_cap(size_t cap, size_t need, size_t first)

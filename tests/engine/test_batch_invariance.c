@@ -79,19 +79,15 @@ static void invariance(const char *dir)
                    .cu_seqlens = cu_rev};
     CHECK(rr_engine_forward(e, &br, rev) == RR_OK);
     double worst = 0.0;
-    int differ = 0, over = 0;
+    int differ = 0;
     for (int i = 0; i < N_PAIRS; i++) {
         float r = rev[N_PAIRS - 1 - i];
         double d1 = fabs((double)alone[i] - all[i]), d2 = fabs((double)alone[i] - r);
-        double bound = 5e-5 * (1.0 + fabs(alone[i]));
         if (d1 > worst) worst = d1;
         if (d2 > worst) worst = d2;
-        over += d1 > bound || d2 > bound;
         differ += memcmp(&alone[i], &all[i], sizeof(float)) != 0 ||
                   memcmp(&alone[i], &r, sizeof(float)) != 0;
     }
-    CHECK_MSG(over == 0, "%s: %d of %d pairs move by more than 5e-5 (max %.3g)", dir, over,
-              N_PAIRS, worst);
     CHECK_MSG(differ == 0, "%s: %d of %d pairs not bitwise equal alone vs batched (max %.3g)",
               dir, differ, N_PAIRS, worst);
     {
@@ -152,7 +148,7 @@ static void validation(const char *dir)
     expect_invalid(e, "cu_seqlens[n_seq] != n_tok", 2, 4, tok, ty, short_end);
     expect_invalid(e, "n_seq = 0", 0, 4, tok, ty, cu);
     expect_invalid(e, "NULL tokens", 2, 4, NULL, ty, cu);
-    expect_invalid(e, "NULL batch", 0, 0, NULL, NULL, NULL);
+    expect_invalid(e, "empty batch with NULL arrays", 0, 0, NULL, NULL, NULL);
     {
         int n = in->max_position + 1;
         int32_t *big = rr_calloc(n, sizeof *big), *bty = rr_calloc(n, sizeof *bty);
@@ -162,8 +158,8 @@ static void validation(const char *dir)
         rr_free(big);
         rr_free(bty);
     }
-    CHECK(rr_engine_forward(e, NULL, lg) == RR_E_INVALID);
-    CHECK(rr_engine_forward(e, &ok, NULL) == RR_E_INVALID);
+    CHECK_MSG(rr_engine_forward(e, NULL, lg) == RR_E_INVALID, "NULL batch");
+    CHECK_MSG(rr_engine_forward(e, &ok, NULL) == RR_E_INVALID, "NULL logits");
 
     rr_engine *e2 = NULL;
     rr_engine_opts small = {.device = -1, .max_batch_tokens = in->max_position - 1};
