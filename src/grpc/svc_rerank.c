@@ -59,16 +59,44 @@ static void fill_stats(Rerank__V1__Stats *s, const rr_sched_req *r, uint64_t t_s
     s->total_ns = rr_now_ns() - t_start;
 }
 
-/* Sets every document of a request from the message's; 0 (request given back) on a bad
- * id. */
-static int set_docs(rr_call *c, rr_sched_req *r, Rerank__V1__Document **docs, rr_problem *p)
+/* A request for documents docs[0 .. n) under the intake, admitted by the front with every
+ * document set; NULL with *p (the request is given back on a bad id). */
+static rr_sched_req *admit_docs(rr_server *srv, rr_intake *in, Rerank__V1__Document **docs,
+                                size_t n, rr_problem *p)
 {
+    in->n_docs = n;
+    rr_sched_req *r = rr_front_begin(srv, in, p);
+    if (!r) return NULL;
     for (int i = 0; i < r->n_docs; i++)
         if (!rr_front_doc(r, i, rr_bin_text(docs[i]->text), rr_bin_text(docs[i]->id), p)) {
-            rr_front_abort(c->srv, r);
-            return 0;
+            rr_front_abort(srv, r);
+            return NULL;
         }
-    return 1;
+    return r;
+}
+
+rr_sched_req *rr_rerank_admit(rr_server *srv, const Rerank__V1__RerankRequest *m,
+                              uint64_t deadline_ns, rr_problem *p)
+{
+    rr_intake in = {.query = rr_bin_text(m->query), .docs_field = "documents",
+                    .deadline_ns = deadline_ns};
+    if (!truncation(m->truncation, &in, p)) return NULL;
+    return admit_docs(srv, &in, m->documents, m->n_documents, p);
+}
+
+int rr_rerank_open(rr_server *srv, const Rerank__V1__StreamOpen *o, rr_intake *tmpl, rr_problem *p)
+{
+    *tmpl = (rr_intake){.query = rr_bin_text(o->query), .docs_field = "documents"};
+    return truncation(o->truncation, tmpl, p) && rr_front_options(srv, tmpl, p);
+}
+
+rr_sched_req *rr_rerank_batch_admit(rr_server *srv, const rr_intake *tmpl,
+                                    const Rerank__V1__StreamBatch *b, uint64_t deadline_ns,
+                                    rr_problem *p)
+{
+    rr_intake in = *tmpl;
+    in.deadline_ns = deadline_ns;
+    return admit_docs(srv, &in, b->documents, b->n_documents, p);
 }
 
 static void submit(rr_call *c, rr_sched_req *r, void (*done)(rr_sched_req *))
@@ -140,13 +168,8 @@ void rr_svc_rerank(rr_call *c)
     Rerank__V1__RerankRequest *m = (Rerank__V1__RerankRequest *)rr_decode(
         &rerank__v1__rerank_request__descriptor, c->payload, rr_call_arena(c), &lim,
         "RerankRequest", &p);
-    rr_intake in = {.query = m ? rr_bin_text(m->query) : (rr_text){0},
-                    .n_docs = m ? m->n_documents : 0,
-                    .docs_field = "documents",
-                    .deadline_ns = rr_call_deadline_ns(c)};
-    rr_sched_req *r = NULL;
-    if (!m || !truncation(m->truncation, &in, &p) || !(r = rr_front_begin(c->srv, &in, &p)) ||
-        !set_docs(c, r, m->documents, &p)) {
+    rr_sched_req *r = m ? rr_rerank_admit(c->srv, m, rr_call_deadline_ns(c), &p) : NULL;
+    if (!r) {
         rr_call_fail(c, &p);
         return;
     }
@@ -374,9 +397,7 @@ static int stream_open(rr_call *c, stream_state *st, Rerank__V1__RerankStreamReq
     st->open = m;
     st->batch_index = st->docs_seen = 0;
     st->text_len = 0;
-    st->tmpl = (rr_intake){.query = rr_bin_text(m->open->query), .docs_field = "documents"};
-    if (!truncation(m->open->truncation, &st->tmpl, &p) ||
-        !rr_front_options(c->srv, &st->tmpl, &p)) {
+    if (!rr_rerank_open(c->srv, m->open, &st->tmpl, &p)) {
         rr_call_fail(c, &p);
         return 0;
     }
@@ -427,11 +448,8 @@ static void stream_process(rr_call *c)
             msg_release(c, st, m);
             continue;
         }
-        rr_intake in = st->tmpl;
-        in.n_docs = n;
-        in.deadline_ns = rr_call_deadline_ns(c);
-        rr_sched_req *r = rr_front_begin(srv, &in, &p);
-        if (!r || !set_docs(c, r, m->batch->documents, &p)) {
+        rr_sched_req *r = rr_rerank_batch_admit(srv, &st->tmpl, m->batch, rr_call_deadline_ns(c), &p);
+        if (!r) {
             msg_release(c, st, m);
             rr_call_fail(c, &p);
             return;

@@ -93,6 +93,34 @@ static void tei_submit(rr_call *c, rr_sched_req *r, void (*done)(rr_sched_req *)
 
 static const uint32_t request_texts[] = {2}; /* RerankRequest.texts */
 
+rr_sched_req *rr_tei_admit(rr_server *srv, const Tei__V1__RerankRequest *m, uint64_t deadline_ns,
+                           rr_problem *p)
+{
+    rr_intake in = {.query = rr_bin_text(m->query), .n_docs = m->n_texts, .docs_field = "texts",
+                    .truncate = m->truncate, .deadline_ns = deadline_ns};
+    if (!direction(m->truncation_direction, &in.keep_last, p)) return NULL;
+    rr_sched_req *r = rr_front_begin(srv, &in, p);
+    for (int i = 0; r && i < r->n_docs; i++)
+        rr_front_doc(r, i, rr_bin_text(m->texts[i]), (rr_text){NULL, 0}, p);
+    return r;
+}
+
+int rr_tei_stream_message(const Tei__V1__RerankStreamRequest *m, int index, uint8_t *flags,
+                          rr_problem *p)
+{
+    char what[64];
+    int keep_last = 0;
+    snprintf(what, sizeof what, "the query of message %d", index);
+    if (!direction(m->truncation_direction, &keep_last, p)) {
+        char msg[RR_ERROR_MSG_CAP];
+        snprintf(msg, sizeof msg, "%s", p->msg);
+        return rr_problem_set(p, p->fail, "message %d: %s", index, msg);
+    }
+    if (!rr_front_query(rr_bin_text(m->query), what, p)) return 0;
+    *flags = (m->truncate ? RR_PAIR_TRUNCATE : 0) | (keep_last ? RR_PAIR_KEEP_LAST : 0);
+    return 1;
+}
+
 static void tei_rerank_done(rr_sched_req *r)
 {
     rr_call *c = r->user;
@@ -119,20 +147,11 @@ void rr_svc_tei_rerank(rr_call *c)
     Tei__V1__RerankRequest *m = (Tei__V1__RerankRequest *)rr_decode(
         &tei__v1__rerank_request__descriptor, c->payload, rr_call_arena(c), &lim,
         "RerankRequest", &p);
-    rr_intake in = {.docs_field = "texts", .deadline_ns = rr_call_deadline_ns(c)};
-    rr_sched_req *r = NULL;
-    if (m) {
-        in.query = rr_bin_text(m->query);
-        in.n_docs = m->n_texts;
-        in.truncate = m->truncate;
-    }
-    if (!m || !direction(m->truncation_direction, &in.keep_last, &p) ||
-        !(r = rr_front_begin(c->srv, &in, &p))) {
+    rr_sched_req *r = m ? rr_tei_admit(c->srv, m, rr_call_deadline_ns(c), &p) : NULL;
+    if (!r) {
         rr_call_fail(c, &p);
         return;
     }
-    for (int i = 0; i < r->n_docs; i++)
-        rr_front_doc(r, i, rr_bin_text(m->texts[i]), (rr_text){NULL, 0}, &p);
     c->svc = m; /* in c->arena: lives as long as the call */
     tei_submit(c, r, tei_rerank_done);
 }
@@ -283,14 +302,11 @@ static void tei_stream_recv(rr_call *c, int ok)
         return;
     }
     rr_problem p;
-    char what[64];
+    uint8_t flags = 0;
     Tei__V1__RerankStreamRequest *m = (Tei__V1__RerankStreamRequest *)rr_decode(
         &tei__v1__rerank_stream_request__descriptor, c->payload, s->msg, NULL,
         "RerankStreamRequest", &p);
-    int keep_last = 0;
-    snprintf(what, sizeof what, "the query of message %d", s->n);
-    if (!m || !direction(m->truncation_direction, &keep_last, &p) ||
-        !rr_front_query(rr_bin_text(m->query), what, &p)) {
+    if (!m || !rr_tei_stream_message(m, s->n, &flags, &p)) {
         rr_call_fail(c, &p);
         return;
     }
@@ -304,7 +320,6 @@ static void tei_stream_recv(rr_call *c, int ok)
         s->raw_scores = m->raw_scores;
         s->return_text = m->return_text;
     }
-    uint8_t flags = (m->truncate ? RR_PAIR_TRUNCATE : 0) | (keep_last ? RR_PAIR_KEEP_LAST : 0);
     if (!tei_stream_add(s, m, flags)) {
         rr_problem_set(&p, RR_FAIL_OVERLOADED, "out of memory at text %d", s->n);
         rr_call_fail(c, &p);

@@ -256,6 +256,27 @@ void rr_svc_health_watch(rr_call *c);
 void rr_svc_reflect(rr_call *c);
 void rr_svc_unimplemented(rr_call *c);
 
+/* The intake of each decoded message, without a call (the services and the fuzzers use
+ * them): a request admitted by the front with its documents set, or NULL / 0 with *p. */
+struct Rerank__V1__RerankRequest;
+struct Rerank__V1__StreamOpen;
+struct Rerank__V1__StreamBatch;
+struct Tei__V1__RerankRequest;
+struct Tei__V1__RerankStreamRequest;
+rr_sched_req *rr_rerank_admit(rr_server *srv, const struct Rerank__V1__RerankRequest *m,
+                              uint64_t deadline_ns, rr_problem *p);
+/* A stream's open message → the template of its batches (max_length, query checked). */
+int rr_rerank_open(rr_server *srv, const struct Rerank__V1__StreamOpen *o, rr_intake *tmpl,
+                   rr_problem *p);
+rr_sched_req *rr_rerank_batch_admit(rr_server *srv, const rr_intake *tmpl,
+                                    const struct Rerank__V1__StreamBatch *b, uint64_t deadline_ns,
+                                    rr_problem *p);
+rr_sched_req *rr_tei_admit(rr_server *srv, const struct Tei__V1__RerankRequest *m,
+                           uint64_t deadline_ns, rr_problem *p);
+/* One TEI stream message's own checks (direction, query) and its RR_PAIR_* flags. */
+int rr_tei_stream_message(const struct Tei__V1__RerankStreamRequest *m, int index,
+                          uint8_t *flags, rr_problem *p);
+
 /* Each stream service prefills / empties its list of stream states (g->streams[0], [1]). */
 int rr_svc_rerank_init(rr_grpc *g);
 void rr_svc_rerank_free(rr_grpc *g);

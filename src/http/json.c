@@ -4,6 +4,7 @@
  * body that measures it before it is parsed, so a body of a million empty strings is
  * refused for its size (413) instead of first becoming a million parsed values.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "http/wing.h"
@@ -91,7 +92,7 @@ void rr_json_scan(const char *body, size_t n, rr_json_shape *s)
                 lv[d].obj = c == '{';
                 lv[d].want_key = c == '{';
                 lv[d].n = 0;
-                memcpy(lv[d].key, d == 2 && lv[1].obj ? key : "", sizeof key);
+                snprintf(lv[d].key, sizeof lv[d].key, "%s", d == 2 && lv[1].obj ? key : "");
             }
             break;
         case '}':

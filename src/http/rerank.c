@@ -47,8 +47,6 @@
 /* Deepest nesting a body may have (ours are 3 deep); far below jansson's recursion. */
 #define MAX_DEPTH 32
 
-typedef enum shape { SHAPE_TEI, SHAPE_COHERE } shape;
-
 struct rr_http_req {
     rr_http *h;
     struct MHD_Connection *conn;
@@ -59,10 +57,8 @@ struct rr_http_req {
     uint64_t t_start;
     double timeout;    /* s, from x-request-timeout or --http-timeout; 0 none; < 0 invalid */
 
-    json_t *json;
-    shape shape;
-    int raw_scores, return_text;
-    uint64_t top_n;
+    json_t *json;    /* the parsed body: the texts point into it */
+    rr_http_opts o;  /* shape and answer options */
     rr_sched_req *r; /* in the scheduler */
     int slot;        /* the disconnect watcher's, or -1 */
 
@@ -156,15 +152,15 @@ static void render(rr_http_req *q, rr_sched_req *r)
         set_problem(q, &p);
         return;
     }
-    int top = rr_front_top(q->top_n, r->n_docs);
+    int top = rr_front_top(q->o.top_n, r->n_docs);
     rr_strbuf o = {0};
-    if (q->shape == SHAPE_TEI) {
+    if (q->o.shape == RR_HTTP_TEI) {
         rr_strbuf_printf(&o, "[");
         for (int k = 0; k < top; k++) {
-            float score = q->raw_scores ? items[k].logit : rr_sigmoid(items[k].logit);
+            float score = q->o.raw_scores ? items[k].logit : rr_sigmoid(items[k].logit);
             rr_strbuf_printf(&o, "%s{\"index\":%d,\"score\":%.9g", k ? "," : "", items[k].index,
                              score);
-            if (q->return_text) {
+            if (q->o.return_text) {
                 rr_text t = r->docs[items[k].index];
                 rr_strbuf_printf(&o, ",\"text\":");
                 rr_json_put_string(&o, t.p, t.len);
@@ -180,7 +176,7 @@ static void render(rr_http_req *q, rr_sched_req *r)
         for (int k = 0; k < top; k++) {
             rr_strbuf_printf(&o, "%s{\"index\":%d,\"relevance_score\":%.9g", k ? "," : "",
                              items[k].index, rr_sigmoid(items[k].logit));
-            if (q->return_text) {
+            if (q->o.return_text) {
                 rr_text t = r->docs[items[k].index];
                 rr_strbuf_printf(&o, ",\"document\":{\"text\":");
                 rr_json_put_string(&o, t.p, t.len);
@@ -210,14 +206,14 @@ static void request_done(rr_sched_req *r)
 
 /* ---- parsing and validation ------------------------------------------------------------ */
 
-static int get_bool(rr_http_req *q, const char *key, int def, int *out)
+static int get_bool(const json_t *j, const char *key, int def, int *out, rr_problem *p)
 {
-    const json_t *v = json_object_get(q->json, key);
+    const json_t *v = json_object_get(j, key);
     if (!v || json_is_null(v)) {
         *out = def;
         return 1;
     }
-    if (!json_is_boolean(v)) return fail(q, RR_FAIL_INVALID, "\"%s\" must be a boolean", key);
+    if (!json_is_boolean(v)) return rr_problem_set(p, RR_FAIL_INVALID, "\"%s\" must be a boolean", key);
     *out = json_is_true(v);
     return 1;
 }
@@ -227,44 +223,108 @@ static rr_text jtext(const json_t *s)
     return (rr_text){json_string_value(s), json_string_length(s)};
 }
 
-/* The options of either shape into the intake and q. */
-static int options(rr_http_req *q, rr_intake *in)
+/* The options of either shape into the intake and the answer's options. */
+static int options(const json_t *j, rr_http_opts *o, rr_intake *in, rr_problem *p)
 {
     in->truncate = 1;
-    q->top_n = 0;
-    if (q->shape == SHAPE_TEI) {
-        if (!get_bool(q, "raw_scores", 0, &q->raw_scores) ||
-            !get_bool(q, "return_text", 0, &q->return_text) ||
-            !get_bool(q, "truncate", 1, &in->truncate))
+    if (o->shape == RR_HTTP_TEI) {
+        if (!get_bool(j, "raw_scores", 0, &o->raw_scores, p) ||
+            !get_bool(j, "return_text", 0, &o->return_text, p) ||
+            !get_bool(j, "truncate", 1, &in->truncate, p))
             return 0;
-        const json_t *dir = json_object_get(q->json, "truncation_direction");
+        const json_t *dir = json_object_get(j, "truncation_direction");
         if (dir && !json_is_null(dir)) {
             if (json_is_string(dir) && strcasecmp(json_string_value(dir), "left") == 0)
                 in->keep_last = 1;
             else if (!json_is_string(dir) || strcasecmp(json_string_value(dir), "right") != 0)
-                return fail(q, RR_FAIL_INVALID,
-                            "\"truncation_direction\" must be \"right\" or \"left\"");
+                return rr_problem_set(p, RR_FAIL_INVALID,
+                                      "\"truncation_direction\" must be \"right\" or \"left\"");
         }
         return 1;
     }
-    if (!get_bool(q, "return_documents", 0, &q->return_text)) return 0;
-    const json_t *top = json_object_get(q->json, "top_n");
+    if (!get_bool(j, "return_documents", 0, &o->return_text, p)) return 0;
+    const json_t *top = json_object_get(j, "top_n");
     if (top && !json_is_null(top)) {
         /* Any top_n from 1 up means "at most that many"; larger than the documents is all. */
         if (json_is_integer(top) && json_integer_value(top) >= 1)
-            q->top_n = (uint64_t)json_integer_value(top);
+            o->top_n = (uint64_t)json_integer_value(top);
         else if (json_is_real(top) && json_real_value(top) >= 1 &&
                  json_real_value(top) == floor(json_real_value(top)))
-            q->top_n = json_real_value(top) >= 1.8e19 ? UINT64_MAX
+            o->top_n = json_real_value(top) >= 1.8e19 ? UINT64_MAX
                                                       : (uint64_t)json_real_value(top);
         else
-            return fail(q, RR_FAIL_INVALID, "\"top_n\" must be a positive integer");
+            return rr_problem_set(p, RR_FAIL_INVALID, "\"top_n\" must be a positive integer");
     }
     return 1;
 }
 
-/* Parses the body and submits the request; on failure sets the answer. Returns 1 when the
- * request went to the scheduler (the connection must be suspended). */
+rr_sched_req *rr_http_admit(rr_server *srv, int route, const char *body, size_t len,
+                            uint64_t deadline_ns, json_t **json, rr_http_opts *o, rr_problem *p)
+{
+    *json = NULL;
+    *o = (rr_http_opts){0};
+    rr_json_shape sh;
+    rr_json_scan(body, len, &sh);
+    if (sh.depth > MAX_DEPTH) {
+        rr_problem_set(p, RR_FAIL_INVALID, "the body nests %d deep, over %d", sh.depth, MAX_DEPTH);
+        return NULL;
+    }
+    if (sh.top_array > (uint64_t)srv->cfg.max_docs) {
+        rr_problem_set(p, RR_FAIL_TOO_MANY, "%llu %s, over the limit of %d (--max-docs)",
+                       (unsigned long long)sh.top_array, sh.top_key[0] ? sh.top_key : "elements",
+                       srv->cfg.max_docs);
+        return NULL;
+    }
+    uint64_t max_values = 16 * (uint64_t)srv->cfg.max_docs + 1024;
+    if (sh.values > max_values) {
+        rr_problem_set(p, RR_FAIL_TOO_BIG, "the body holds %llu JSON values, over %llu",
+                       (unsigned long long)sh.values, (unsigned long long)max_values);
+        return NULL;
+    }
+    json_error_t je;
+    const json_t *j = *json = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    if (!j) {
+        rr_problem_set(p, RR_FAIL_MALFORMED, "the body is not valid JSON: %s (line %d, column %d)",
+                       je.text, je.line, je.column);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        rr_problem_set(p, RR_FAIL_INVALID, "the body is not a JSON object");
+        return NULL;
+    }
+    const json_t *query = json_object_get(j, "query");
+    const json_t *texts = json_object_get(j, "texts");
+    o->shape = route == 0 && texts ? RR_HTTP_TEI : RR_HTTP_COHERE;
+    const json_t *list = o->shape == RR_HTTP_TEI ? texts : json_object_get(j, "documents");
+    const char *field = o->shape == RR_HTTP_TEI ? "texts" : "documents";
+    if (!json_is_string(query)) {
+        rr_problem_set(p, RR_FAIL_INVALID, "\"query\" must be a string");
+        return NULL;
+    }
+    if (!json_is_array(list)) {
+        rr_problem_set(p, RR_FAIL_INVALID, "\"%s\" must be an array", field);
+        return NULL;
+    }
+    rr_intake in = {.query = jtext(query), .n_docs = json_array_size(list), .docs_field = field,
+                    .deadline_ns = deadline_ns};
+    if (!options(j, o, &in, p)) return NULL;
+    rr_sched_req *r = rr_front_begin(srv, &in, p);
+    for (int i = 0; r && i < r->n_docs; i++) {
+        const json_t *d = json_array_get(list, (size_t)i);
+        if (o->shape == RR_HTTP_COHERE && json_is_object(d)) d = json_object_get(d, "text");
+        if (!json_is_string(d)) {
+            rr_front_abort(srv, r);
+            rr_problem_set(p, RR_FAIL_INVALID, "%s[%d] must be a string%s", field, i,
+                           o->shape == RR_HTTP_COHERE ? " or an object with a \"text\" string" : "");
+            return NULL;
+        }
+        rr_front_doc(r, i, jtext(d), (rr_text){NULL, 0}, p);
+    }
+    return r;
+}
+
+/* Checks the server's state, admits the body and submits it; on failure sets the answer.
+ * Returns 1 when the request went to the scheduler (the connection must be suspended). */
 static int start(rr_http_req *q)
 {
     rr_server *srv = q->h->srv;
@@ -280,53 +340,12 @@ static int start(rr_http_req *q)
         return fail(q, RR_FAIL_UNAVAILABLE, "server is shutting down");
     if (q->timeout < 0)
         return fail(q, RR_FAIL_INVALID, "x-request-timeout must be a number of seconds > 0");
-
-    rr_json_shape sh;
-    rr_json_scan(q->body ? q->body : "", q->len, &sh);
-    if (sh.depth > MAX_DEPTH)
-        return fail(q, RR_FAIL_INVALID, "the body nests %d deep, over %d", sh.depth, MAX_DEPTH);
-    if (sh.top_array > (uint64_t)srv->cfg.max_docs)
-        return fail(q, RR_FAIL_TOO_MANY, "%llu %s, over the limit of %d (--max-docs)",
-                    (unsigned long long)sh.top_array, sh.top_key[0] ? sh.top_key : "elements",
-                    srv->cfg.max_docs);
-    uint64_t max_values = 16 * (uint64_t)srv->cfg.max_docs + 1024;
-    if (sh.values > max_values)
-        return fail(q, RR_FAIL_TOO_BIG, "the body holds %llu JSON values, over %llu",
-                    (unsigned long long)sh.values, (unsigned long long)max_values);
-
-    json_error_t je;
-    q->json = json_loadb(q->body ? q->body : "", q->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                         &je);
-    if (!q->json)
-        return fail(q, RR_FAIL_MALFORMED, "the body is not valid JSON: %s (line %d, column %d)",
-                    je.text, je.line, je.column);
-    if (!json_is_object(q->json))
-        return fail(q, RR_FAIL_INVALID, "the body is not a JSON object");
-    const json_t *query = json_object_get(q->json, "query");
-    const json_t *texts = json_object_get(q->json, "texts");
-    q->shape = q->route == 0 && texts ? SHAPE_TEI : SHAPE_COHERE;
-    const json_t *list = q->shape == SHAPE_TEI ? texts : json_object_get(q->json, "documents");
-    const char *field = q->shape == SHAPE_TEI ? "texts" : "documents";
-    if (!json_is_string(query)) return fail(q, RR_FAIL_INVALID, "\"query\" must be a string");
-    if (!json_is_array(list)) return fail(q, RR_FAIL_INVALID, "\"%s\" must be an array", field);
-
-    rr_intake in = {.query = jtext(query), .n_docs = json_array_size(list), .docs_field = field};
-    if (!options(q, &in)) return 0;
-    if (q->timeout > 0) in.deadline_ns = rr_now_ns() + (uint64_t)(q->timeout * 1e9);
-    rr_sched_req *r = rr_front_begin(srv, &in, &p);
+    uint64_t deadline = q->timeout > 0 ? rr_now_ns() + (uint64_t)(q->timeout * 1e9) : 0;
+    rr_sched_req *r = rr_http_admit(srv, q->route, q->body ? q->body : "", q->len, deadline,
+                                    &q->json, &q->o, &p);
     if (!r) {
         set_problem(q, &p);
         return 0;
-    }
-    for (int i = 0; i < r->n_docs; i++) {
-        const json_t *d = json_array_get(list, (size_t)i);
-        if (q->shape == SHAPE_COHERE && json_is_object(d)) d = json_object_get(d, "text");
-        if (!json_is_string(d)) {
-            rr_front_abort(srv, r);
-            return fail(q, RR_FAIL_INVALID, "%s[%d] must be a string%s", field, i,
-                        q->shape == SHAPE_COHERE ? " or an object with a \"text\" string" : "");
-        }
-        rr_front_doc(r, i, jtext(d), (rr_text){NULL, 0}, &p);
     }
     q->r = r;
     q->submitted = 1;

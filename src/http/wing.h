@@ -82,6 +82,22 @@ int rr_http_rerank_route(const char *url);
 int rr_http_rerank(rr_http *h, struct MHD_Connection *conn, int route, const char *upload_data,
                    size_t *upload_data_size, void **con_cls);
 void rr_http_rerank_free(void *con_cls);
+/* rerank.c: what a reranking request asks of its answer. */
+typedef enum { RR_HTTP_TEI, RR_HTTP_COHERE } rr_http_shape;
+typedef struct rr_http_opts {
+    rr_http_shape shape; /* /rerank with "texts": TEI's; otherwise Cohere/Jina's */
+    int raw_scores, return_text;
+    uint64_t top_n; /* 0: all */
+} rr_http_opts;
+
+/* rerank.c: a body for `route` (0 /rerank, 1 /v1|v2/rerank) measured (rr_json_scan: depth,
+ * an array over --max-docs, the number of values), parsed (jansson) and admitted by the
+ * front with every document set; NULL with *p. *json is the parsed body the texts point
+ * into (the caller's to json_decref after done, also on failure). */
+typedef struct json_t json_t;
+rr_sched_req *rr_http_admit(rr_server *srv, int route, const char *body, size_t len,
+                            uint64_t deadline_ns, json_t **json, rr_http_opts *o, rr_problem *p);
+
 /* rerank.c: the counters by route and status (init) and their /metrics families. */
 void rr_http_rerank_init(rr_http *h);
 void rr_http_rerank_metrics(rr_strbuf *b, void *ctx);

@@ -420,6 +420,92 @@ def seeds_safetensors(models):
     write(W, "header-array", struct.pack("<Q", 8) + b"[1,2,3] ")
 
 
+# --- fuzz_grpc_intake / fuzz_http_intake: requests ---------------------------------------------
+
+def varint(n):
+    n &= (1 << 64) - 1
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def fb(num, data):
+    """A length-delimited protobuf field."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return varint(num << 3 | 2) + varint(len(data)) + data
+
+
+def fv(num, v):
+    """A varint protobuf field."""
+    return varint(num << 3) + varint(v)
+
+
+def seeds_grpc_intake():
+    """Byte 0 picks the message (fuzz_grpc_intake.c), then the message's bytes."""
+    doc = lambda text, id_=None: fb(2, fb(1, text) + (fb(2, id_) if id_ is not None else b""))
+    trunc = lambda disabled=0, max_length=0, direction=0: fb(5, fv(1, disabled) + fv(2, max_length) + fv(3, direction))
+    rerank = {
+        "plain": fb(1, "how do cats purr") + doc("Cats purr.") + doc("Tides follow the moon."),
+        "ids-top-n": fb(1, "q") + doc("a", "id-1") + doc("b", "id-2") + fv(3, 1) + fv(4, 1),
+        "top-n-huge": fb(1, "q") + doc("a") + fv(3, 2 ** 31),
+        "top-n-negative": fb(1, "q") + doc("a") + fv(3, -1),
+        "truncation": fb(1, "q") + doc("a b c") + trunc(1, 16, 1),
+        "bad-direction": fb(1, "q") + doc("a") + trunc(0, 0, 7),
+        "nul": fb(1, "q\x00") + doc("a\x00b", "x\x00y"),
+        "bad-utf8-id": fb(1, "q") + doc("a", b"\xff\xfe"),
+        "unknown-fields": fb(1, "q") + doc("a") + fv(15, 0) * 8 + fb(99, "zz"),
+        "empty": b"",
+    }
+    stream = {
+        "open": fb(1, fb(1, "q") + fv(2, 3) + fv(3, 1) + fb(4, fv(2, 64))),
+        "batch": fb(2, doc("a") + doc("b", "id")),
+        "empty-batch": fb(2, b""),
+        "two-batches": fb(2, doc("a")) + fb(2, doc("b")),
+    }
+    tei = {
+        "plain": fb(1, "q") + fb(2, "a") + fb(2, "b") + fv(3, 1) + fv(4, 1) + fv(5, 1) + fv(6, 1),
+        "no-texts": fb(1, "q"),
+        "bad-direction": fb(1, "q") + fb(2, "a") + fv(6, 9),
+    }
+    tei_stream = {"plain": fb(1, "q") + fb(2, "a") + fv(3, 1) + fv(5, 1), "empty-query": fb(2, "a")}
+    for name, m in rerank.items():
+        write("fuzz_grpc_intake", "rerank-" + name, b"\x00" + m)
+    for name, m in stream.items():
+        write("fuzz_grpc_intake", "stream-" + name, b"\x01" + m)
+    for name, m in tei.items():
+        write("fuzz_grpc_intake", "tei-" + name, b"\x02" + m)
+    for name, m in tei_stream.items():
+        write("fuzz_grpc_intake", "tei-stream-" + name, b"\x03" + m)
+    write("fuzz_grpc_intake", "health", b"\x04" + fb(1, "rerank.v1.Reranker"))
+    write("fuzz_grpc_intake", "reflection", b"\x05" + fb(1, "host") + fb(4, "rerank.v1.Reranker"))
+
+
+def seeds_http_intake():
+    """Byte 0 picks the route (even /rerank, odd /v1/rerank), then the body."""
+    bodies = {
+        "tei": (0, {"query": "how do cats purr", "texts": ["Cats purr.", "Tides."], "raw_scores": True,
+                    "return_text": True, "truncate": False, "truncation_direction": "left"}),
+        "cohere": (1, {"model": "m", "query": "q", "documents": ["a", {"text": "b"}], "top_n": 1,
+                       "return_documents": True}),
+        "documents-on-rerank": (0, {"query": "q", "documents": ["a"]}),
+        "top-n-huge": (1, {"query": "q", "documents": ["a"], "top_n": 1e300}),
+        "nul": (0, {"query": "q", "texts": ["a\u0000b"]}),
+        "wrong-types": (0, {"query": 3, "texts": "a"}),
+        "empty": (0, {"query": "q", "texts": []}),
+    }
+    for name, (route, body) in bodies.items():
+        write("fuzz_http_intake", name, bytes([route]) + json.dumps(body).encode())
+    write("fuzz_http_intake", "nested", b"\x00" + b"[" * 40 + b"]" * 40)
+    write("fuzz_http_intake", "duplicate-key", b'\x00{"query":"a","query":"b","texts":["x"]}')
+    write("fuzz_http_intake", "bad-utf8", b'\x00{"query":"q","texts":["\xff"]}')
+    write("fuzz_http_intake", "surrogate", b'\x01{"query":"q","documents":["\\ud800"]}')
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=os.path.join(HERE, "..", "..", "models"))
@@ -429,6 +515,8 @@ def main():
     seeds_tokenizer_json(args.models)
     seeds_vocab_txt(args.models)
     seeds_safetensors(args.models)
+    seeds_grpc_intake()
+    seeds_http_intake()
     for t in sorted(os.listdir(os.path.join(HERE, "corpus"))):
         d = os.path.join(HERE, "corpus", t)
         files = os.listdir(d)
