@@ -23,8 +23,10 @@
 #include "engine/ops.h"
 
 /* Hot kernels are compiled twice, for the baseline ISA and for FMA (which implies AVX), and
- * picked at load time (GCC function multiversioning); the build targets plain x86-64. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+ * picked at load time (GCC function multiversioning); the build targets plain x86-64. Not
+ * under ThreadSanitizer: the clones' resolver runs during relocation, before the TSan
+ * runtime is up, and its instrumented code crashes there. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define RR_CLONES __attribute__((target_clones("default", "fma")))
 #else
 #define RR_CLONES

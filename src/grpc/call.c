@@ -318,6 +318,7 @@ static void pump(rr_call *c)
         with_status = 1;
     }
     rr_call_ref(c);
+    RR_TSAN_RELEASE(&c->t_send);
     grpc_call_error e = grpc_call_start_batch(c->call, ops, (size_t)n, &c->t_send, NULL);
     grpc_slice_unref(details); /* copied by start_batch */
     if (e != GRPC_CALL_OK) {
@@ -442,6 +443,7 @@ int rr_call_recv(rr_call *c)
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &c->payload;
     rr_call_ref(c);
+    RR_TSAN_RELEASE(&c->t_recv);
     grpc_call_error e = grpc_call_start_batch(c->call, &op, 1, &c->t_recv, NULL);
     if (e != GRPC_CALL_OK) {
         batch_failed(c, e, "recv");
@@ -475,6 +477,7 @@ static int watch_close(rr_call *c)
     op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     op.data.recv_close_on_server.cancelled = &c->cancelled;
     rr_call_ref(c);
+    RR_TSAN_RELEASE(&c->t_close);
     grpc_call_error e = grpc_call_start_batch(c->call, &op, 1, &c->t_close, NULL);
     if (e != GRPC_CALL_OK) {
         batch_failed(c, e, "recv close");
@@ -530,6 +533,7 @@ int rr_call_arm(rr_grpc *g, rr_method m)
     c->t_close.on_done = on_close;
     grpc_metadata_array_init(&c->md);
     grpc_call_error e;
+    RR_TSAN_RELEASE(&c->t_new);
     if (m == RR_M_GENERIC) {
         grpc_call_details_init(&c->details);
         e = grpc_server_request_call(g->server, &c->call, &c->details, &c->md, g->cq, g->cq,

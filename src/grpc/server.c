@@ -24,7 +24,9 @@ static void *cq_main(void *arg)
     for (;;) {
         grpc_event ev = grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
-        if (ev.type == GRPC_OP_COMPLETE) ((rr_tag *)ev.tag)->on_done(ev.tag, ev.success);
+        if (ev.type != GRPC_OP_COMPLETE) continue;
+        RR_TSAN_ACQUIRE(ev.tag);
+        ((rr_tag *)ev.tag)->on_done(ev.tag, ev.success);
     }
     return NULL;
 }
@@ -199,6 +201,7 @@ void rr_grpc_drain(rr_grpc *g, double grace)
     shutdown_tag sd = {.tag.on_done = on_shutdown,
                        .mu = PTHREAD_MUTEX_INITIALIZER,
                        .cv = PTHREAD_COND_INITIALIZER};
+    RR_TSAN_RELEASE(&sd.tag);
     grpc_server_shutdown_and_notify(g->server, g->cq, &sd.tag);
     if (!wait_shutdown(&sd, grace)) {
         fprintf(stderr, "rerankd: grace period over, cancelling %d live calls\n",

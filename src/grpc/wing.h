@@ -29,6 +29,26 @@
 #include "util/arena.h"
 #include "util/hist.h"
 
+/* ThreadSanitizer cannot see gRPC's own synchronization (its locks are not pthread's), so a
+ * tag handed to the core is released, and acquired when the CQ hands it back: TSan then
+ * knows the CQ thread sees what the thread that armed the tag wrote. No-ops otherwise. */
+#if defined(__SANITIZE_THREAD__)
+#define RR_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RR_TSAN 1
+#endif
+#endif
+#ifdef RR_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define RR_TSAN_RELEASE(p) __tsan_release(p)
+#define RR_TSAN_ACQUIRE(p) __tsan_acquire(p)
+#else
+#define RR_TSAN_RELEASE(p) ((void)(p))
+#define RR_TSAN_ACQUIRE(p) ((void)(p))
+#endif
+
 /* A completion-queue tag: the CQ thread calls on_done(tag, ok). */
 typedef struct rr_tag {
     void (*on_done)(struct rr_tag *t, int ok);

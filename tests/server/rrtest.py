@@ -98,13 +98,14 @@ def gen_stubs(src_dir, out_dir):
 class Server:
     """A rerankd process on 127.0.0.1:0. `valgrind` runs it under memcheck."""
 
-    def __init__(self, binary, model, extra=(), valgrind=None, ready_timeout=60.0):
+    def __init__(self, binary, model, extra=(), valgrind=None, ready_timeout=60.0, env=None):
         self.log = tempfile.NamedTemporaryFile(prefix="rerankd-", suffix=".log", delete=False)
         cmd = [binary, "--model", model, "--device", "cpu", "--host", "127.0.0.1", "--port", "0",
                "--grace-seconds", "2", "--threads", "1"] + list(extra)
         if valgrind:
             cmd = valgrind + cmd
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                     env=dict(os.environ, **env) if env else None)
         self.port = None
         self.http_port = None  # with --http-port: `HTTP <port>` comes before READY
         deadline = time.time() + ready_timeout
