@@ -48,12 +48,11 @@ def main():
     from tei.v1 import tei_pb2 as tei, tei_pb2_grpc as teig
     import health_pb2 as hp
     import health_pb2_grpc as hpg
-    supp = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tsan.supp")
     # ignore_noninstrumented_modules: gRPC, protobuf-c, libmicrohttpd and OpenBLAS are not
     # instrumented; their own accesses (through intercepted memcpy, new/delete) are not ours to
     # judge, and their synchronization is invisible to TSan.
     env = {"TSAN_OPTIONS": "halt_on_error=0 exitcode=66 second_deadlock_stack=1 "
-                           "ignore_noninstrumented_modules=1 suppressions=" + supp}
+                           "ignore_noninstrumented_modules=1"}
     srv = rrtest.Server(args.rerankd, args.tiny_model,
                         ["--http-port", "0", "--tokenizer-workers", "2", "--max-in-flight", "16"],
                         ready_timeout=180, env=env)
