@@ -57,7 +57,8 @@ __device__ __forceinline__ void load_chunk8(T *dst, const T *src, const float *b
             T v[8];
             memcpy(v, &raw, sizeof raw);
 #pragma unroll
-            for (int j = 0; j < 8; j++) v[j] = rr_from_f32<T>(rr_to_f32(v[j]) + bias[j]);
+            for (int j = 0; j < 8; j++)
+                v[j] = rr_from_f32<T>(rr_to_f32(v[j]) + bias[j]);
             memcpy(&raw, v, sizeof raw);
         }
     }
@@ -101,7 +102,8 @@ __global__ void __launch_bounds__(ATT_THREADS)
     float *s_w = s_s[warp];
     T *p_w = reinterpret_cast<T *>(s_w);
     float *o_w = o_s[warp];
-    for (int i = lane; i < 16 * LDO; i += 32) o_w[i] = 0.0f;
+    for (int i = lane; i < 16 * LDO; i += 32)
+        o_w[i] = 0.0f;
     const bool active = warp * 16 < tile.q_count;
     const int r = lane >> 1, half = lane & 1;
     float m_r = -INFINITY, l_r = 0.0f;
@@ -166,10 +168,12 @@ __global__ void __launch_bounds__(ATT_THREADS)
         __syncwarp(); /* every lane has read S before P overwrites it */
         T *prow = p_w + r * LDP + half * 16;
 #pragma unroll
-        for (int c = 0; c < 16; c++) prow[c] = rr_from_f32<T>(sv[c]);
+        for (int c = 0; c < 16; c++)
+            prow[c] = rr_from_f32<T>(sv[c]);
         float *orow = o_w + r * LDO + half * (DH / 2);
 #pragma unroll
-        for (int c = 0; c < DH / 2; c++) orow[c] *= alpha;
+        for (int c = 0; c < DH / 2; c++)
+            orow[c] *= alpha;
         __syncwarp();
 
 #pragma unroll
@@ -197,7 +201,8 @@ __global__ void __launch_bounds__(ATT_THREADS)
         if (row >= tile.q_count) break;
         T *dst = ctx + (size_t)(tile.out_row + row) * d + h * DH;
         const float inv = 1.0f / l;
-        for (int c = lane; c < DH; c += 32) dst[c] = rr_from_f32<T>(o_w[i * LDO + c] * inv);
+        for (int c = lane; c < DH; c += 32)
+            dst[c] = rr_from_f32<T>(o_w[i * LDO + c] * inv);
     }
 }
 
@@ -208,8 +213,8 @@ static cudaError_t launch(const void *qkv, const float *qkv_b, const rr_attn_til
 {
     const float scale_log2 = 1.4426950408889634f / sqrtf((float)DH);
     const dim3 grid((unsigned)max_tiles, (unsigned)n_head);
-    attention_kernel<T, DH><<<grid, ATT_THREADS, 0, stream>>>(
-        (const T *)qkv, qkv_b, tiles, n_tiles, n_head, scale_log2, (T *)ctx);
+    attention_kernel<T, DH><<<grid, ATT_THREADS, 0, stream>>>((const T *)qkv, qkv_b, tiles, n_tiles,
+                                                              n_head, scale_log2, (T *)ctx);
     return cudaGetLastError();
 }
 
@@ -222,10 +227,9 @@ extern "C" cudaError_t rr_attention_cuda(const void *qkv, const float *qkv_b,
     RR_LAUNCH_REQUIRE(max_tiles >= 1 && n_head >= 1 && n_head <= 65535);
     RR_LAUNCH_REQUIRE(d_head == 32 || d_head == 64);
     if (dt == RR_DTYPE_F16)
-        return d_head == 32 ? launch<__half, 32>(qkv, qkv_b, tiles, n_tiles, max_tiles, n_head,
-                                                 ctx, stream)
-                            : launch<__half, 64>(qkv, qkv_b, tiles, n_tiles, max_tiles, n_head,
-                                                 ctx, stream);
+        return d_head == 32
+                   ? launch<__half, 32>(qkv, qkv_b, tiles, n_tiles, max_tiles, n_head, ctx, stream)
+                   : launch<__half, 64>(qkv, qkv_b, tiles, n_tiles, max_tiles, n_head, ctx, stream);
     if (dt == RR_DTYPE_BF16)
         return d_head == 32 ? launch<__nv_bfloat16, 32>(qkv, qkv_b, tiles, n_tiles, max_tiles,
                                                         n_head, ctx, stream)

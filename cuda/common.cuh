@@ -18,8 +18,14 @@
 
 #include "kernels.h"
 
-__device__ __forceinline__ float rr_to_f32(__half v) { return __half2float(v); }
-__device__ __forceinline__ float rr_to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float rr_to_f32(__half v)
+{
+    return __half2float(v);
+}
+__device__ __forceinline__ float rr_to_f32(__nv_bfloat16 v)
+{
+    return __bfloat162float(v);
+}
 
 template <typename T> __device__ __forceinline__ T rr_from_f32(float v);
 template <> __device__ __forceinline__ __half rr_from_f32<__half>(float v)
@@ -34,14 +40,16 @@ template <> __device__ __forceinline__ __nv_bfloat16 rr_from_f32<__nv_bfloat16>(
 __device__ __forceinline__ float rr_warp_sum(float v)
 {
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
 
 __device__ __forceinline__ float rr_warp_max(float v)
 {
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 
@@ -52,22 +60,22 @@ __device__ __forceinline__ float rr_gelu_erf(float v)
 }
 
 /* Launchers: return cudaErrorInvalidValue on a broken precondition, else the launch status. */
-#define RR_LAUNCH_REQUIRE(cond)                                                            \
-    do {                                                                                   \
-        if (!(cond)) return cudaErrorInvalidValue;                                         \
+#define RR_LAUNCH_REQUIRE(cond)                                                                    \
+    do {                                                                                           \
+        if (!(cond)) return cudaErrorInvalidValue;                                                 \
     } while (0)
 
 /* Style habit 8: a device fault in the middle of a forward pass is fatal. The engine thread
  * cannot recover a poisoned context, so log the statement, function and place, and abort
  * for the supervisor to restart the process. */
-#define RR_CUDA_FATAL(stmt)                                                                \
-    do {                                                                                   \
-        cudaError_t rr_e_ = (stmt);                                                        \
-        if (rr_e_ != cudaSuccess) {                                                        \
-            fprintf(stderr, "rerankd: fatal CUDA error in %s (%s:%d): %s: %s\n", __func__, \
-                    __FILE__, __LINE__, #stmt, cudaGetErrorString(rr_e_));                  \
-            abort();                                                                       \
-        }                                                                                  \
+#define RR_CUDA_FATAL(stmt)                                                                        \
+    do {                                                                                           \
+        cudaError_t rr_e_ = (stmt);                                                                \
+        if (rr_e_ != cudaSuccess) {                                                                \
+            fprintf(stderr, "rerankd: fatal CUDA error in %s (%s:%d): %s: %s\n", __func__,         \
+                    __FILE__, __LINE__, #stmt, cudaGetErrorString(rr_e_));                         \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* Row-per-warp LayerNorm, the shared core of embed_ln and bias_residual_ln. Lane `lane`
@@ -103,17 +111,30 @@ __device__ __forceinline__ void rr_warp_row_ln(const float (&v)[NV], int d, cons
 /* Rows per block of the row-per-warp kernels. */
 #define RR_ROWS_PER_BLOCK 4
 
-/* Runs the statement(s) given with NV = the smallest supported register count per lane covering d columns
- * (d ≤ 1024), so MiniLM (384 → 12) and BERT-base (768 → 24) waste nothing. */
-#define RR_DISPATCH_NV(d, ...)                                                            \
-    do {                                                                                   \
-        const int rr_nv_ = ((d) + 31) / 32;                                                \
-        if (rr_nv_ <= 4) { constexpr int NV = 4; __VA_ARGS__; }                                   \
-        else if (rr_nv_ <= 8) { constexpr int NV = 8; __VA_ARGS__; }                              \
-        else if (rr_nv_ <= 12) { constexpr int NV = 12; __VA_ARGS__; }                            \
-        else if (rr_nv_ <= 16) { constexpr int NV = 16; __VA_ARGS__; }                            \
-        else if (rr_nv_ <= 24) { constexpr int NV = 24; __VA_ARGS__; }                            \
-        else { constexpr int NV = 32; __VA_ARGS__; }                                              \
+/* Runs the statement(s) given with NV = the smallest supported register count per lane covering d
+ * columns (d ≤ 1024), so MiniLM (384 → 12) and BERT-base (768 → 24) waste nothing. */
+#define RR_DISPATCH_NV(d, ...)                                                                     \
+    do {                                                                                           \
+        const int rr_nv_ = ((d) + 31) / 32;                                                        \
+        if (rr_nv_ <= 4) {                                                                         \
+            constexpr int NV = 4;                                                                  \
+            __VA_ARGS__;                                                                           \
+        } else if (rr_nv_ <= 8) {                                                                  \
+            constexpr int NV = 8;                                                                  \
+            __VA_ARGS__;                                                                           \
+        } else if (rr_nv_ <= 12) {                                                                 \
+            constexpr int NV = 12;                                                                 \
+            __VA_ARGS__;                                                                           \
+        } else if (rr_nv_ <= 16) {                                                                 \
+            constexpr int NV = 16;                                                                 \
+            __VA_ARGS__;                                                                           \
+        } else if (rr_nv_ <= 24) {                                                                 \
+            constexpr int NV = 24;                                                                 \
+            __VA_ARGS__;                                                                           \
+        } else {                                                                                   \
+            constexpr int NV = 32;                                                                 \
+            __VA_ARGS__;                                                                           \
+        }                                                                                          \
     } while (0)
 
 #endif /* RR_CUDA_COMMON_CUH */

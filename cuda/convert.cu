@@ -17,13 +17,16 @@ void rr_cuda_from_f32(const float *src, void *dst, size_t n, rr_dtype dt)
 {
     if (dt == RR_DTYPE_BF16) {
         __nv_bfloat16 *o = (__nv_bfloat16 *)dst;
-        for (size_t i = 0; i < n; i++) o[i] = __float2bfloat16_rn(src[i]);
+        for (size_t i = 0; i < n; i++)
+            o[i] = __float2bfloat16_rn(src[i]);
     } else if (dt == RR_DTYPE_F16) {
         __half *o = (__half *)dst;
-        for (size_t i = 0; i < n; i++) o[i] = __float2half_rn(src[i]);
+        for (size_t i = 0; i < n; i++)
+            o[i] = __float2half_rn(src[i]);
     } else {
         float *o = (float *)dst;
-        for (size_t i = 0; i < n; i++) o[i] = src[i];
+        for (size_t i = 0; i < n; i++)
+            o[i] = src[i];
     }
 }
 
@@ -31,13 +34,16 @@ void rr_cuda_to_f32(const void *src, float *dst, size_t n, rr_dtype dt)
 {
     if (dt == RR_DTYPE_BF16) {
         const __nv_bfloat16 *s = (const __nv_bfloat16 *)src;
-        for (size_t i = 0; i < n; i++) dst[i] = __bfloat162float(s[i]);
+        for (size_t i = 0; i < n; i++)
+            dst[i] = __bfloat162float(s[i]);
     } else if (dt == RR_DTYPE_F16) {
         const __half *s = (const __half *)src;
-        for (size_t i = 0; i < n; i++) dst[i] = __half2float(s[i]);
+        for (size_t i = 0; i < n; i++)
+            dst[i] = __half2float(s[i]);
     } else {
         const float *s = (const float *)src;
-        for (size_t i = 0; i < n; i++) dst[i] = s[i];
+        for (size_t i = 0; i < n; i++)
+            dst[i] = s[i];
     }
 }
 

@@ -39,8 +39,8 @@ __global__ void __launch_bounds__(32 * RR_ROWS_PER_BLOCK)
 
 template <typename T>
 static cudaError_t launch(const rr_tok3 *toks, int n_tok, const void *word, const void *pos,
-                          const void *type, const float *gamma, const float *beta, float eps,
-                          int d, void *out, cudaStream_t stream)
+                          const void *type, const float *gamma, const float *beta, float eps, int d,
+                          void *out, cudaStream_t stream)
 {
     const dim3 grid((n_tok + RR_ROWS_PER_BLOCK - 1) / RR_ROWS_PER_BLOCK);
     RR_DISPATCH_NV(d, embed_ln_kernel<T, NV><<<grid, 32 * RR_ROWS_PER_BLOCK, 0, stream>>>(
@@ -51,8 +51,8 @@ static cudaError_t launch(const rr_tok3 *toks, int n_tok, const void *word, cons
 
 extern "C" cudaError_t rr_embed_ln_cuda(const rr_tok3 *toks, int n_tok, const void *word,
                                         const void *pos, const void *type, const float *gamma,
-                                        const float *beta, float eps, int d, void *out,
-                                        rr_dtype dt, cudaStream_t stream)
+                                        const float *beta, float eps, int d, void *out, rr_dtype dt,
+                                        cudaStream_t stream)
 {
     RR_LAUNCH_REQUIRE(toks && word && pos && type && gamma && beta && out);
     RR_LAUNCH_REQUIRE(n_tok >= 1 && d >= 1 && d <= 1024);

@@ -109,8 +109,8 @@ static size_t align_up(size_t n)
 /* ---- weight upload: one pass measures, a second converts into host staging ---------- */
 
 typedef struct uploader {
-    char *host;     /* NULL while measuring */
-    char *dev;      /* device base (valid when host != NULL) */
+    char *host; /* NULL while measuring */
+    char *dev;  /* device base (valid when host != NULL) */
     size_t off;
     rr_dtype dt;
 } uploader;
@@ -169,14 +169,14 @@ static void upload_all(cuda_engine *e, const rr_weights *w, const rr_model_info 
 
 /* ---- the launch sequence (eager, or recorded into a graph) ----------------------------- */
 
-#define TRY(stmt)                                                                          \
-    do {                                                                                   \
-        cudaError_t rr_t_ = (stmt);                                                        \
-        if (rr_t_ != cudaSuccess) {                                                        \
-            e->fail_stmt = #stmt;                                                          \
-            e->fail_line = __LINE__;                                                       \
-            return rr_t_;                                                                  \
-        }                                                                                  \
+#define TRY(stmt)                                                                                  \
+    do {                                                                                           \
+        cudaError_t rr_t_ = (stmt);                                                                \
+        if (rr_t_ != cudaSuccess) {                                                                \
+            e->fail_stmt = #stmt;                                                                  \
+            e->fail_line = __LINE__;                                                               \
+            return rr_t_;                                                                          \
+        }                                                                                          \
     } while (0)
 
 static cudaError_t enqueue(cuda_engine *e, int tok_cap, int seq_cap, int tile_cap)
@@ -202,13 +202,13 @@ static cudaError_t enqueue(cuda_engine *e, int tok_cap, int seq_cap, int tile_ca
             TRY(rr_attention_cuda(e->qkv, L->qkv_b, e->tiles_dev, e->counts_dev, tile_cap,
                                   e->n_head, e->d_head, e->ctx, dt, st));
             TRY(rr_linear_cuda(e->ctx, L->ao_w, NULL, tok_cap, d, d, x, dt, e->blas, st));
-            TRY(rr_bias_residual_ln_cuda(x, L->ao_b, h, L->ln1_g, L->ln1_b, e->eps, tok_cap, d,
-                                         dt, st));
+            TRY(rr_bias_residual_ln_cuda(x, L->ao_b, h, L->ln1_g, L->ln1_b, e->eps, tok_cap, d, dt,
+                                         st));
             TRY(rr_linear_cuda(x, L->ff1_w, NULL, tok_cap, d, f, e->ff, dt, e->blas, st));
             TRY(rr_bias_gelu_cuda(e->ff, L->ff1_b, tok_cap, f, dt, st));
             TRY(rr_linear_cuda(e->ff, L->ff2_w, NULL, tok_cap, f, d, y, dt, e->blas, st));
-            TRY(rr_bias_residual_ln_cuda(y, L->ff2_b, x, L->ln2_g, L->ln2_b, e->eps, tok_cap, d,
-                                         dt, st));
+            TRY(rr_bias_residual_ln_cuda(y, L->ff2_b, x, L->ln2_g, L->ln2_b, e->eps, tok_cap, d, dt,
+                                         st));
             void *t = h;
             h = y;
             y = t;
@@ -218,15 +218,15 @@ static cudaError_t enqueue(cuda_engine *e, int tok_cap, int seq_cap, int tile_ca
                                   e->n_head, e->d_head, e->ctx, dt, st));
             TRY(rr_gather_rows_cuda(h, e->cls_rows_dev, seq_cap, d, y, dt, st));
             TRY(rr_linear_cuda(e->ctx, L->ao_w, NULL, seq_cap, d, d, x, dt, e->blas, st));
-            TRY(rr_bias_residual_ln_cuda(x, L->ao_b, y, L->ln1_g, L->ln1_b, e->eps, seq_cap, d,
-                                         dt, st));
+            TRY(rr_bias_residual_ln_cuda(x, L->ao_b, y, L->ln1_g, L->ln1_b, e->eps, seq_cap, d, dt,
+                                         st));
             TRY(rr_linear_cuda(x, L->ff1_w, NULL, seq_cap, d, f, e->ff, dt, e->blas, st));
             TRY(rr_bias_gelu_cuda(e->ff, L->ff1_b, seq_cap, f, dt, st));
             TRY(rr_linear_cuda(e->ff, L->ff2_w, NULL, seq_cap, f, d, y, dt, e->blas, st));
-            TRY(rr_bias_residual_ln_cuda(y, L->ff2_b, x, L->ln2_g, L->ln2_b, e->eps, seq_cap, d,
-                                         dt, st));
-            TRY(rr_head_cuda(y, seq_cap, d, e->n_labels, e->head_w, e->head_b, e->out_w,
-                             e->out_b, e->electra, e->logits_dev, dt, st));
+            TRY(rr_bias_residual_ln_cuda(y, L->ff2_b, x, L->ln2_g, L->ln2_b, e->eps, seq_cap, d, dt,
+                                         st));
+            TRY(rr_head_cuda(y, seq_cap, d, e->n_labels, e->head_w, e->head_b, e->out_w, e->out_b,
+                             e->electra, e->logits_dev, dt, st));
         }
     }
     return cudaSuccess;
@@ -256,22 +256,22 @@ static void cuda_destroy(void *impl)
     rr_free(e);
 }
 
-#define CK(stmt, what)                                                                     \
-    do {                                                                                   \
-        cudaError_t rr_c_ = (stmt);                                                        \
-        if (rr_c_ != cudaSuccess) {                                                        \
-            st = rr_set_error(err, RR_E_DEVICE, "cuda:%d: %s failed: %s", o->device, what,   \
-                              cudaGetErrorString(rr_c_));                                  \
-            goto fail;                                                                     \
-        }                                                                                  \
+#define CK(stmt, what)                                                                             \
+    do {                                                                                           \
+        cudaError_t rr_c_ = (stmt);                                                                \
+        if (rr_c_ != cudaSuccess) {                                                                \
+            st = rr_set_error(err, RR_E_DEVICE, "cuda:%d: %s failed: %s", o->device, what,         \
+                              cudaGetErrorString(rr_c_));                                          \
+            goto fail;                                                                             \
+        }                                                                                          \
     } while (0)
 
 static rr_status check_model(const rr_model *m, const rr_model_info *mi, rr_error *err)
 {
     if (mi->d_head != 32 && mi->d_head != 64)
         return rr_set_error(err, RR_E_UNSUPPORTED,
-                            "CUDA engine: d_head %d of %s is not supported (32 or 64)",
-                            mi->d_head, mi->path);
+                            "CUDA engine: d_head %d of %s is not supported (32 or 64)", mi->d_head,
+                            mi->path);
     if (mi->d_model > 1024 || mi->d_embed > 1024 || mi->d_model % 8)
         return rr_set_error(err, RR_E_UNSUPPORTED,
                             "CUDA engine: d_model %d / embedding width %d of %s not supported "
@@ -286,8 +286,7 @@ static rr_status check_model(const rr_model *m, const rr_model_info *mi, rr_erro
     return RR_OK;
 }
 
-static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **impl,
-                             rr_error *err)
+static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **impl, rr_error *err)
 {
     const rr_model_info *mi = rr_model_get_info(m);
     const rr_weights *w = rr_model_weights(m);
@@ -348,8 +347,9 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
     }
     /* fp32 reductions only: with fp16/bf16 outputs cuBLAS may otherwise reduce split-K
      * partial sums in the output type, adding a rounding that depends on M. */
-    if (cublasSetMathMode(e->blas, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
-                                                  CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)) !=
+    if (cublasSetMathMode(e->blas,
+                          (cublasMath_t)(CUBLAS_DEFAULT_MATH |
+                                         CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)) !=
         CUBLAS_STATUS_SUCCESS) {
         st = rr_set_error(err, RR_E_DEVICE, "cuda:%d: cublasSetMathMode failed", o->device);
         goto fail;
@@ -370,8 +370,7 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
         CK(cudaMalloc(&e->weights, bytes), "cudaMalloc(weights)");
         host_w = (char *)rr_calloc(1, bytes); /* zeroed: alignment gaps are copied too */
         if (!host_w) {
-            st = rr_set_error(err, RR_E_NOMEM, "out of memory staging %zu bytes of weights",
-                              bytes);
+            st = rr_set_error(err, RR_E_NOMEM, "out of memory staging %zu bytes of weights", bytes);
             goto fail;
         }
         u.host = host_w;
@@ -465,9 +464,11 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
                 what = ce1 != cudaSuccess ? e->fail_stmt : "cudaStreamEndCapture";
                 if (ce1 != cudaSuccess) ce = ce1;
             }
-            if (ce == cudaSuccess) what = "cudaGraphInstantiate", ce = cudaGraphInstantiate(&g->exec, graph, 0);
+            if (ce == cudaSuccess)
+                what = "cudaGraphInstantiate", ce = cudaGraphInstantiate(&g->exec, graph, 0);
             /* Upload now, so the first request of each bucket does not pay for it. */
-            if (ce == cudaSuccess) what = "cudaGraphUpload", ce = cudaGraphUpload(g->exec, e->stream);
+            if (ce == cudaSuccess)
+                what = "cudaGraphUpload", ce = cudaGraphUpload(g->exec, e->stream);
             if (graph) cudaGraphDestroy(graph);
             graph = NULL;
             if (ce != cudaSuccess) {
@@ -497,14 +498,14 @@ fail:
 
 /* ---- forward --------------------------------------------------------------------------- */
 
-#define FATAL_ENQUEUE(stmt)                                                         \
-    do {                                                                                   \
-        cudaError_t rr_f_ = (stmt);                                                        \
-        if (rr_f_ != cudaSuccess) {                                                        \
-            fprintf(stderr, "rerankd: fatal CUDA error in %s (%s:%d): %s: %s\n", __func__, \
-                    __FILE__, e->fail_line, e->fail_stmt, cudaGetErrorString(rr_f_));       \
-            abort();                                                                       \
-        }                                                                                  \
+#define FATAL_ENQUEUE(stmt)                                                                        \
+    do {                                                                                           \
+        cudaError_t rr_f_ = (stmt);                                                                \
+        if (rr_f_ != cudaSuccess) {                                                                \
+            fprintf(stderr, "rerankd: fatal CUDA error in %s (%s:%d): %s: %s\n", __func__,         \
+                    __FILE__, e->fail_line, e->fail_stmt, cudaGetErrorString(rr_f_));              \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static rr_status cuda_forward(void *impl, const rr_batch *b, float *logits)
@@ -523,8 +524,10 @@ static rr_status cuda_forward(void *impl, const rr_batch *b, float *logits)
             e->toks_h[t] = (rr_tok3){b->tokens[t], b->type_ids[t], t - begin};
         e->cls_rows_h[s] = begin;
     }
-    for (int t = n_tok; t < tok_cap; t++) e->toks_h[t] = (rr_tok3){0, 0, 0};
-    for (int s = n_seq; s < seq_cap; s++) e->cls_rows_h[s] = 0;
+    for (int t = n_tok; t < tok_cap; t++)
+        e->toks_h[t] = (rr_tok3){0, 0, 0};
+    for (int s = n_seq; s < seq_cap; s++)
+        e->cls_rows_h[s] = 0;
     const int n_tiles = rr_attention_tiles(b->cu_seqlens, n_seq, 0, e->tiles_h, 2 * e->max_tok);
     const int n_cls = rr_attention_tiles(b->cu_seqlens, n_seq, 1, e->cls_tiles_h, e->max_tok);
     if (n_tiles < 0 || n_cls != n_seq) return RR_E_INVALID; /* unreachable after validation */

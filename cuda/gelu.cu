@@ -32,8 +32,8 @@ static cudaError_t launch(void *x, const float *bias, int n_tok, int d, cudaStre
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t rr_bias_gelu_cuda(void *x, const float *bias, int n_tok, int d,
-                                         rr_dtype dt, cudaStream_t stream)
+extern "C" cudaError_t rr_bias_gelu_cuda(void *x, const float *bias, int n_tok, int d, rr_dtype dt,
+                                         cudaStream_t stream)
 {
     RR_LAUNCH_REQUIRE(x && bias && n_tok >= 1 && d >= 1);
     if (dt == RR_DTYPE_F16) return launch<__half, true>(x, bias, n_tok, d, stream);
@@ -41,8 +41,8 @@ extern "C" cudaError_t rr_bias_gelu_cuda(void *x, const float *bias, int n_tok, 
     return cudaErrorInvalidValue;
 }
 
-extern "C" cudaError_t rr_add_bias_cuda(void *x, const float *bias, int n_tok, int d,
-                                        rr_dtype dt, cudaStream_t stream)
+extern "C" cudaError_t rr_add_bias_cuda(void *x, const float *bias, int n_tok, int d, rr_dtype dt,
+                                        cudaStream_t stream)
 {
     RR_LAUNCH_REQUIRE(x && bias && n_tok >= 1 && d >= 1);
     if (dt == RR_DTYPE_F16) return launch<__half, false>(x, bias, n_tok, d, stream);

@@ -30,12 +30,14 @@ __global__ void __launch_bounds__(HEAD_THREADS)
     const int s = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int n_warps = HEAD_THREADS / 32;
     const T *x = hidden + (size_t)s * d;
-    for (int c = threadIdx.x; c < d; c += HEAD_THREADS) xs[c] = rr_to_f32(x[c]);
+    for (int c = threadIdx.x; c < d; c += HEAD_THREADS)
+        xs[c] = rr_to_f32(x[c]);
     __syncthreads();
     for (int j = warp; j < d; j += n_warps) {
         const T *w = dense_w + (size_t)j * d;
         float acc = 0.0f;
-        for (int k = lane; k < d; k += 32) acc += rr_to_f32(w[k]) * xs[k];
+        for (int k = lane; k < d; k += 32)
+            acc += rr_to_f32(w[k]) * xs[k];
         acc = rr_warp_sum(acc) + dense_b[j];
         if (lane == 0) hs[j] = electra ? rr_gelu_erf(acc) : tanhf(acc);
     }
@@ -43,7 +45,8 @@ __global__ void __launch_bounds__(HEAD_THREADS)
     for (int l = warp; l < n_labels; l += n_warps) {
         const T *w = out_w + (size_t)l * d;
         float acc = 0.0f;
-        for (int k = lane; k < d; k += 32) acc += rr_to_f32(w[k]) * hs[k];
+        for (int k = lane; k < d; k += 32)
+            acc += rr_to_f32(w[k]) * hs[k];
         acc = rr_warp_sum(acc);
         if (lane == 0) logits[(size_t)s * n_labels + l] = acc + out_b[l];
     }
@@ -57,7 +60,8 @@ __global__ void __launch_bounds__(128)
     const int s = blockIdx.x;
     const T *src = in + (size_t)rows[s] * d;
     T *dst = out + (size_t)s * d;
-    for (int c = threadIdx.x; c < d; c += blockDim.x) dst[c] = src[c];
+    for (int c = threadIdx.x; c < d; c += blockDim.x)
+        dst[c] = src[c];
 }
 
 extern "C" cudaError_t rr_head_cuda(const void *hidden, int n_seq, int d_model, int n_labels,
@@ -85,11 +89,11 @@ extern "C" cudaError_t rr_gather_rows_cuda(const void *in, const int32_t *rows, 
 {
     RR_LAUNCH_REQUIRE(in && rows && out && in != out && n_rows >= 1 && d >= 1);
     if (dt == RR_DTYPE_F16)
-        gather_rows_kernel<__half><<<n_rows, 128, 0, stream>>>((const __half *)in, rows, d,
-                                                              (__half *)out);
+        gather_rows_kernel<__half>
+            <<<n_rows, 128, 0, stream>>>((const __half *)in, rows, d, (__half *)out);
     else if (dt == RR_DTYPE_BF16)
-        gather_rows_kernel<__nv_bfloat16><<<n_rows, 128, 0, stream>>>(
-            (const __nv_bfloat16 *)in, rows, d, (__nv_bfloat16 *)out);
+        gather_rows_kernel<__nv_bfloat16>
+            <<<n_rows, 128, 0, stream>>>((const __nv_bfloat16 *)in, rows, d, (__nv_bfloat16 *)out);
     else
         return cudaErrorInvalidValue;
     return cudaGetLastError();

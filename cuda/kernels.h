@@ -76,8 +76,8 @@ cudaError_t rr_linear_cuda(const void *x, const void *w, const float *bias, int 
 
 /* x[t,:] = LayerNorm(x[t,:] + bias + residual[t,:]) in place, d ≤ 1024. */
 cudaError_t rr_bias_residual_ln_cuda(void *x, const float *bias, const void *residual,
-                                     const float *gamma, const float *beta, float eps,
-                                     int n_tok, int d, rr_dtype dt, cudaStream_t stream);
+                                     const float *gamma, const float *beta, float eps, int n_tok,
+                                     int d, rr_dtype dt, cudaStream_t stream);
 
 /* x[t,:] = gelu_erf(x[t,:] + bias) in place. */
 cudaError_t rr_bias_gelu_cuda(void *x, const float *bias, int n_tok, int d, rr_dtype dt,

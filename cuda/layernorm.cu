@@ -46,8 +46,7 @@ static cudaError_t launch(void *x, const float *bias, const void *residual, cons
 
 extern "C" cudaError_t rr_bias_residual_ln_cuda(void *x, const float *bias, const void *residual,
                                                 const float *gamma, const float *beta, float eps,
-                                                int n_tok, int d, rr_dtype dt,
-                                                cudaStream_t stream)
+                                                int n_tok, int d, rr_dtype dt, cudaStream_t stream)
 {
     RR_LAUNCH_REQUIRE(x && bias && residual && gamma && beta && x != residual);
     RR_LAUNCH_REQUIRE(n_tok >= 1 && d >= 1 && d <= 1024);

@@ -28,9 +28,9 @@ extern "C" cudaError_t rr_linear_cuda(const void *x, const void *w, const float 
     else
         return cudaErrorInvalidValue;
     const float alpha = 1.0f, beta = 0.0f;
-    cublasStatus_t st = cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, n_tok, n_in, &alpha,
-                                     w, t, n_in, x, t, n_in, &beta, y, t, n_out,
-                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    cublasStatus_t st =
+        cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, n_out, n_tok, n_in, &alpha, w, t, n_in, x, t,
+                     n_in, &beta, y, t, n_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     if (st != CUBLAS_STATUS_SUCCESS) {
         fprintf(stderr, "rr_linear_cuda: cublasGemmEx(%d x %d x %d) failed: %s\n", n_tok, n_out,
                 n_in, cublasGetStatusString(st));

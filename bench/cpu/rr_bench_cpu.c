@@ -120,7 +120,8 @@ static int bench_tokenize(const char *model_dir, const char *text_path, const ch
         fprintf(stderr, "rr-bench-cpu: cannot read %s\n", text_path);
         goto fail;
     }
-    for (size_t i = 0; i < text_len; i++) n_lines += text[i] == '\n';
+    for (size_t i = 0; i < text_len; i++)
+        n_lines += text[i] == '\n';
     lines = malloc((n_lines + 1) * sizeof *lines);
     if (!lines) goto fail;
     n_lines = 0;
@@ -144,11 +145,10 @@ static int bench_tokenize(const char *model_dir, const char *text_path, const ch
     for (size_t i = 0; i < n_lines; i++) {
         int n = 0, want_n;
         unsigned long want_h;
-        rr_status s = rr_tokenizer_encode(tok, lines[i].s, lines[i].len, 0, ids,
-                                          (int)max_len + 1, &n);
+        rr_status s =
+            rr_tokenizer_encode(tok, lines[i].s, lines[i].len, 0, ids, (int)max_len + 1, &n);
         if (s != RR_OK) {
-            fprintf(stderr, "rr-bench-cpu: %s line %zu: %s\n", text_path, i + 1,
-                    rr_status_name(s));
+            fprintf(stderr, "rr-bench-cpu: %s line %zu: %s\n", text_path, i + 1, rr_status_name(s));
             goto fail;
         }
         if (fscanf(ref, "%d %lu", &want_n, &want_h) != 2) {
@@ -193,7 +193,7 @@ fail:
 typedef struct pairs {
     int n_seq;
     long n_tok;
-    int32_t *tokens;     /* all pairs end to end */
+    int32_t *tokens; /* all pairs end to end */
     int32_t *type_ids;
     int32_t *cu_seqlens; /* n_seq + 1 */
     float *want;         /* the peer's logits */
@@ -288,17 +288,20 @@ static rr_status run_pass(rr_engine *e, const pairs *p, float *logits)
         int n = p->n_seq - s0 < BATCH_PAIRS ? p->n_seq - s0 : BATCH_PAIRS;
         int32_t cu[BATCH_PAIRS + 1];
         int32_t base = p->cu_seqlens[s0];
-        for (int i = 0; i <= n; i++) cu[i] = p->cu_seqlens[s0 + i] - base;
-        rr_batch b = {.n_seq = n, .n_tok = cu[n], .tokens = p->tokens + base,
-                      .type_ids = p->type_ids + base, .cu_seqlens = cu};
+        for (int i = 0; i <= n; i++)
+            cu[i] = p->cu_seqlens[s0 + i] - base;
+        rr_batch b = {.n_seq = n,
+                      .n_tok = cu[n],
+                      .tokens = p->tokens + base,
+                      .type_ids = p->type_ids + base,
+                      .cu_seqlens = cu};
         rr_status s = rr_engine_forward(e, &b, logits + s0);
         if (s != RR_OK) return s;
     }
     return RR_OK;
 }
 
-static int bench_engine(const char *model_dir, const char *pairs_path, int n_threads,
-                        int repeats)
+static int bench_engine(const char *model_dir, const char *pairs_path, int n_threads, int repeats)
 {
     int rc = 1, max_batch_tok = 0;
     pairs p = {0};
@@ -320,8 +323,7 @@ static int bench_engine(const char *model_dir, const char *pairs_path, int n_thr
         fprintf(stderr, "rr-bench-cpu: %s\n", err.msg);
         goto fail;
     }
-    rr_engine_opts opts = {.device = -1, .max_batch_tokens = max_batch_tok,
-                           .n_threads = n_threads};
+    rr_engine_opts opts = {.device = -1, .max_batch_tokens = max_batch_tok, .n_threads = n_threads};
     if (rr_engine_init(m, &opts, &e, &err) != RR_OK) {
         fprintf(stderr, "rr-bench-cpu: %s\n", err.msg);
         goto fail;
@@ -338,7 +340,8 @@ static int bench_engine(const char *model_dir, const char *pairs_path, int n_thr
         double d = fabs((double)logits[i] - (double)p.want[i]);
         double tol = LOGIT_TOL * fmax(1.0, fabs((double)p.want[i]));
         if (!(d <= tol)) {
-            fprintf(stderr, "rr-bench-cpu: %s pair %d: logit %.7g, peer %.7g (|diff| %.2e > %.2e)\n",
+            fprintf(stderr,
+                    "rr-bench-cpu: %s pair %d: logit %.7g, peer %.7g (|diff| %.2e > %.2e)\n",
                     pairs_path, i, logits[i], p.want[i], d, tol);
             goto fail;
         }
@@ -377,8 +380,7 @@ int main(int argc, char **argv)
     if (argc < 5) return usage();
     int repeats = argc > 5 ? atoi(argv[5]) : 5;
     if (repeats < 1 || repeats > MAX_REPEATS) return usage();
-    if (strcmp(argv[1], "tokenize") == 0)
-        return bench_tokenize(argv[2], argv[3], argv[4], repeats);
+    if (strcmp(argv[1], "tokenize") == 0) return bench_tokenize(argv[2], argv[3], argv[4], repeats);
     if (strcmp(argv[1], "engine") == 0) {
         int n_threads = atoi(argv[4]);
         if (n_threads < 1) return usage();

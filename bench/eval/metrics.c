@@ -28,7 +28,9 @@ static int cmp_int_desc(const void *a, const void *b)
 double ev_ndcg_at(const ev_doc *d, int n, int *ideal, int n_ideal, int k)
 {
     double dcg = 0, idcg = 0;
-    if (n_ideal > 0) qsort(ideal, (size_t)n_ideal, sizeof *ideal, cmp_int_desc); /* ideal may be NULL when empty */
+    if (n_ideal > 0)
+        qsort(ideal, (size_t)n_ideal, sizeof *ideal,
+              cmp_int_desc); /* ideal may be NULL when empty */
     for (int i = 0; i < n && i < k; i++)
         if (d[i].rel > 0) dcg += d[i].rel / log2(i + 2.0);
     for (int i = 0; i < n_ideal && i < k; i++)

@@ -69,7 +69,8 @@ static void make_inputs(const rr_model *m, inputs *in)
     const rr_tokenizer *t = rr_model_tokenizer(m);
     const uint32_t span = (uint32_t)(rr_model_get_info(m)->vocab_size - 1000);
     int32_t q[Q_LEN];
-    for (int k = 0; k < Q_LEN; k++) q[k] = 1000 + (int32_t)(rnd() % span);
+    for (int k = 0; k < Q_LEN; k++)
+        q[k] = 1000 + (int32_t)(rnd() % span);
     in->tok = malloc((size_t)N_PAIRS * 200 * sizeof(int32_t));
     in->typ = malloc((size_t)N_PAIRS * 200 * sizeof(int32_t));
     int n = 0;
@@ -77,9 +78,11 @@ static void make_inputs(const rr_model *m, inputs *in)
     for (int i = 0; i < N_PAIRS; i++) {
         int pl = 80 + (int)(rnd() % 41);
         in->tok[n] = rr_tokenizer_cls_id(t), in->typ[n++] = 0;
-        for (int k = 0; k < Q_LEN; k++) in->tok[n] = q[k], in->typ[n++] = 0;
+        for (int k = 0; k < Q_LEN; k++)
+            in->tok[n] = q[k], in->typ[n++] = 0;
         in->tok[n] = rr_tokenizer_sep_id(t), in->typ[n++] = 0;
-        for (int k = 0; k < pl; k++) in->tok[n] = 1000 + (int32_t)(rnd() % span), in->typ[n++] = 1;
+        for (int k = 0; k < pl; k++)
+            in->tok[n] = 1000 + (int32_t)(rnd() % span), in->typ[n++] = 1;
         in->tok[n] = rr_tokenizer_sep_id(t), in->typ[n++] = 1;
         in->cu[i + 1] = n;
     }
@@ -88,7 +91,8 @@ static void make_inputs(const rr_model *m, inputs *in)
 /* Pairs [first, first + k) as one batch (cu_seqlens rebased to 0 in `cu`). */
 static rr_batch batch_of(const inputs *in, int first, int k, int32_t *cu)
 {
-    for (int s = 0; s <= k; s++) cu[s] = in->cu[first + s] - in->cu[first];
+    for (int s = 0; s <= k; s++)
+        cu[s] = in->cu[first + s] - in->cu[first];
     rr_batch b = {k, cu[k], in->tok + in->cu[first], in->typ + in->cu[first], cu};
     return b;
 }
@@ -140,8 +144,10 @@ int main(int argc, char **argv)
     int smoke = 0;
     rr_dtype dt = RR_DTYPE_F16;
     for (int i = 3; i < argc; i++) {
-        if (!strcmp(argv[i], "--smoke")) smoke = 1;
-        else if (!strcmp(argv[i], "--bf16")) dt = RR_DTYPE_BF16;
+        if (!strcmp(argv[i], "--smoke"))
+            smoke = 1;
+        else if (!strcmp(argv[i], "--bf16"))
+            dt = RR_DTYPE_BF16;
     }
     rr_error err = {0};
     rr_model *m = NULL;
@@ -175,7 +181,8 @@ int main(int argc, char **argv)
     rr_engine *cpu = NULL, *gpu = NULL;
     rr_engine_opts oc = {.device = -1, .max_batch_tokens = 16384};
     rr_engine_opts og = {.device = 0, .max_batch_tokens = 131072, .dtype = dt};
-    if (rr_engine_init(m, &oc, &cpu, &err) != RR_OK || rr_engine_init(m, &og, &gpu, &err) != RR_OK) {
+    if (rr_engine_init(m, &oc, &cpu, &err) != RR_OK ||
+        rr_engine_init(m, &og, &gpu, &err) != RR_OK) {
         /* On stdout too, as a `# ` line: the device check's table collects those. */
         printf("# engine init FAILED: %s\n", err.msg);
         fprintf(stderr, "bench_gpu: %s\n", err.msg);
@@ -228,7 +235,8 @@ int main(int argc, char **argv)
     for (int w = 0; w < (gpu_ok ? 2 : 1); w++) {
         snprintf(path, sizeof path, "%s/logits_%s.txt", argv[2], names[w]);
         FILE *f = fopen(path, "w");
-        for (int s = 0; f && s < N_PAIRS; s++) fprintf(f, "%.7g\n", ls[w][s]);
+        for (int s = 0; f && s < N_PAIRS; s++)
+            fprintf(f, "%.7g\n", ls[w][s]);
         if (f) fclose(f);
     }
 
@@ -246,7 +254,8 @@ int main(int argc, char **argv)
         const int k = ks[i], iters = k >= 1000 ? 200 : 1000;
         rr_batch b = batch_of(&in, 0, k, cu);
         rr_status st = RR_OK;
-        for (int w = 0; w < 20 && st == RR_OK; w++) st = rr_engine_forward(gpu, &b, lg);
+        for (int w = 0; w < 20 && st == RR_OK; w++)
+            st = rr_engine_forward(gpu, &b, lg);
         for (int it = 0; it < iters && st == RR_OK; it++) {
             double t0 = now_ms();
             st = rr_engine_forward(gpu, &b, lg);

@@ -74,11 +74,14 @@ int main(int argc, char **argv)
         if (i >= 0) t[i] = now_ms() - t0;
     }
     double sum = 0;
-    for (int i = 0; i < iters; i++) sum += t[i];
+    for (int i = 0; i < iters; i++)
+        sum += t[i];
     qsort(t, (size_t)iters, sizeof *t, cmp_double);
-    printf("{\"k\":%d,\"iters\":%d,\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"mean_ms\":%.4f,\"logits\":[", k, iters,
-           t[iters / 2], t[(int)(iters * 0.99) < iters ? (int)(iters * 0.99) : iters - 1], sum / iters);
-    for (int i = 0; i < k; i++) printf("%s%.9g", i ? "," : "", first[i]);
+    printf("{\"k\":%d,\"iters\":%d,\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"mean_ms\":%.4f,\"logits\":[",
+           k, iters, t[iters / 2], t[(int)(iters * 0.99) < iters ? (int)(iters * 0.99) : iters - 1],
+           sum / iters);
+    for (int i = 0; i < k; i++)
+        printf("%s%.9g", i ? "," : "", first[i]);
     printf("]}\n");
     free(first);
     rc = 0;
@@ -87,7 +90,8 @@ fail:
     fprintf(stderr, "bench_inproc: %s: %s\n", rr_status_name(err.status), err.msg);
 done:
     if (f) fclose(f);
-    for (int i = 0; docs && i < k; i++) free(docs[i]);
+    for (int i = 0; docs && i < k; i++)
+        free(docs[i]);
     free(docs);
     free(lens);
     free(logits);

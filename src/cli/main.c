@@ -87,13 +87,13 @@ static int parse_args(int argc, char **argv, cli_opts *o)
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_VALUE()                                                                       \
-    do {                                                                                   \
-        if (!v) {                                                                          \
-            fprintf(stderr, "rerank: %s needs a value\n", a);                              \
-            return -1;                                                                     \
-        }                                                                                  \
-        i++;                                                                               \
+#define NEED_VALUE()                                                                               \
+    do {                                                                                           \
+        if (!v) {                                                                                  \
+            fprintf(stderr, "rerank: %s needs a value\n", a);                                      \
+            return -1;                                                                             \
+        }                                                                                          \
+        i++;                                                                                       \
     } while (0)
         if (!strcmp(a, "--model")) {
             NEED_VALUE();
@@ -186,8 +186,7 @@ static int read_docs(const char *path, doc_list *d)
     if (path && strcmp(path, "-")) {
         f = fopen(path, "rb");
         if (!f) {
-            fprintf(stderr, "rerank: cannot open documents file '%s': %s\n", path,
-                    strerror(errno));
+            fprintf(stderr, "rerank: cannot open documents file '%s': %s\n", path, strerror(errno));
             return -1;
         }
     } else if (isatty(STDIN_FILENO)) {
@@ -196,7 +195,8 @@ static int read_docs(const char *path, doc_list *d)
     }
     while ((n = getline(&line, &cap, f)) >= 0) {
         lineno++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
         if (n == 0) continue;
         if (mode < 0) mode = line[0] == '{';
         if (mode == 0) {
@@ -215,15 +215,18 @@ static int read_docs(const char *path, doc_list *d)
         json_t *obj = json_loadb(line, (size_t)n, JSON_ALLOW_NUL, &je);
         json_t *text = obj ? json_object_get(obj, "text") : NULL;
         if (!json_is_string(text)) {
-            fprintf(stderr, "rerank: %s line %d: expected a JSON object with a string \"text\"%s%s\n",
+            fprintf(stderr,
+                    "rerank: %s line %d: expected a JSON object with a string \"text\"%s%s\n",
                     path ? path : "stdin", lineno, obj ? "" : ": ", obj ? "" : je.text);
             json_decref(obj);
             goto done;
         }
         json_t *idj = json_object_get(obj, "id");
         char *id = NULL;
-        if (json_is_string(idj)) id = strdup(json_string_value(idj));
-        else if (idj) id = json_dumps(idj, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (json_is_string(idj))
+            id = strdup(json_string_value(idj));
+        else if (idj)
+            id = json_dumps(idj, JSON_COMPACT | JSON_ENCODE_ANY);
         size_t tlen = json_string_length(text);
         char *t = malloc(tlen + 1);
         if (t) memcpy(t, json_string_value(text), tlen + 1);
@@ -251,9 +254,11 @@ static void print_clipped(const char *s, size_t len, size_t width)
     size_t cut = len;
     if (len > width) {
         cut = width;
-        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
+        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+            cut--;
     }
-    for (size_t i = 0; i < cut; i++) putchar((unsigned char)s[i] < 0x20 ? ' ' : s[i]);
+    for (size_t i = 0; i < cut; i++)
+        putchar((unsigned char)s[i] < 0x20 ? ' ' : s[i]);
     if (cut < len) fputs("…", stdout);
 }
 
@@ -290,8 +295,8 @@ static int cmd_score(const cli_opts *o, const rr_model *m, const doc_list *d)
                                   d->len, d->n, &so, logits, &err);
     if (st != RR_OK) {
         fprintf(stderr, "rerank: %s\n", err.msg);
-        rc = (st == RR_E_INVALID || st == RR_E_UTF8 || st == RR_E_TOO_LONG) ? EXIT_USAGE
-                                                                             : EXIT_FAIL;
+        rc =
+            (st == RR_E_INVALID || st == RR_E_UTF8 || st == RR_E_TOO_LONG) ? EXIT_USAGE : EXIT_FAIL;
         goto done;
     }
     rr_rank(logits, d->n, order); /* ties in input order, as CrossEncoder.rank */
@@ -339,9 +344,11 @@ done:
 static void print_ids_json(const int32_t *ids, const int32_t *types, int n, int index)
 {
     printf("{\"index\":%d,\"input_ids\":[", index);
-    for (int i = 0; i < n; i++) printf(i ? ",%d" : "%d", ids[i]);
+    for (int i = 0; i < n; i++)
+        printf(i ? ",%d" : "%d", ids[i]);
     fputs("],\"token_type_ids\":[", stdout);
-    for (int i = 0; i < n; i++) printf(i ? ",%d" : "%d", types[i]);
+    for (int i = 0; i < n; i++)
+        printf(i ? ",%d" : "%d", types[i]);
     fputs("]}\n", stdout);
 }
 
@@ -399,8 +406,10 @@ static int cmd_tokenize(const cli_opts *o, const rr_model *m, const doc_list *d)
             int keep = x_n;
             if (keep > max_len - 2) {
                 if (!o->truncate) {
-                    fprintf(stderr, "rerank: documents[%d] has more than %d tokens and "
-                                    "--no-truncate is set\n", i, max_len);
+                    fprintf(stderr,
+                            "rerank: documents[%d] has more than %d tokens and "
+                            "--no-truncate is set\n",
+                            i, max_len);
                     goto done;
                 }
                 keep = max_len - 2;

@@ -27,9 +27,8 @@ int rr_problem_set(rr_problem *p, rr_fail f, const char *fmt, ...)
 const char *rr_fail_name(rr_fail f)
 {
     static const char *const names[RR_FAIL_COUNT] = {
-        "none",        "malformed", "invalid",  "empty",     "too_many",
-        "too_long",    "too_big",   "overloaded", "unavailable", "deadline",
-        "cancelled",   "tokenizer", "backend",  "internal",
+        "none",       "malformed",   "invalid",  "empty",     "too_many",  "too_long", "too_big",
+        "overloaded", "unavailable", "deadline", "cancelled", "tokenizer", "backend",  "internal",
     };
     return (unsigned)f < RR_FAIL_COUNT ? names[f] : "unknown";
 }
@@ -117,8 +116,7 @@ rr_sched_req *rr_front_begin(rr_server *srv, const rr_intake *in, rr_problem *p)
 int rr_front_doc(rr_sched_req *r, int i, rr_text text, rr_text id, rr_problem *p)
 {
     if (id.len && rr_utf8_check(id.p, id.len) != id.len)
-        return rr_problem_set(p, RR_FAIL_INVALID, "%s[%d].id is not valid UTF-8", r->docs_field,
-                              i);
+        return rr_problem_set(p, RR_FAIL_INVALID, "%s[%d].id is not valid UTF-8", r->docs_field, i);
     r->docs[i] = text.p ? text : (rr_text){"", 0};
     return 1;
 }
@@ -145,21 +143,35 @@ void rr_front_release(rr_server *srv, rr_sched_req *r)
 int rr_front_outcome(const rr_sched_req *r, rr_problem *p)
 {
     switch (r->outcome) {
-    case RR_SCHED_DONE: return 1;
+    case RR_SCHED_DONE:
+        return 1;
     case RR_SCHED_EXPIRED:
         return rr_problem_set(p, RR_FAIL_DEADLINE, "the deadline passed before scoring finished");
-    case RR_SCHED_CANCELLED: return rr_problem_set(p, RR_FAIL_CANCELLED, "cancelled by the client");
-    case RR_SCHED_SHUTDOWN: return rr_problem_set(p, RR_FAIL_UNAVAILABLE, "server is shutting down");
-    case RR_SCHED_FAILED: break;
+    case RR_SCHED_CANCELLED:
+        return rr_problem_set(p, RR_FAIL_CANCELLED, "cancelled by the client");
+    case RR_SCHED_SHUTDOWN:
+        return rr_problem_set(p, RR_FAIL_UNAVAILABLE, "server is shutting down");
+    case RR_SCHED_FAILED:
+        break;
     }
     rr_fail f;
     switch (r->err.status) {
     case RR_E_UTF8:
-    case RR_E_INVALID: f = RR_FAIL_INVALID; break;
-    case RR_E_TOO_LONG: f = RR_FAIL_TOO_LONG; break;
-    case RR_E_NOMEM: f = RR_FAIL_OVERLOADED; break;
-    case RR_E_DEVICE: f = RR_FAIL_BACKEND; break;
-    default: f = RR_FAIL_TOKENIZER; break;
+    case RR_E_INVALID:
+        f = RR_FAIL_INVALID;
+        break;
+    case RR_E_TOO_LONG:
+        f = RR_FAIL_TOO_LONG;
+        break;
+    case RR_E_NOMEM:
+        f = RR_FAIL_OVERLOADED;
+        break;
+    case RR_E_DEVICE:
+        f = RR_FAIL_BACKEND;
+        break;
+    default:
+        f = RR_FAIL_TOKENIZER;
+        break;
     }
     return rr_problem_set(p, f, "%s", r->err.msg);
 }

@@ -6,8 +6,9 @@
  * (tokenize, queue, inference), documents and tokens, and one observation per engine batch
  * (sched.c); each wing counts its own calls (gRPC by method and status code, HTTP by route
  * and status) and renders them through the hook it registered (rr_metrics_add), so this
- * file names no protocol. All counters are lock-free; this file only reads them. Names follow Prometheus conventions (base units, _total counters, _seconds); label
- * values are fixed strings of ours, so nothing here needs escaping except the model path.
+ * file names no protocol. All counters are lock-free; this file only reads them. Names follow
+ * Prometheus conventions (base units, _total counters, _seconds); label values are fixed strings of
+ * ours, so nothing here needs escaping except the model path.
  *
  * The text goes to one buffer kept in the server (64 KiB, grown if ever needed), so a
  * scrape allocates nothing through our funnel after the first, and
@@ -50,11 +51,13 @@ void rr_metrics_hist(rr_strbuf *b, const char *name, const char *labels, const r
     const char *sep = labels[0] ? "," : "";
     for (int i = 0; i < h->n; i++)
         rr_strbuf_printf(b, "%s_bucket{%s%sle=\"%.10g\"} %llu\n", name, labels, sep, h->le[i],
-            (unsigned long long)s.cum[i]);
-    rr_strbuf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)s.cum[h->n]);
-    rr_strbuf_printf(b, "%s_sum%s%s%s %.9g\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "", s.sum);
-    rr_strbuf_printf(b, "%s_count%s%s%s %llu\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
-        (unsigned long long)s.cum[h->n]);
+                         (unsigned long long)s.cum[i]);
+    rr_strbuf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+                     (unsigned long long)s.cum[h->n]);
+    rr_strbuf_printf(b, "%s_sum%s%s%s %.9g\n", name, labels[0] ? "{" : "", labels,
+                     labels[0] ? "}" : "", s.sum);
+    rr_strbuf_printf(b, "%s_count%s%s%s %llu\n", name, labels[0] ? "{" : "", labels,
+                     labels[0] ? "}" : "", (unsigned long long)s.cum[h->n]);
 }
 
 static void put_hist_metric(rr_strbuf *b, const char *name, const char *help, const rr_hist *h)
@@ -105,30 +108,32 @@ const char *rr_metrics_render(rr_server *srv, size_t *len)
     rr_strbuf_printf(&b, "\",architecture=\"%s\",device=\"", ready ? srv->info->arch_name : "");
     put_escaped(&b, ready ? srv->device_desc : "");
     rr_strbuf_printf(&b, "\",max_length=\"%d\",tls=\"%s\"} 1\n", ready ? srv->info->max_length : 0,
-        srv->tls_mode);
+                     srv->tls_mode);
     rr_metrics_header(&b, "rerankd_ready", "gauge",
-           "1 once the model is loaded and the server answers scoring calls.");
+                      "1 once the model is loaded and the server answers scoring calls.");
     rr_strbuf_printf(&b, "rerankd_ready %d\n", ready);
     int serving = rr_health_get(srv) == RR_HEALTH_SERVING;
     rr_metrics_header(&b, "rerankd_serving", "gauge",
-           "1 while grpc.health.v1 reports SERVING (0 while loading or draining).");
+                      "1 while grpc.health.v1 reports SERVING (0 while loading or draining).");
     rr_strbuf_printf(&b, "rerankd_serving %d\n", serving);
     rr_metrics_header(&b, "rerankd_max_batch_tokens", "gauge",
-           "Token budget of one engine batch (--max-batch-tokens).");
+                      "Token budget of one engine batch (--max-batch-tokens).");
     rr_strbuf_printf(&b, "rerankd_max_batch_tokens %d\n",
                      ready ? rr_engine_max_batch_tokens(srv->engine) : srv->cfg.max_batch_tokens);
     rr_metrics_header(&b, "process_start_time_seconds", "gauge",
-           "Start time of the process since the Unix epoch.");
+                      "Start time of the process since the Unix epoch.");
     rr_strbuf_printf(&b, "process_start_time_seconds %.3f\n", srv->boot_unix);
     long rss = resident_bytes();
     if (rss >= 0) {
-        rr_metrics_header(&b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        rr_metrics_header(&b, "process_resident_memory_bytes", "gauge",
+                          "Resident memory size in bytes.");
         rr_strbuf_printf(&b, "process_resident_memory_bytes %ld\n", rss);
     }
 
-    rr_metrics_header(&b, "rerankd_heap_allocations_total", "counter",
-           "Heap allocations made through rerankd's allocation funnel (its own code and the "
-           "protobuf decoding into its arenas; not gRPC's internals). Flat under a steady load.");
+    rr_metrics_header(
+        &b, "rerankd_heap_allocations_total", "counter",
+        "Heap allocations made through rerankd's allocation funnel (its own code and the "
+        "protobuf decoding into its arenas; not gRPC's internals). Flat under a steady load.");
     rr_strbuf_printf(&b, "rerankd_heap_allocations_total %ld\n", allocs);
     for (int i = 0; i < srv->n_wings; i++)
         srv->wings[i].fn(&b, srv->wings[i].ctx);
@@ -140,25 +145,31 @@ const char *rr_metrics_render(rr_server *srv, size_t *len)
             "Scoring requests (unary calls and stream batches) being tokenized, queued or scored.");
         rr_strbuf_printf(&b, "rerankd_requests_in_flight %d\n", rr_sched_live(srv->sched));
         rr_metrics_header(&b, "rerankd_requests_max_in_flight", "gauge",
-               "--max-in-flight: more get RESOURCE_EXHAUSTED.");
+                          "--max-in-flight: more get RESOURCE_EXHAUSTED.");
         rr_strbuf_printf(&b, "rerankd_requests_max_in_flight %d\n", srv->cfg.max_in_flight);
         rr_metrics_header(&b, "rerankd_queued_requests", "gauge",
-               "Scoring requests waiting, by the stage they wait for.");
+                          "Scoring requests waiting, by the stage they wait for.");
         rr_strbuf_printf(&b, "rerankd_queued_requests{stage=\"tokenize\"} %d\n",
-            atomic_load(&st->queued_tokenize));
-        rr_strbuf_printf(&b, "rerankd_queued_requests{stage=\"engine\"} %d\n", atomic_load(&st->queued_engine));
-        rr_metrics_header(&b, "rerankd_requests_total", "counter", "Finished scoring requests by outcome.");
+                         atomic_load(&st->queued_tokenize));
+        rr_strbuf_printf(&b, "rerankd_queued_requests{stage=\"engine\"} %d\n",
+                         atomic_load(&st->queued_engine));
+        rr_metrics_header(&b, "rerankd_requests_total", "counter",
+                          "Finished scoring requests by outcome.");
         for (int o = 0; o < 5; o++)
-            rr_strbuf_printf(&b, "rerankd_requests_total{outcome=\"%s\"} %llu\n", outcome_names[o],
+            rr_strbuf_printf(
+                &b, "rerankd_requests_total{outcome=\"%s\"} %llu\n", outcome_names[o],
                 (unsigned long long)atomic_load_explicit(&st->outcomes[o], memory_order_relaxed));
         rr_metrics_header(&b, "rerankd_pairs_total", "counter", "(query, document) pairs scored.");
-        rr_strbuf_printf(&b, "rerankd_pairs_total %llu\n", (unsigned long long)atomic_load(&st->pairs));
+        rr_strbuf_printf(&b, "rerankd_pairs_total %llu\n",
+                         (unsigned long long)atomic_load(&st->pairs));
         rr_metrics_header(&b, "rerankd_tokens_total", "counter",
-               "Tokens of the pairs scored, after truncation.");
-        rr_strbuf_printf(&b, "rerankd_tokens_total %llu\n", (unsigned long long)atomic_load(&st->tokens));
-        rr_metrics_header(&b, "rerankd_engine_failures_total", "counter", "Engine batches that failed.");
+                          "Tokens of the pairs scored, after truncation.");
+        rr_strbuf_printf(&b, "rerankd_tokens_total %llu\n",
+                         (unsigned long long)atomic_load(&st->tokens));
+        rr_metrics_header(&b, "rerankd_engine_failures_total", "counter",
+                          "Engine batches that failed.");
         rr_strbuf_printf(&b, "rerankd_engine_failures_total %llu\n",
-            (unsigned long long)atomic_load(&st->forward_failures));
+                         (unsigned long long)atomic_load(&st->forward_failures));
         put_hist_metric(&b, "rerankd_request_seconds",
                         "Scoring request time, submit to done, every outcome.",
                         &st->request_seconds);

@@ -14,8 +14,7 @@
 
 typedef struct rr_backend {
     const char *name;
-    rr_status (*create)(const rr_model *m, const rr_engine_opts *opts, void **impl,
-                        rr_error *err);
+    rr_status (*create)(const rr_model *m, const rr_engine_opts *opts, void **impl, rr_error *err);
     rr_status (*forward)(void *impl, const rr_batch *b, float *logits);
     const char *(*describe)(const void *impl);
     void (*destroy)(void *impl);

@@ -122,9 +122,12 @@ rr_dtype rr_engine_dtype(const rr_engine *e)
 const char *rr_dtype_name(rr_dtype d)
 {
     switch (d) {
-    case RR_DTYPE_F32: return "F32";
-    case RR_DTYPE_F16: return "F16";
-    case RR_DTYPE_BF16: return "BF16";
+    case RR_DTYPE_F32:
+        return "F32";
+    case RR_DTYPE_F16:
+        return "F16";
+    case RR_DTYPE_BF16:
+        return "BF16";
     }
     return "unknown";
 }
@@ -141,9 +144,12 @@ rr_status rr_engine_cpu_forward_hidden(rr_engine *e, const rr_batch *b, float *l
 rr_status rr_device_parse(const char *s, int *device, rr_error *err)
 {
     if (!s) s = "";
-    if (strcmp(s, "cpu") == 0) *device = -1;
-    else if (strcmp(s, "auto") == 0) *device = RR_DEVICE_AUTO;
-    else if (strcmp(s, "cuda") == 0) *device = 0;
+    if (strcmp(s, "cpu") == 0)
+        *device = -1;
+    else if (strcmp(s, "auto") == 0)
+        *device = RR_DEVICE_AUTO;
+    else if (strcmp(s, "cuda") == 0)
+        *device = 0;
     else if (strncmp(s, "cuda:", 5) == 0 && s[5] >= '0' && s[5] <= '9') {
         char *end;
         long n = strtol(s + 5, &end, 10);

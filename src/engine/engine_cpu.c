@@ -123,11 +123,11 @@ static void seq_linear(const float *x, const float *w, const float *bias, const 
             const int nc = n_out - c0 < RR_COL_SLICE ? n_out - c0 : RR_COL_SLICE;
             float *yr = y + (size_t)r0 * ldy + c0;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nc, n_in, 1.0f,
-                        x + (size_t)r0 * n_in, n_in, w + (size_t)c0 * n_in, n_in, 0.0f, yr,
-                        ldy);
+                        x + (size_t)r0 * n_in, n_in, w + (size_t)c0 * n_in, n_in, 0.0f, yr, ldy);
             if (bias)
                 for (int t = 0; t < m; t++)
-                    for (int i = 0; i < nc; i++) yr[(size_t)t * ldy + i] += bias[c0 + i];
+                    for (int i = 0; i < nc; i++)
+                        yr[(size_t)t * ldy + i] += bias[c0 + i];
         }
     }
 }
@@ -142,8 +142,9 @@ static void bias_act(const cpu_engine *c, float *x, const float *bias, int n, in
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
     for (size_t i = 0; i < (size_t)n * d; i++) {
         float v = x[i] + bias[i % (size_t)d];
-        x[i] = c->act == RR_HIDDEN_RELU ? (v > 0.0f ? v : 0.0f)
-                                        : 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
+        x[i] = c->act == RR_HIDDEN_RELU
+                   ? (v > 0.0f ? v : 0.0f)
+                   : 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
     }
 }
 
@@ -181,8 +182,8 @@ static void last_layer_cls(const cpu_engine *c, const rr_layer_weights *L, const
     seq_linear(c->x, L->qkv_w, L->qkv_b, NULL, n_seq, d, d, c->ctx, d);
     for (int s = 0; s < n_seq; s++)
         memcpy(c->qkv + (size_t)b->cu_seqlens[s] * ld, c->ctx + (size_t)s * d, d * sizeof(float));
-    rr_attention_cpu(c->qkv, b->cu_seqlens, n_seq, c->info->n_head, c->info->d_head,
-                     b->cu_seqlens, c->ctx, c->n_threads);
+    rr_attention_cpu(c->qkv, b->cu_seqlens, n_seq, c->info->n_head, c->info->d_head, b->cu_seqlens,
+                     c->ctx, c->n_threads);
     layer_tail(c, L, NULL, n_seq, n_seq);
 }
 
@@ -199,15 +200,14 @@ static rr_status cpu_run(cpu_engine *c, const rr_batch *b, float *logits, float 
     openblas_set_num_threads(1);
 
     if (w->emb_proj_w) {
-        rr_embed_ln_cpu(b->tokens, b->type_ids, b->cu_seqlens, b->n_seq, n, w->word_emb,
-                        w->pos_emb, w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps,
-                        in->d_embed, c->emb);
-        seq_linear(c->emb, w->emb_proj_w, w->emb_proj_b, b->cu_seqlens, b->n_seq, in->d_embed,
-                   d, c->x, d);
+        rr_embed_ln_cpu(b->tokens, b->type_ids, b->cu_seqlens, b->n_seq, n, w->word_emb, w->pos_emb,
+                        w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps, in->d_embed,
+                        c->emb);
+        seq_linear(c->emb, w->emb_proj_w, w->emb_proj_b, b->cu_seqlens, b->n_seq, in->d_embed, d,
+                   c->x, d);
     } else {
-        rr_embed_ln_cpu(b->tokens, b->type_ids, b->cu_seqlens, b->n_seq, n, w->word_emb,
-                        w->pos_emb, w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps,
-                        d, c->x);
+        rr_embed_ln_cpu(b->tokens, b->type_ids, b->cu_seqlens, b->n_seq, n, w->word_emb, w->pos_emb,
+                        w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps, d, c->x);
     }
     if (hidden) memcpy(hidden, c->x, block * sizeof(float));
 
@@ -222,9 +222,8 @@ static rr_status cpu_run(cpu_engine *c, const rr_batch *b, float *logits, float 
     }
     if (!hidden) last_layer_cls(c, &w->layers[n_layer - 1], b);
 
-    rr_head_cpu(c->x, b->cu_seqlens, b->n_seq, hidden ? 0 : 1, d, in->n_labels,
-                w->head_dense_w, w->head_dense_b, w->head_out_w, w->head_out_b,
-                in->arch == RR_ARCH_ELECTRA, logits);
+    rr_head_cpu(c->x, b->cu_seqlens, b->n_seq, hidden ? 0 : 1, d, in->n_labels, w->head_dense_w,
+                w->head_dense_b, w->head_out_w, w->head_out_b, in->arch == RR_ARCH_ELECTRA, logits);
     return RR_OK;
 }
 

@@ -25,8 +25,8 @@ void rr_linear_cpu(const float *x, const float *w, const float *bias, int n_tok,
 
 /* x[t,:] = LayerNorm(x[t,:] + bias + residual[t,:]) over d columns (x is the GEMM output
  * without bias; in place). */
-void rr_bias_residual_ln_cpu(float *x, const float *bias, const float *residual,
-                             const float *gamma, const float *beta, float eps, int n_tok, int d);
+void rr_bias_residual_ln_cpu(float *x, const float *bias, const float *residual, const float *gamma,
+                             const float *beta, float eps, int n_tok, int d);
 
 /* x[t,:] = gelu_erf(x[t,:] + bias) over d columns, in place (exact 0.5·v·(1+erf(v/√2))). */
 void rr_bias_gelu_cpu(float *x, const float *bias, int n_tok, int d);

@@ -6,8 +6,8 @@
  * statistics accumulated in double so the reference is not the noisy side of a comparison),
  * exact-erf GELU and max-subtracted softmax (both through a vectorizable exp, see exp_vec:
  * libm's scalar erff/expf were 20% of the forward time), GEMMs through OpenBLAS. Every row is
- * computed by the same instruction sequence whatever its neighbours, so a pair's result does not depend
- * on the rest of its batch (the GEMMs are the only part we do not control; see
+ * computed by the same instruction sequence whatever its neighbours, so a pair's result does not
+ * depend on the rest of its batch (the GEMMs are the only part we do not control; see
  * tests/engine/test_batch_invariance.c for the measured bound).
  *
  * Threading: attention splits (sequence, head) work items over n_threads OpenMP threads;
@@ -36,18 +36,20 @@
 #define RR_OMP_MIN_ELEMS 32768
 
 /* y = LayerNorm(x) over d values; y may alias x. */
-static void layer_norm_row(const float *x, const float *gamma, const float *beta, float eps,
-                           int d, float *y)
+static void layer_norm_row(const float *x, const float *gamma, const float *beta, float eps, int d,
+                           float *y)
 {
     double sum = 0.0, sq = 0.0;
-    for (int i = 0; i < d; i++) sum += x[i];
+    for (int i = 0; i < d; i++)
+        sum += x[i];
     double mean = sum / d;
     for (int i = 0; i < d; i++) {
         double c = x[i] - mean;
         sq += c * c;
     }
     double rstd = 1.0 / sqrt(sq / d + (double)eps);
-    for (int i = 0; i < d; i++) y[i] = (float)((x[i] - mean) * rstd) * gamma[i] + beta[i];
+    for (int i = 0; i < d; i++)
+        y[i] = (float)((x[i] - mean) * rstd) * gamma[i] + beta[i];
 }
 
 /* e^x to ~2 ulp, written so loops over it vectorize (libm's expf does not): x = n·ln2 + r
@@ -61,8 +63,12 @@ static inline float exp_vec(float x)
     const float shifter = 12582912.0f; /* 1.5·2^23: adding it rounds to an integer */
     float n = (x * 1.44269504088896341f + shifter) - shifter;
     float r = x - n * 0.693145751953125f - n * 1.42860682030941723e-6f;
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
-              r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    float p =
+        1.0f +
+        r * (1.0f +
+             r * (0.5f +
+                  r * (1.0f / 6 +
+                       r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
     int32_t bits = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
@@ -78,8 +84,9 @@ static inline float gelu_erf(float v)
 {
     float ax = fabsf(v) * 0.70710678118654752440f;
     float t = 1.0f / (1.0f + 0.3275911f * ax);
-    float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f +
-                 t * (-1.453152027f + t * 1.061405429f))));
+    float poly =
+        t * (0.254829592f +
+             t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
     float erfc = poly * exp_vec(-ax * ax);
     return 0.5f * v * (v < 0.0f ? erfc : 2.0f - erfc);
 }
@@ -103,7 +110,8 @@ void rr_embed_ln_cpu(const int32_t *tokens, const int32_t *type_ids, const int32
         const float *w = word + (size_t)tokens[t] * d, *ty = type + (size_t)type_ids[t] * d;
         const float *ps = pos + (size_t)p * d;
         float *o = out + (size_t)t * d;
-        for (int i = 0; i < d; i++) o[i] = (w[i] + ty[i]) + ps[i];
+        for (int i = 0; i < d; i++)
+            o[i] = (w[i] + ty[i]) + ps[i];
         layer_norm_row(o, gamma, beta, eps, d, o);
     }
 }
@@ -111,24 +119,26 @@ void rr_embed_ln_cpu(const int32_t *tokens, const int32_t *type_ids, const int32
 void rr_linear_cpu(const float *x, const float *w, const float *bias, int n_tok, int n_in,
                    int n_out, float *y)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tok, n_out, n_in, 1.0f, x, n_in, w,
-                n_in, 0.0f, y, n_out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tok, n_out, n_in, 1.0f, x, n_in, w, n_in,
+                0.0f, y, n_out);
     if (!bias) return;
 #pragma omp parallel for schedule(static) if ((long)n_tok * n_out >= RR_OMP_MIN_ELEMS)
     for (int t = 0; t < n_tok; t++) {
         float *r = y + (size_t)t * n_out;
-        for (int i = 0; i < n_out; i++) r[i] += bias[i];
+        for (int i = 0; i < n_out; i++)
+            r[i] += bias[i];
     }
 }
 
-void rr_bias_residual_ln_cpu(float *x, const float *bias, const float *residual,
-                             const float *gamma, const float *beta, float eps, int n_tok, int d)
+void rr_bias_residual_ln_cpu(float *x, const float *bias, const float *residual, const float *gamma,
+                             const float *beta, float eps, int n_tok, int d)
 {
 #pragma omp parallel for schedule(static) if ((long)n_tok * d >= RR_OMP_MIN_ELEMS)
     for (int t = 0; t < n_tok; t++) {
         float *r = x + (size_t)t * d;
         const float *res = residual + (size_t)t * d;
-        for (int i = 0; i < d; i++) r[i] = (r[i] + bias[i]) + res[i];
+        for (int i = 0; i < d; i++)
+            r[i] = (r[i] + bias[i]) + res[i];
         layer_norm_row(r, gamma, beta, eps, d, r);
     }
 }
@@ -136,13 +146,15 @@ void rr_bias_residual_ln_cpu(float *x, const float *bias, const float *residual,
 RR_CLONES static void bias_gelu_row(float *r, const float *bias, int d)
 {
 #pragma omp simd
-    for (int i = 0; i < d; i++) r[i] = gelu_erf(r[i] + bias[i]);
+    for (int i = 0; i < d; i++)
+        r[i] = gelu_erf(r[i] + bias[i]);
 }
 
 void rr_bias_gelu_cpu(float *x, const float *bias, int n_tok, int d)
 {
 #pragma omp parallel for schedule(static) if ((long)n_tok * d >= RR_OMP_MIN_ELEMS)
-    for (int t = 0; t < n_tok; t++) bias_gelu_row(x + (size_t)t * d, bias, d);
+    for (int t = 0; t < n_tok; t++)
+        bias_gelu_row(x + (size_t)t * d, bias, d);
 }
 
 /* Attention of one head over one sequence for the query rows q[0..RR_QB) (stride ld),
@@ -162,9 +174,8 @@ void rr_bias_gelu_cpu(float *x, const float *bias, int n_tok, int d)
 
 /* Context columns c0 .. c0+cw (cw ≤ RR_CW) of the four rows: o[r] = Σ_j p_r[j] v[j]. Inlined
  * with cw = RR_CW for full chunks, where the constant trip count keeps the sums in registers. */
-static inline __attribute__((always_inline)) void ctx_chunk(const float *p, int len, const float *v0,
-                                                            size_t ld, int c0, int cw, float *o,
-                                                            size_t ldo)
+static inline __attribute__((always_inline)) void
+ctx_chunk(const float *p, int len, const float *v0, size_t ld, int c0, int cw, float *o, size_t ldo)
 {
     float acc[RR_QB][RR_CW] = {{0.0f}};
     for (int j = 0; j < len; j++) {
@@ -179,11 +190,11 @@ static inline __attribute__((always_inline)) void ctx_chunk(const float *p, int 
         }
     }
     for (int r = 0; r < RR_QB; r++)
-        for (int c = 0; c < cw; c++) o[(size_t)r * ldo + c0 + c] = acc[r][c];
+        for (int c = 0; c < cw; c++)
+            o[(size_t)r * ldo + c0 + c] = acc[r][c];
 }
 RR_CLONES static void attend_block(const float *q, const float *kt, const float *v0, size_t ld,
-                                   int len, int d_head, float scale, float *p, float *o,
-                                   size_t ldo)
+                                   int len, int d_head, float scale, float *p, float *o, size_t ldo)
 {
     const float *q0 = q, *q1 = q + ld, *q2 = q + 2 * ld, *q3 = q + 3 * ld;
     float *p0 = p, *p1 = p + len, *p2 = p + 2 * len, *p3 = p + 3 * len;
@@ -227,15 +238,20 @@ RR_CLONES static void attend_block(const float *q, const float *kt, const float 
     for (int r = 0; r < RR_QB; r++) {
         float *pr = p + (size_t)r * len, mx = -INFINITY, sum = 0.0f;
 #pragma omp simd reduction(max : mx)
-        for (int j = 0; j < len; j++) mx = pr[j] > mx ? pr[j] : mx;
+        for (int j = 0; j < len; j++)
+            mx = pr[j] > mx ? pr[j] : mx;
 #pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < len; j++) sum += (pr[j] = exp_vec(pr[j] - mx));
+        for (int j = 0; j < len; j++)
+            sum += (pr[j] = exp_vec(pr[j] - mx));
         const float inv = 1.0f / sum;
-        for (int j = 0; j < len; j++) pr[j] *= inv;
+        for (int j = 0; j < len; j++)
+            pr[j] *= inv;
     }
     for (int c0 = 0; c0 < d_head; c0 += RR_CW) {
-        if (d_head - c0 >= RR_CW) ctx_chunk(p, len, v0, ld, c0, RR_CW, o, ldo);
-        else ctx_chunk(p, len, v0, ld, c0, d_head - c0, o, ldo);
+        if (d_head - c0 >= RR_CW)
+            ctx_chunk(p, len, v0, ld, c0, RR_CW, o, ldo);
+        else
+            ctx_chunk(p, len, v0, ld, c0, d_head - c0, o, ldo);
     }
 }
 
@@ -249,19 +265,23 @@ RR_CLONES static void attend_row(const float *q, const float *k0, const float *v
         const float *k = k0 + (size_t)j * ld;
         float a = 0.0f;
 #pragma omp simd reduction(+ : a)
-        for (int c = 0; c < d_head; c++) a += q[c] * k[c];
+        for (int c = 0; c < d_head; c++)
+            a += q[c] * k[c];
         p[j] = a * scale;
         mx = p[j] > mx ? p[j] : mx;
     }
 #pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < len; j++) sum += (p[j] = exp_vec(p[j] - mx));
+    for (int j = 0; j < len; j++)
+        sum += (p[j] = exp_vec(p[j] - mx));
     const float inv = 1.0f / sum;
-    for (int c = 0; c < d_head; c++) o[c] = 0.0f;
+    for (int c = 0; c < d_head; c++)
+        o[c] = 0.0f;
     for (int j = 0; j < len; j++) {
         const float *v = v0 + (size_t)j * ld;
         const float w = p[j] * inv;
 #pragma omp simd
-        for (int c = 0; c < d_head; c++) o[c] += w * v[c];
+        for (int c = 0; c < d_head; c++)
+            o[c] += w * v[c];
     }
 }
 
@@ -293,15 +313,16 @@ void rr_attention_cpu(const float *qkv, const int32_t *cu_seqlens, int n_seq, in
              * its length only, so batch invariance holds either way. */
             float kt[(size_t)d_head * len];
             for (int j = 0; j < len; j++)
-                for (int c = 0; c < d_head; c++) kt[(size_t)c * len + j] = k0[(size_t)j * ld + c];
+                for (int c = 0; c < d_head; c++)
+                    kt[(size_t)c * len + j] = k0[(size_t)j * ld + c];
             for (; r + RR_QB <= start + len; r += RR_QB)
                 attend_block(qkv + (size_t)r * ld + (size_t)h * d_head, kt, v0, ld, len, d_head,
                              scale, p, ctx + (size_t)r * d_model + (size_t)h * d_head,
                              (size_t)d_model);
         }
         for (; r < start + len; r++)
-            attend_row(qkv + (size_t)r * ld + (size_t)h * d_head, k0, v0, ld, len, d_head, scale,
-                       p, ctx + (size_t)r * d_model + (size_t)h * d_head);
+            attend_row(qkv + (size_t)r * ld + (size_t)h * d_head, k0, v0, ld, len, d_head, scale, p,
+                       ctx + (size_t)r * d_model + (size_t)h * d_head);
     }
 }
 
@@ -315,14 +336,16 @@ void rr_head_cpu(const float *hidden, const int32_t *cu_seqlens, int n_seq, int 
         for (int i = 0; i < d_model; i++) {
             const float *w = dense_w + (size_t)i * d_model;
             double acc = 0.0;
-            for (int k = 0; k < d_model; k++) acc += (double)w[k] * x[k];
+            for (int k = 0; k < d_model; k++)
+                acc += (double)w[k] * x[k];
             float v = (float)acc + dense_b[i];
             h[i] = electra ? gelu_erf(v) : tanhf(v);
         }
         for (int l = 0; l < n_labels; l++) {
             const float *w = out_w + (size_t)l * d_model;
             double acc = 0.0;
-            for (int k = 0; k < d_model; k++) acc += (double)w[k] * h[k];
+            for (int k = 0; k < d_model; k++)
+                acc += (double)w[k] * h[k];
             logits[(size_t)s * n_labels + l] = (float)acc + out_b[l];
         }
     }

@@ -19,7 +19,7 @@
 #include "grpc/wing.h"
 #include "util/util.h"
 
-#define CALL_OF(tag, field) ((rr_call *)((char *)(tag) - offsetof(rr_call, field)))
+#define CALL_OF(tag, field) ((rr_call *)((char *)(tag)-offsetof(rr_call, field)))
 
 /* Calls alive that received a message of TRIM_BYTES or more. gRPC reads a message in many
  * small slices that land in the heap, below the mmap threshold, and once freed they stay
@@ -112,7 +112,8 @@ rr_arena *rr_call_arena(rr_call *c)
 
 int rr_call_pools_init(rr_grpc *g)
 {
-    for (int m = 0; m <= RR_M_COUNT; m++) rr_free_list_init(&g->calls[m], CALLS_MAX);
+    for (int m = 0; m <= RR_M_COUNT; m++)
+        rr_free_list_init(&g->calls[m], CALLS_MAX);
     rr_free_list_init(&g->arenas, ARENAS_MAX);
     for (int m = 0; m <= RR_M_COUNT; m++)
         for (int k = 0; k < CALLS_PREFILL; k++) {
@@ -135,7 +136,8 @@ void rr_call_pools_free(rr_grpc *g)
 {
     void *o;
     for (int m = 0; m <= RR_M_COUNT; m++) {
-        while ((o = rr_free_list_pop(&g->calls[m]))) rr_free(o);
+        while ((o = rr_free_list_pop(&g->calls[m])))
+            rr_free(o);
         pthread_mutex_destroy(&g->calls[m].mu);
     }
     while ((o = rr_free_list_pop(&g->arenas))) {
@@ -154,7 +156,8 @@ static void call_free(rr_call *c)
     if (c->method == RR_M_GENERIC) grpc_call_details_destroy(&c->details);
     if (c->payload) grpc_byte_buffer_destroy(c->payload);
     if (c->sending) grpc_byte_buffer_destroy(c->sending);
-    for (int i = 0; i < c->out_n; i++) grpc_byte_buffer_destroy(c->outq[(c->out_head + i) % RR_OUTQ]);
+    for (int i = 0; i < c->out_n; i++)
+        grpc_byte_buffer_destroy(c->outq[(c->out_head + i) % RR_OUTQ]);
     pthread_mutex_destroy(&c->mu);
     int counted = c->call != NULL;
     rr_method m = c->method;
@@ -163,7 +166,8 @@ static void call_free(rr_call *c)
         grpc_status_code code = c->status_started ? c->status_code : GRPC_STATUS_CANCELLED;
         if ((unsigned)code >= RR_N_CODES) code = GRPC_STATUS_UNKNOWN;
         atomic_fetch_add_explicit(&g->rpc_codes[c->method][code], 1, memory_order_relaxed);
-        rr_hist_observe(&g->rpc_seconds[c->method], (c->t_status ? c->t_status : rr_now_ns()) - c->t_start);
+        rr_hist_observe(&g->rpc_seconds[c->method],
+                        (c->t_status ? c->t_status : rr_now_ns()) - c->t_start);
     }
     /* Back to the free lists (bounded: a burst does not pin its memory forever). */
     rr_arena_put(g, c->arena);
@@ -260,8 +264,10 @@ ProtobufCMessage *rr_decode(const ProtobufCMessageDescriptor *d, grpc_byte_buffe
         ProtobufCAllocator alloc = {arena_alloc, arena_nofree, arena};
         m = protobuf_c_message_unpack(d, &alloc, len, data);
         if (!m && arena->over)
-            rr_problem_set(p, RR_FAIL_TOO_BIG, "a %s of %zu bytes needs more than %zu bytes to "
-                           "decode", name, len, decode_budget(len));
+            rr_problem_set(p, RR_FAIL_TOO_BIG,
+                           "a %s of %zu bytes needs more than %zu bytes to "
+                           "decode",
+                           name, len, decode_budget(len));
         else if (!m)
             rr_problem_set(p, RR_FAIL_MALFORMED, "malformed %s", name);
         rr_arena_set_limit(arena, 0);
@@ -285,7 +291,8 @@ static void batch_failed(rr_call *c, grpc_call_error e, const char *what)
 {
     gpr_log(GPR_ERROR, "rerankd: %s: grpc_call_start_batch failed: %s", what,
             grpc_call_error_to_string(e));
-    grpc_call_cancel_with_status(c->call, GRPC_STATUS_INTERNAL, "rerankd: internal batch error", NULL);
+    grpc_call_cancel_with_status(c->call, GRPC_STATUS_INTERNAL, "rerankd: internal batch error",
+                                 NULL);
     c->dead = 1;
 }
 
@@ -514,8 +521,10 @@ static void on_new(rr_tag *t, int ok)
 int rr_call_arm(rr_grpc *g, rr_method m)
 {
     rr_call *c = rr_free_list_pop(&g->calls[m]);
-    if (c) memset(c, 0, sizeof *c);
-    else if (!(c = rr_calloc(1, sizeof *c))) return 0;
+    if (c)
+        memset(c, 0, sizeof *c);
+    else if (!(c = rr_calloc(1, sizeof *c)))
+        return 0;
     c->g = g;
     c->srv = g->srv;
     c->method = m;
@@ -539,13 +548,13 @@ int rr_call_arm(rr_grpc *g, rr_method m)
         e = grpc_server_request_call(g->server, &c->call, &c->details, &c->md, g->cq, g->cq,
                                      &c->t_new);
     } else {
-        e = grpc_server_request_registered_call(g->server, g->handles[m], &c->call,
-                                                &c->deadline, &c->md,
-                                                g->methods[m].reads_payload ? &c->payload : NULL,
-                                                g->cq, g->cq, &c->t_new);
+        e = grpc_server_request_registered_call(
+            g->server, g->handles[m], &c->call, &c->deadline, &c->md,
+            g->methods[m].reads_payload ? &c->payload : NULL, g->cq, g->cq, &c->t_new);
     }
     if (e != GRPC_CALL_OK) {
-        gpr_log(GPR_ERROR, "rerankd: arming method %d failed: %s", (int)m, grpc_call_error_to_string(e));
+        gpr_log(GPR_ERROR, "rerankd: arming method %d failed: %s", (int)m,
+                grpc_call_error_to_string(e));
         rr_call_unref(c);
         return 0;
     }

@@ -90,7 +90,9 @@ void rr_svc_health_watch(rr_call *c)
     int is_known = known(req->service);
     if (!is_known) {
         /* Stays open until the client goes away (or shutdown cancels it). */
-        rr_call_send(c, status_message(GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN));
+        rr_call_send(c,
+                     status_message(
+                         GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN));
         return;
     }
     c->on_closed = watch_closed;

@@ -17,7 +17,7 @@ const rr_method_def rr_methods[RR_M_COUNT + 1] = {
     [RR_M_HEALTH_WATCH] = {"/grpc.health.v1.Health/Watch", 1, 1, rr_svc_health_watch},
     [RR_M_REFLECT_V1] = {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", 0, 1,
                          rr_svc_reflect},
-    [RR_M_REFLECT_V1ALPHA] = {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-                              0, 1, rr_svc_reflect},
+    [RR_M_REFLECT_V1ALPHA] = {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", 0,
+                              1, rr_svc_reflect},
     [RR_M_GENERIC] = {"unknown", 0, 2, rr_svc_unimplemented},
 };

@@ -69,7 +69,8 @@ int rr_reflection_init(rr_grpc *srv)
 void rr_reflection_free(rr_grpc *srv)
 {
     for (int i = 0; i < srv->n_files; i++)
-        if (srv->files[i].fd) google__protobuf__file_descriptor_proto__free_unpacked(srv->files[i].fd, NULL);
+        if (srv->files[i].fd)
+            google__protobuf__file_descriptor_proto__free_unpacked(srv->files[i].fd, NULL);
     rr_free(srv->files);
     srv->files = NULL;
     srv->n_files = 0;
@@ -83,7 +84,8 @@ static int names(const char *sym, const char *prefix, const char *name)
     return strncmp(sym, prefix, lp) == 0 && sym[lp] == '.' && strcmp(sym + lp + 1, name) == 0;
 }
 
-static int in_message(const Google__Protobuf__DescriptorProto *m, const char *scope, const char *sym)
+static int in_message(const Google__Protobuf__DescriptorProto *m, const char *scope,
+                      const char *sym)
 {
     char full[512];
     snprintf(full, sizeof full, "%s%s%s", scope, scope[0] ? "." : "", m->name);
@@ -151,12 +153,16 @@ static int message_type_known(const rr_grpc *srv, const char *sym)
 static void answer(rr_call *c, Grpc__Reflection__V1__ServerReflectionRequest *req)
 {
     rr_grpc *srv = c->g;
-    Grpc__Reflection__V1__ServerReflectionResponse resp = GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__INIT;
-    Grpc__Reflection__V1__FileDescriptorResponse fdr = GRPC__REFLECTION__V1__FILE_DESCRIPTOR_RESPONSE__INIT;
-    Grpc__Reflection__V1__ListServiceResponse lsr = GRPC__REFLECTION__V1__LIST_SERVICE_RESPONSE__INIT;
+    Grpc__Reflection__V1__ServerReflectionResponse resp =
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__INIT;
+    Grpc__Reflection__V1__FileDescriptorResponse fdr =
+        GRPC__REFLECTION__V1__FILE_DESCRIPTOR_RESPONSE__INIT;
+    Grpc__Reflection__V1__ListServiceResponse lsr =
+        GRPC__REFLECTION__V1__LIST_SERVICE_RESPONSE__INIT;
     Grpc__Reflection__V1__ServiceResponse svc[N_SERVED];
     Grpc__Reflection__V1__ServiceResponse *svcp[N_SERVED];
-    Grpc__Reflection__V1__ExtensionNumberResponse enr = GRPC__REFLECTION__V1__EXTENSION_NUMBER_RESPONSE__INIT;
+    Grpc__Reflection__V1__ExtensionNumberResponse enr =
+        GRPC__REFLECTION__V1__EXTENSION_NUMBER_RESPONSE__INIT;
     Grpc__Reflection__V1__ErrorResponse er = GRPC__REFLECTION__V1__ERROR_RESPONSE__INIT;
     ProtobufCBinaryData blobs[64];
     char want[64] = {0};
@@ -174,7 +180,8 @@ static void answer(rr_call *c, Grpc__Reflection__V1__ServerReflectionRequest *re
         }
         lsr.n_service = N_SERVED;
         lsr.service = svcp;
-        resp.message_response_case = GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE;
+        resp.message_response_case =
+            GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE;
         resp.list_services_response = &lsr;
         break;
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME:
@@ -184,12 +191,14 @@ static void answer(rr_call *c, Grpc__Reflection__V1__ServerReflectionRequest *re
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL:
         for (int i = 0; i < srv->n_files && found < 0; i++)
             if (file_defines(srv->files[i].fd, req->file_containing_symbol)) found = i;
-        if (found < 0) snprintf(msg, sizeof msg, "symbol %s not found", req->file_containing_symbol);
+        if (found < 0)
+            snprintf(msg, sizeof msg, "symbol %s not found", req->file_containing_symbol);
         break;
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE:
         if (message_type_known(srv, req->all_extension_numbers_of_type)) {
             enr.base_type_name = req->all_extension_numbers_of_type; /* proto3: none */
-            resp.message_response_case = GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE;
+            resp.message_response_case =
+                GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE;
             resp.all_extension_numbers_response = &enr;
         } else {
             snprintf(msg, sizeof msg, "type %s not found", req->all_extension_numbers_of_type);
@@ -201,7 +210,8 @@ static void answer(rr_call *c, Grpc__Reflection__V1__ServerReflectionRequest *re
     default:
         er.error_code = GRPC_STATUS_UNIMPLEMENTED;
         er.error_message = "unsupported reflection request";
-        resp.message_response_case = GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE;
+        resp.message_response_case =
+            GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE;
         resp.error_response = &er;
         break;
     }
@@ -216,12 +226,15 @@ static void answer(rr_call *c, Grpc__Reflection__V1__ServerReflectionRequest *re
             blobs[fdr.n_file_descriptor_proto++].len = srv->files[i].len;
         }
         fdr.file_descriptor_proto = blobs;
-        resp.message_response_case = GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE;
+        resp.message_response_case =
+            GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE;
         resp.file_descriptor_response = &fdr;
-    } else if (resp.message_response_case == GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE__NOT_SET) {
+    } else if (resp.message_response_case ==
+               GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE__NOT_SET) {
         er.error_code = GRPC_STATUS_NOT_FOUND;
         er.error_message = msg;
-        resp.message_response_case = GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE;
+        resp.message_response_case =
+            GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE;
         resp.error_response = &er;
     }
     rr_call_send(c, rr_pack(&resp.base));
@@ -269,7 +282,8 @@ static void reflect_recv(rr_call *c, int ok)
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES:
         arg = req->list_services;
         break;
-    default: break;
+    default:
+        break;
     }
     if (!utf8(req->host) || !utf8(arg)) {
         rr_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT,
@@ -278,8 +292,10 @@ static void reflect_recv(rr_call *c, int ok)
     }
     answer(c, req);
     rr_arena_reset(c->arena); /* the answer is packed: the request can go */
-    if (c->out_n < 4) rr_call_recv(c);
-    else c->recv_paused = 1;
+    if (c->out_n < 4)
+        rr_call_recv(c);
+    else
+        c->recv_paused = 1;
 }
 
 static void reflect_sent(rr_call *c)

@@ -32,10 +32,22 @@ static void *cq_main(void *arg)
 }
 
 static const char *const code_names[RR_N_CODES] = {
-    "OK",           "CANCELLED",      "UNKNOWN",         "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",  "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-    "UNIMPLEMENTED", "INTERNAL",      "UNAVAILABLE",     "DATA_LOSS",
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
     "UNAUTHENTICATED",
 };
 
@@ -94,7 +106,8 @@ int rr_grpc_start(rr_server *srv, rr_grpc **out)
         fprintf(stderr, "rerankd: the embedded descriptor set is malformed\n");
         return 0;
     }
-    if (cfg->tls_cert && !(g->tls = rr_tls_init(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, &err))) {
+    if (cfg->tls_cert &&
+        !(g->tls = rr_tls_init(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, &err))) {
         fprintf(stderr, "rerankd: %s: %s\n", rr_status_name(err.status), err.msg);
         return 0;
     }
@@ -118,11 +131,11 @@ int rr_grpc_start(rr_server *srv, rr_grpc **out)
     grpc_channel_args ch_args = {.num_args = 4, .args = args};
     g->server = grpc_server_create(&ch_args, NULL);
     for (int m = 0; m < RR_M_COUNT; m++) {
-        g->handles[m] = grpc_server_register_method(
-            g->server, rr_methods[m].path, NULL,
-            rr_methods[m].reads_payload ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER
-                                        : GRPC_SRM_PAYLOAD_NONE,
-            0);
+        g->handles[m] = grpc_server_register_method(g->server, rr_methods[m].path, NULL,
+                                                    rr_methods[m].reads_payload
+                                                        ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER
+                                                        : GRPC_SRM_PAYLOAD_NONE,
+                                                    0);
         if (!g->handles[m]) {
             fprintf(stderr, "rerankd: cannot register %s\n", rr_methods[m].path);
             return 0;
@@ -185,8 +198,10 @@ static int wait_shutdown(shutdown_tag *s, double seconds)
     }
     pthread_mutex_lock(&s->mu);
     while (!s->done) {
-        if (seconds < 0) pthread_cond_wait(&s->cv, &s->mu);
-        else if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT) break;
+        if (seconds < 0)
+            pthread_cond_wait(&s->cv, &s->mu);
+        else if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT)
+            break;
     }
     int done = s->done;
     pthread_mutex_unlock(&s->mu);
@@ -237,7 +252,7 @@ void rr_grpc_free(rr_grpc *g)
     rr_svc_tei_free(g);
     for (int i = 0; i < 2; i++)
         pthread_mutex_destroy(&g->streams[i].mu);
-    rr_tls_free(g->tls);   /* after grpc_shutdown: the core calls its fetcher until then */
+    rr_tls_free(g->tls); /* after grpc_shutdown: the core calls its fetcher until then */
     rr_reflection_free(g);
     pthread_mutex_destroy(&g->watch_mu);
     rr_free(g);

@@ -78,8 +78,8 @@ static rr_sched_req *admit_docs(rr_server *srv, rr_intake *in, Rerank__V1__Docum
 rr_sched_req *rr_rerank_admit(rr_server *srv, const Rerank__V1__RerankRequest *m,
                               uint64_t deadline_ns, rr_problem *p)
 {
-    rr_intake in = {.query = rr_bin_text(m->query), .docs_field = "documents",
-                    .deadline_ns = deadline_ns};
+    rr_intake in = {
+        .query = rr_bin_text(m->query), .docs_field = "documents", .deadline_ns = deadline_ns};
     if (!truncation(m->truncation, &in, p)) return NULL;
     return admit_docs(srv, &in, m->documents, m->n_documents, p);
 }
@@ -165,9 +165,9 @@ void rr_svc_rerank(rr_call *c)
         return;
     }
     rr_wire_limit lim = {request_docs, 1, (uint64_t)c->srv->cfg.max_docs, "documents"};
-    Rerank__V1__RerankRequest *m = (Rerank__V1__RerankRequest *)rr_decode(
-        &rerank__v1__rerank_request__descriptor, c->payload, rr_call_arena(c), &lim,
-        "RerankRequest", &p);
+    Rerank__V1__RerankRequest *m =
+        (Rerank__V1__RerankRequest *)rr_decode(&rerank__v1__rerank_request__descriptor, c->payload,
+                                               rr_call_arena(c), &lim, "RerankRequest", &p);
     rr_sched_req *r = m ? rr_rerank_admit(c->srv, m, rr_call_deadline_ns(c), &p) : NULL;
     if (!r) {
         rr_call_fail(c, &p);
@@ -245,8 +245,10 @@ static Rerank__V1__RerankStreamRequest *msg_unpack(rr_call *c, stream_state *st,
         rr_arena *a = rr_arena_get(c->g);
         st->slot[i].m = (Rerank__V1__RerankStreamRequest *)rr_decode(
             &rerank__v1__rerank_stream_request__descriptor, bb, a, &lim, "RerankStreamRequest", p);
-        if (st->slot[i].m) st->slot[i].a = a;
-        else rr_arena_put(c->g, a);
+        if (st->slot[i].m)
+            st->slot[i].a = a;
+        else
+            rr_arena_put(c->g, a);
         return st->slot[i].m;
     }
     rr_problem_set(p, RR_FAIL_INTERNAL, "no free message slot (a bug)");
@@ -448,7 +450,8 @@ static void stream_process(rr_call *c)
             msg_release(c, st, m);
             continue;
         }
-        rr_sched_req *r = rr_rerank_batch_admit(srv, &st->tmpl, m->batch, rr_call_deadline_ns(c), &p);
+        rr_sched_req *r =
+            rr_rerank_batch_admit(srv, &st->tmpl, m->batch, rr_call_deadline_ns(c), &p);
         if (!r) {
             msg_release(c, st, m);
             rr_call_fail(c, &p);
@@ -542,8 +545,10 @@ static void stream_batch_done(rr_sched_req *r)
     grpc_byte_buffer *bb = rr_front_outcome(r, &p) ? batch_answer(c, st, r, m, &p) : NULL;
     msg_release(c, st, m);
     rr_front_release(c->srv, r);
-    if (bb) rr_call_send(c, bb);
-    else rr_call_fail(c, &p);
+    if (bb)
+        rr_call_send(c, bb);
+    else
+        rr_call_fail(c, &p);
     stream_process(c);
     stream_resume_recv(c);
     stream_maybe_finish(c);
@@ -573,8 +578,10 @@ static void stream_recv(rr_call *c, int ok)
     st->pending[(st->p_head + st->p_n) % STREAM_PENDING] = m;
     st->p_n++;
     stream_process(c);
-    if (st->p_n < STREAM_PENDING) rr_call_recv(c);
-    else c->recv_paused = 1;
+    if (st->p_n < STREAM_PENDING)
+        rr_call_recv(c);
+    else
+        c->recv_paused = 1;
 }
 
 static void stream_sent(rr_call *c)

@@ -96,8 +96,11 @@ static const uint32_t request_texts[] = {2}; /* RerankRequest.texts */
 rr_sched_req *rr_tei_admit(rr_server *srv, const Tei__V1__RerankRequest *m, uint64_t deadline_ns,
                            rr_problem *p)
 {
-    rr_intake in = {.query = rr_bin_text(m->query), .n_docs = m->n_texts, .docs_field = "texts",
-                    .truncate = m->truncate, .deadline_ns = deadline_ns};
+    rr_intake in = {.query = rr_bin_text(m->query),
+                    .n_docs = m->n_texts,
+                    .docs_field = "texts",
+                    .truncate = m->truncate,
+                    .deadline_ns = deadline_ns};
     if (!direction(m->truncation_direction, &in.keep_last, p)) return NULL;
     rr_sched_req *r = rr_front_begin(srv, &in, p);
     for (int i = 0; r && i < r->n_docs; i++)
@@ -144,9 +147,9 @@ void rr_svc_tei_rerank(rr_call *c)
         return;
     }
     rr_wire_limit lim = {request_texts, 1, (uint64_t)c->srv->cfg.max_docs, "texts"};
-    Tei__V1__RerankRequest *m = (Tei__V1__RerankRequest *)rr_decode(
-        &tei__v1__rerank_request__descriptor, c->payload, rr_call_arena(c), &lim,
-        "RerankRequest", &p);
+    Tei__V1__RerankRequest *m =
+        (Tei__V1__RerankRequest *)rr_decode(&tei__v1__rerank_request__descriptor, c->payload,
+                                            rr_call_arena(c), &lim, "RerankRequest", &p);
     rr_sched_req *r = m ? rr_tei_admit(c->srv, m, rr_call_deadline_ns(c), &p) : NULL;
     if (!r) {
         rr_call_fail(c, &p);
@@ -172,8 +175,8 @@ typedef struct tei_stream {
     int n, cap;
     int raw_scores, return_text; /* from the first message */
     uint64_t chars;
-    span *text, *query; /* [cap]: each message's, in `arena` (equal queries share a span) */
-    uint8_t *flags;     /* [cap]: RR_PAIR_* of each message */
+    span *text, *query;       /* [cap]: each message's, in `arena` (equal queries share a span) */
+    uint8_t *flags;           /* [cap]: RR_PAIR_* of each message */
     rr_text *texts, *queries; /* [cap]: the spans as texts, once the arena stops moving */
     char *arena;
     size_t arena_len, arena_cap;
@@ -372,8 +375,9 @@ void rr_svc_tei_info(rr_call *c)
     resp.version = rr_bin(RR_SERVER_VERSION);
     resp.model_id = rr_bin(srv->cfg.model_dir);
     rr_dtype dt = rr_engine_dtype(srv->engine);
-    resp.model_dtype = rr_bin(dt == RR_DTYPE_F32 ? "float32" : dt == RR_DTYPE_BF16 ? "bfloat16"
-                                                                                   : "float16");
+    resp.model_dtype = rr_bin(dt == RR_DTYPE_F32    ? "float32"
+                              : dt == RR_DTYPE_BF16 ? "bfloat16"
+                                                    : "float16");
     resp.model_type = TEI__V1__MODEL_TYPE__MODEL_TYPE_RERANKER;
     resp.max_concurrent_requests = (uint32_t)srv->cfg.max_in_flight;
     resp.max_input_length = (uint32_t)srv->info->max_length;

@@ -73,10 +73,10 @@ typedef struct rr_call rr_call;
 
 /* One row of the method table (methods.c): everything the wing knows of a method. */
 typedef struct rr_method_def {
-    const char *path; /* "/rerank.v1.Reranker/Rerank"; "unknown" for RR_M_GENERIC */
-    int reads_payload; /* 1: the core reads the one request message before publishing the
-                        * call (GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, guide §2.4) */
-    int armed;         /* requests kept armed: hot methods more (guide §2.4) */
+    const char *path;            /* "/rerank.v1.Reranker/Rerank"; "unknown" for RR_M_GENERIC */
+    int reads_payload;           /* 1: the core reads the one request message before publishing the
+                                  * call (GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, guide §2.4) */
+    int armed;                   /* requests kept armed: hot methods more (guide §2.4) */
     void (*handler)(rr_call *c); /* on the CQ thread when a call arrives, under c->mu */
 } rr_method_def;
 
@@ -294,8 +294,8 @@ rr_sched_req *rr_rerank_batch_admit(rr_server *srv, const rr_intake *tmpl,
 rr_sched_req *rr_tei_admit(rr_server *srv, const struct Tei__V1__RerankRequest *m,
                            uint64_t deadline_ns, rr_problem *p);
 /* One TEI stream message's own checks (direction, query) and its RR_PAIR_* flags. */
-int rr_tei_stream_message(const struct Tei__V1__RerankStreamRequest *m, int index,
-                          uint8_t *flags, rr_problem *p);
+int rr_tei_stream_message(const struct Tei__V1__RerankStreamRequest *m, int index, uint8_t *flags,
+                          rr_problem *p);
 
 /* Each stream service prefills / empties its list of stream states (g->streams[0], [1]). */
 int rr_svc_rerank_init(rr_grpc *g);

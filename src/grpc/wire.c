@@ -28,12 +28,17 @@ int rr_wire_count(const uint8_t *p, size_t n, const uint32_t *path, int depth, u
             if (!rr_wire_varint(p, n, &pos, &len)) return -1;
             len = 0;
             break;
-        case 1: len = 8; break;
-        case 5: len = 4; break;
+        case 1:
+            len = 8;
+            break;
+        case 5:
+            len = 4;
+            break;
         case 2:
             if (!rr_wire_varint(p, n, &pos, &len)) return -1;
             break;
-        default: return -1; /* groups (3, 4) and 6, 7: not in our messages */
+        default:
+            return -1; /* groups (3, 4) and 6, 7: not in our messages */
         }
         if (field == 0 || field > 536870911 || len > n - pos) return -1;
         if (depth > 0 && field == path[0] && (key & 7) == 2) {

@@ -37,7 +37,7 @@
 
 /* owned: 0 = static text, 1 = ours to free (rr_free), 2 = borrowed (libmicrohttpd copies). */
 static int reply(struct MHD_Connection *conn, unsigned code, const char *type, char *body,
-                  size_t len, int owned)
+                 size_t len, int owned)
 {
     struct MHD_Response *r =
         owned == 1 ? MHD_create_response_from_buffer_with_free_callback(len, body, rr_free)
@@ -56,8 +56,8 @@ static int reply(struct MHD_Connection *conn, unsigned code, const char *type, c
 
 static enum MHD_Result text(struct MHD_Connection *conn, unsigned code, const char *msg)
 {
-    return (enum MHD_Result)reply(conn, code, "text/plain; charset=utf-8", (char *)msg,
-                                          strlen(msg), 0);
+    return (enum MHD_Result)reply(conn, code, "text/plain; charset=utf-8", (char *)msg, strlen(msg),
+                                  0);
 }
 
 static char *info_json(rr_server *srv, size_t *len)
@@ -72,15 +72,14 @@ static char *info_json(rr_server *srv, size_t *len)
     rr_strbuf_printf(&o, ",\"device\":");
     const char *dev = ready ? srv->device_desc : "";
     rr_json_put_string(&o, dev, strlen(dev));
-    rr_strbuf_printf(&o,
-                     ",\"model_dtype\":\"%s\",\"max_input_length\":%d,\"max_batch_tokens\":%d,"
-                     "\"max_client_batch_size\":%d,\"max_concurrent_requests\":%d,"
-                     "\"ready\":%s,\"version\":\"%s\"}",
-                     ready ? rr_dtype_name(rr_engine_dtype(srv->engine)) : "",
-                     ready ? srv->info->max_length : 0,
-                     ready ? rr_engine_max_batch_tokens(srv->engine) : srv->cfg.max_batch_tokens,
-                     srv->cfg.max_docs, srv->cfg.max_in_flight, ready ? "true" : "false",
-                     RR_SERVER_VERSION);
+    rr_strbuf_printf(
+        &o,
+        ",\"model_dtype\":\"%s\",\"max_input_length\":%d,\"max_batch_tokens\":%d,"
+        "\"max_client_batch_size\":%d,\"max_concurrent_requests\":%d,"
+        "\"ready\":%s,\"version\":\"%s\"}",
+        ready ? rr_dtype_name(rr_engine_dtype(srv->engine)) : "", ready ? srv->info->max_length : 0,
+        ready ? rr_engine_max_batch_tokens(srv->engine) : srv->cfg.max_batch_tokens,
+        srv->cfg.max_docs, srv->cfg.max_in_flight, ready ? "true" : "false", RR_SERVER_VERSION);
     if (o.oom) {
         rr_free(o.p);
         return NULL;
@@ -113,8 +112,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         const char *body = rr_metrics_render(srv, &len);
         enum MHD_Result ret =
             body ? (enum MHD_Result)reply(conn, MHD_HTTP_OK,
-                                                  "text/plain; version=0.0.4; charset=utf-8",
-                                                  (char *)body, len, 2)
+                                          "text/plain; version=0.0.4; charset=utf-8", (char *)body,
+                                          len, 2)
                  : text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
         pthread_mutex_unlock(&srv->metrics_mu);
         return ret;
@@ -177,8 +176,7 @@ int rr_http_start(rr_server *srv, rr_http **out)
         fprintf(stderr, "rerankd: --http-max-connections %d lowered to %d (open file limit)\n",
                 cfg->http_max_connections, limit);
     if (!rr_http_watch_start(h, limit)) {
-        fprintf(stderr, "rerankd: cannot start the HTTP disconnect watcher: %s\n",
-                strerror(errno));
+        fprintf(stderr, "rerankd: cannot start the HTTP disconnect watcher: %s\n", strerror(errno));
         return 0;
     }
     char port[16];
@@ -199,18 +197,18 @@ int rr_http_start(rr_server *srv, rr_http **out)
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     errno = 0;
-    h->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)cfg->http_max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)cfg->http_idle_timeout, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-        MHD_OPTION_END);
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)limit,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            (unsigned)cfg->http_max_connections_per_ip,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_idle_timeout,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
     int saved = errno;
     freeaddrinfo(ai);
     if (!h->d) {
-        fprintf(stderr, "rerankd: cannot serve HTTP on %s port %d: %s\n", cfg->host,
-                cfg->http_port, saved ? strerror(saved) : "libmicrohttpd refused to start");
+        fprintf(stderr, "rerankd: cannot serve HTTP on %s port %d: %s\n", cfg->host, cfg->http_port,
+                saved ? strerror(saved) : "libmicrohttpd refused to start");
         return 0;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);

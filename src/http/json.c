@@ -33,12 +33,24 @@ void rr_json_put_string(rr_strbuf *o, const char *s, size_t n)
         }
         unsigned char c = (unsigned char)s[i++];
         switch (c) {
-        case '"': rr_strbuf_printf(o, "\\\""); break;
-        case '\\': rr_strbuf_printf(o, "\\\\"); break;
-        case '\n': rr_strbuf_printf(o, "\\n"); break;
-        case '\r': rr_strbuf_printf(o, "\\r"); break;
-        case '\t': rr_strbuf_printf(o, "\\t"); break;
-        default: rr_strbuf_printf(o, "\\u%04x", c); break;
+        case '"':
+            rr_strbuf_printf(o, "\\\"");
+            break;
+        case '\\':
+            rr_strbuf_printf(o, "\\\\");
+            break;
+        case '\n':
+            rr_strbuf_printf(o, "\\n");
+            break;
+        case '\r':
+            rr_strbuf_printf(o, "\\r");
+            break;
+        case '\t':
+            rr_strbuf_printf(o, "\\t");
+            break;
+        default:
+            rr_strbuf_printf(o, "\\u%04x", c);
+            break;
         }
     }
     rr_strbuf_printf(o, "\"");
@@ -62,10 +74,14 @@ void rr_json_scan(const char *body, size_t n, rr_json_shape *s)
     for (size_t i = 0; i < n; i++) {
         char c = body[i];
         if (in_str) {
-            if (esc) esc = 0;
-            else if (c == '\\') esc = 1;
-            else if (c == '"') in_str = 0, key_at = -1;
-            else if (key_at == 1 && key_len + 1 < sizeof key) key[key_len++] = c, key[key_len] = 0;
+            if (esc)
+                esc = 0;
+            else if (c == '\\')
+                esc = 1;
+            else if (c == '"')
+                in_str = 0, key_at = -1;
+            else if (key_at == 1 && key_len + 1 < sizeof key)
+                key[key_len++] = c, key[key_len] = 0;
             continue;
         }
         int value = 0;
@@ -99,7 +115,8 @@ void rr_json_scan(const char *body, size_t n, rr_json_shape *s)
         case ']':
             in_scalar = 0;
             if (d > 0) {
-                if (d == 2 && d <= SCAN_LEVELS && !lv[d].obj && lv[1].obj && lv[d].n > s->top_array) {
+                if (d == 2 && d <= SCAN_LEVELS && !lv[d].obj && lv[1].obj &&
+                    lv[d].n > s->top_array) {
                     s->top_array = lv[d].n;
                     memcpy(s->top_key, lv[d].key, sizeof s->top_key);
                 }
@@ -114,7 +131,9 @@ void rr_json_scan(const char *body, size_t n, rr_json_shape *s)
         case ' ':
         case '\t':
         case '\n':
-        case '\r': in_scalar = 0; break;
+        case '\r':
+            in_scalar = 0;
+            break;
         default: /* numbers, true, false, null (or garbage: the parser refuses it later) */
             if (!in_scalar) value = 1;
             in_scalar = 1;

@@ -55,7 +55,7 @@ struct rr_http_req {
     size_t len, cap;
     int too_big, submitted;
     uint64_t t_start;
-    double timeout;    /* s, from x-request-timeout or --http-timeout; 0 none; < 0 invalid */
+    double timeout; /* s, from x-request-timeout or --http-timeout; 0 none; < 0 invalid */
 
     json_t *json;    /* the parsed body: the texts point into it */
     rr_http_opts o;  /* shape and answer options */
@@ -197,8 +197,10 @@ static void request_done(rr_sched_req *r)
     q->tokenize_ns = r->tokenize_ns, q->queue_ns = r->queue_ns, q->infer_ns = r->infer_ns;
     q->tokens = r->total_tokens;
     rr_problem p;
-    if (rr_front_outcome(r, &p)) render(q, r);
-    else set_problem(q, &p);
+    if (rr_front_outcome(r, &p))
+        render(q, r);
+    else
+        set_problem(q, &p);
     q->r = NULL;
     rr_front_release(q->h->srv, r);
     MHD_resume_connection(q->conn); /* thread-safe with MHD_ALLOW_SUSPEND_RESUME */
@@ -213,7 +215,8 @@ static int get_bool(const json_t *j, const char *key, int def, int *out, rr_prob
         *out = def;
         return 1;
     }
-    if (!json_is_boolean(v)) return rr_problem_set(p, RR_FAIL_INVALID, "\"%s\" must be a boolean", key);
+    if (!json_is_boolean(v))
+        return rr_problem_set(p, RR_FAIL_INVALID, "\"%s\" must be a boolean", key);
     *out = json_is_true(v);
     return 1;
 }
@@ -250,8 +253,7 @@ static int options(const json_t *j, rr_http_opts *o, rr_intake *in, rr_problem *
             o->top_n = (uint64_t)json_integer_value(top);
         else if (json_is_real(top) && json_real_value(top) >= 1 &&
                  json_real_value(top) == floor(json_real_value(top)))
-            o->top_n = json_real_value(top) >= 1.8e19 ? UINT64_MAX
-                                                      : (uint64_t)json_real_value(top);
+            o->top_n = json_real_value(top) >= 1.8e19 ? UINT64_MAX : (uint64_t)json_real_value(top);
         else
             return rr_problem_set(p, RR_FAIL_INVALID, "\"top_n\" must be a positive integer");
     }
@@ -305,7 +307,9 @@ rr_sched_req *rr_http_admit(rr_server *srv, int route, const char *body, size_t 
         rr_problem_set(p, RR_FAIL_INVALID, "\"%s\" must be an array", field);
         return NULL;
     }
-    rr_intake in = {.query = jtext(query), .n_docs = json_array_size(list), .docs_field = field,
+    rr_intake in = {.query = jtext(query),
+                    .n_docs = json_array_size(list),
+                    .docs_field = field,
                     .deadline_ns = deadline_ns};
     if (!options(j, o, &in, p)) return NULL;
     rr_sched_req *r = rr_front_begin(srv, &in, p);
@@ -315,7 +319,8 @@ rr_sched_req *rr_http_admit(rr_server *srv, int route, const char *body, size_t 
         if (!json_is_string(d)) {
             rr_front_abort(srv, r);
             rr_problem_set(p, RR_FAIL_INVALID, "%s[%d] must be a string%s", field, i,
-                           o->shape == RR_HTTP_COHERE ? " or an object with a \"text\" string" : "");
+                           o->shape == RR_HTTP_COHERE ? " or an object with a \"text\" string"
+                                                      : "");
             return NULL;
         }
         rr_front_doc(r, i, jtext(d), (rr_text){NULL, 0}, p);
@@ -336,13 +341,12 @@ static int start(rr_http_req *q)
         set_problem(q, &p);
         return 0;
     }
-    if (atomic_load(&srv->draining))
-        return fail(q, RR_FAIL_UNAVAILABLE, "server is shutting down");
+    if (atomic_load(&srv->draining)) return fail(q, RR_FAIL_UNAVAILABLE, "server is shutting down");
     if (q->timeout < 0)
         return fail(q, RR_FAIL_INVALID, "x-request-timeout must be a number of seconds > 0");
     uint64_t deadline = q->timeout > 0 ? rr_now_ns() + (uint64_t)(q->timeout * 1e9) : 0;
-    rr_sched_req *r = rr_http_admit(srv, q->route, q->body ? q->body : "", q->len, deadline,
-                                    &q->json, &q->o, &p);
+    rr_sched_req *r =
+        rr_http_admit(srv, q->route, q->body ? q->body : "", q->len, deadline, &q->json, &q->o, &p);
     if (!r) {
         set_problem(q, &p);
         return 0;

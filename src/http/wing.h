@@ -110,10 +110,10 @@ void rr_json_put_string(rr_strbuf *o, const char *s, size_t n);
  * of an array directly under the top-level object (and that key), nesting depth and the
  * number of values. */
 typedef struct rr_json_shape {
-    uint64_t values;      /* every value, containers included */
-    int depth;            /* deepest nesting */
-    uint64_t top_array;   /* elements of the largest array that is a top-level member */
-    char top_key[32];     /* its key (truncated), "" when the body has none */
+    uint64_t values;    /* every value, containers included */
+    int depth;          /* deepest nesting */
+    uint64_t top_array; /* elements of the largest array that is a top-level member */
+    char top_key[32];   /* its key (truncated), "" when the body has none */
 } rr_json_shape;
 
 /* Scans body[0..n) (need not be valid JSON: the parser judges that later). */

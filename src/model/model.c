@@ -46,8 +46,8 @@ typedef struct want {
     int prefixed;           /* 1: try "<prefix>.<name>" first, then the bare name */
     int n_dim;
     int64_t shape[2];
-    size_t dst_off;         /* destination, in floats from the start of the blob */
-    const float **field;    /* the rr_weights pointer to set (NULL for the K/V parts of qkv) */
+    size_t dst_off;      /* destination, in floats from the start of the blob */
+    const float **field; /* the rr_weights pointer to set (NULL for the K/V parts of qkv) */
 } want;
 
 typedef struct want_list {
@@ -96,15 +96,14 @@ static rr_status cfg_int(const cJSON *cfg, const char *path, const char *key, in
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
     if (!v || cJSON_IsNull(v)) {
-        if (def < 0)
-            return rr_set_error(err, RR_E_FORMAT, "%s: missing field \"%s\"", path, key);
+        if (def < 0) return rr_set_error(err, RR_E_FORMAT, "%s: missing field \"%s\"", path, key);
         *out = def;
         return RR_OK;
     }
     double d = cJSON_IsNumber(v) ? v->valuedouble : -1.0;
     if (!(d >= 1.0) || d > (double)INT_MAX || d != floor(d))
-        return rr_set_error(err, RR_E_FORMAT, "%s: field \"%s\" must be a positive integer",
-                            path, key);
+        return rr_set_error(err, RR_E_FORMAT, "%s: field \"%s\" must be a positive integer", path,
+                            key);
     *out = (int)d;
     return RR_OK;
 }
@@ -165,8 +164,7 @@ static rr_status parse_config(rr_model *m, const char *path, const char *text, s
     const cJSON *arch = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
     const cJSON *a0 = cJSON_IsArray(arch) ? cJSON_GetArrayItem(arch, 0) : NULL;
     if (!cJSON_IsString(a0)) {
-        s = rr_set_error(err, RR_E_FORMAT, "%s: \"architectures\" must list one class name",
-                         path);
+        s = rr_set_error(err, RR_E_FORMAT, "%s: \"architectures\" must list one class name", path);
         goto done;
     }
     if (strcmp(a0->valuestring, "BertForSequenceClassification") == 0) {
@@ -184,9 +182,8 @@ static rr_status parse_config(rr_model *m, const char *path, const char *text, s
     }
 
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(cfg, "model_type");
-    m->model_type =
-        rr_strdup(cJSON_IsString(mt) ? mt->valuestring
-                                     : (in->arch == RR_ARCH_BERT ? "bert" : "electra"));
+    m->model_type = rr_strdup(cJSON_IsString(mt) ? mt->valuestring
+                                                 : (in->arch == RR_ARCH_BERT ? "bert" : "electra"));
     if (!m->model_type) {
         s = rr_set_error(err, RR_E_NOMEM, "out of memory reading %s", path);
         goto done;
@@ -248,23 +245,23 @@ static rr_status parse_config(rr_model *m, const char *path, const char *text, s
     } else if (strcmp(a, "relu") == 0) {
         m->hidden_act = RR_HIDDEN_RELU;
     } else {
-        s = rr_set_error(err, RR_E_UNSUPPORTED, "%s: hidden_act \"%.100s\" is not supported",
-                         path, a);
+        s = rr_set_error(err, RR_E_UNSUPPORTED, "%s: hidden_act \"%.100s\" is not supported", path,
+                         a);
         goto done;
     }
 
     /* transformers: an explicit num_labels wins, else the size of id2label, else 2. */
     const cJSON *id2label = cJSON_GetObjectItemCaseSensitive(cfg, "id2label");
     int n_id2label = cJSON_IsObject(id2label) ? cJSON_GetArraySize(id2label) : 0;
-    if ((s = cfg_int(cfg, path, "num_labels", n_id2label > 0 ? n_id2label : 2, &in->n_labels,
-                     err)))
+    if ((s = cfg_int(cfg, path, "num_labels", n_id2label > 0 ? n_id2label : 2, &in->n_labels, err)))
         goto done;
 
     /* Spec §5.1: sentence_transformers.activation_fn, then the legacy key, then by labels. */
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(cfg, "sentence_transformers");
-    const cJSON *st_fn = cJSON_IsObject(st) ? cJSON_GetObjectItemCaseSensitive(st, "activation_fn")
-                                            : NULL;
-    const cJSON *legacy = cJSON_GetObjectItemCaseSensitive(cfg, "sbert_ce_default_activation_function");
+    const cJSON *st_fn =
+        cJSON_IsObject(st) ? cJSON_GetObjectItemCaseSensitive(st, "activation_fn") : NULL;
+    const cJSON *legacy =
+        cJSON_GetObjectItemCaseSensitive(cfg, "sbert_ce_default_activation_function");
     in->default_activation = in->n_labels == 1 ? RR_ACT_SIGMOID : RR_ACT_IDENTITY;
     if (cJSON_IsString(st_fn))
         s = parse_activation(path, "sentence_transformers.activation_fn", st_fn->valuestring,
@@ -296,8 +293,8 @@ static rr_status build_wants(rr_model *m, want_list *wl, rr_error *err)
     w->layers = m->layers;
 
     want_region(wl, 1, &w->word_emb, in->vocab_size, e, "embeddings.word_embeddings.weight", 0);
-    want_region(wl, 1, &w->pos_emb, in->max_position, e,
-                "embeddings.position_embeddings.weight", 0);
+    want_region(wl, 1, &w->pos_emb, in->max_position, e, "embeddings.position_embeddings.weight",
+                0);
     want_region(wl, 1, &w->type_emb, in->type_vocab_size, e,
                 "embeddings.token_type_embeddings.weight", 0);
     want_region(wl, 1, &w->emb_ln_g, e, 0, "embeddings.LayerNorm.weight", 0);
@@ -390,8 +387,8 @@ static void widen(const rr_st_tensor *t, float *dst)
 }
 
 /* Finds a wanted tensor under each accepted spelling; writes the name tried first to `shown`. */
-static const rr_st_tensor *find_tensor(const rr_safetensors *st, const char *prefix,
-                                       const want *w, char *shown, size_t shown_cap)
+static const rr_st_tensor *find_tensor(const rr_safetensors *st, const char *prefix, const want *w,
+                                       char *shown, size_t shown_cap)
 {
     char cand[RR_NAME_CAP + 32];
     size_t n = strlen(w->name);
@@ -460,8 +457,8 @@ static rr_status load_weights(rr_model *m, const char *st_path, rr_error *err)
             (w->n_dim == 2 && t->shape[1] != w->shape[1])) {
             format_shape(got, sizeof got, t->n_dim, t->shape);
             format_shape(expect, sizeof expect, w->n_dim, w->shape);
-            s = rr_set_error(err, RR_E_FORMAT, "%s: tensor %s has shape %s, expected %s",
-                             st_path, t->name, got, expect);
+            s = rr_set_error(err, RR_E_FORMAT, "%s: tensor %s has shape %s, expected %s", st_path,
+                             t->name, got, expect);
             goto done;
         }
         has[t->dtype] = 1;
@@ -525,8 +522,7 @@ rr_status rr_model_load(const char *dir, rr_model **out, rr_error *err)
         goto fail;
     }
     int mml = rr_tokenizer_model_max_length(m->tok);
-    m->info.max_length =
-        mml > 0 && mml < m->info.max_position ? mml : m->info.max_position;
+    m->info.max_length = mml > 0 && mml < m->info.max_position ? mml : m->info.max_position;
 
     *out = m;
     return RR_OK;

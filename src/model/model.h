@@ -24,25 +24,25 @@ typedef enum rr_hidden_act {
 } rr_hidden_act;
 
 typedef struct rr_layer_weights {
-    const float *qkv_w;  /* [3*d_model, d_model]: rows 0..d-1 Q, d..2d-1 K, 2d..3d-1 V */
-    const float *qkv_b;  /* [3*d_model] */
-    const float *ao_w;   /* attention.output.dense [d_model, d_model] */
-    const float *ao_b;   /* [d_model] */
-    const float *ln1_g;  /* attention.output.LayerNorm [d_model] */
+    const float *qkv_w; /* [3*d_model, d_model]: rows 0..d-1 Q, d..2d-1 K, 2d..3d-1 V */
+    const float *qkv_b; /* [3*d_model] */
+    const float *ao_w;  /* attention.output.dense [d_model, d_model] */
+    const float *ao_b;  /* [d_model] */
+    const float *ln1_g; /* attention.output.LayerNorm [d_model] */
     const float *ln1_b;
-    const float *ff1_w;  /* intermediate.dense [d_ff, d_model] */
-    const float *ff1_b;  /* [d_ff] */
-    const float *ff2_w;  /* output.dense [d_model, d_ff] */
-    const float *ff2_b;  /* [d_model] */
-    const float *ln2_g;  /* output.LayerNorm [d_model] */
+    const float *ff1_w; /* intermediate.dense [d_ff, d_model] */
+    const float *ff1_b; /* [d_ff] */
+    const float *ff2_w; /* output.dense [d_model, d_ff] */
+    const float *ff2_b; /* [d_model] */
+    const float *ln2_g; /* output.LayerNorm [d_model] */
     const float *ln2_b;
 } rr_layer_weights;
 
 typedef struct rr_weights {
-    const float *word_emb;   /* [vocab_size, d_embed] */
-    const float *pos_emb;    /* [max_position, d_embed] */
-    const float *type_emb;   /* [type_vocab_size, d_embed] */
-    const float *emb_ln_g;   /* [d_embed] */
+    const float *word_emb; /* [vocab_size, d_embed] */
+    const float *pos_emb;  /* [max_position, d_embed] */
+    const float *type_emb; /* [type_vocab_size, d_embed] */
+    const float *emb_ln_g; /* [d_embed] */
     const float *emb_ln_b;
     const float *emb_proj_w; /* ELECTRA embeddings_project [d_model, d_embed]; NULL if none */
     const float *emb_proj_b;
@@ -50,8 +50,8 @@ typedef struct rr_weights {
     /* Head. BERT: pooled = tanh(head_dense(h_cls)); ELECTRA: gelu(head_dense(h_cls)). */
     const float *head_dense_w; /* bert.pooler.dense / classifier.dense [d_model, d_model] */
     const float *head_dense_b;
-    const float *head_out_w;   /* classifier / classifier.out_proj [n_labels, d_model] */
-    const float *head_out_b;   /* [n_labels] */
+    const float *head_out_w; /* classifier / classifier.out_proj [n_labels, d_model] */
+    const float *head_out_b; /* [n_labels] */
 } rr_weights;
 
 /* Internal accessors (the struct rr_model itself is private to model.c). */

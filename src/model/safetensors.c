@@ -28,11 +28,11 @@ static const struct {
     int size;
     rr_st_dtype dtype;
 } st_dtypes[] = {
-    {"F32", 4, RR_ST_F32},    {"F16", 2, RR_ST_F16},    {"BF16", 2, RR_ST_BF16},
-    {"F64", 8, RR_ST_OTHER},  {"I64", 8, RR_ST_OTHER},  {"U64", 8, RR_ST_OTHER},
-    {"I32", 4, RR_ST_OTHER},  {"U32", 4, RR_ST_OTHER},  {"I16", 2, RR_ST_OTHER},
-    {"U16", 2, RR_ST_OTHER},  {"I8", 1, RR_ST_OTHER},   {"U8", 1, RR_ST_OTHER},
-    {"BOOL", 1, RR_ST_OTHER}, {"F8_E5M2", 1, RR_ST_OTHER}, {"F8_E4M3", 1, RR_ST_OTHER},
+    {"F32", 4, RR_ST_F32},       {"F16", 2, RR_ST_F16},       {"BF16", 2, RR_ST_BF16},
+    {"F64", 8, RR_ST_OTHER},     {"I64", 8, RR_ST_OTHER},     {"U64", 8, RR_ST_OTHER},
+    {"I32", 4, RR_ST_OTHER},     {"U32", 4, RR_ST_OTHER},     {"I16", 2, RR_ST_OTHER},
+    {"U16", 2, RR_ST_OTHER},     {"I8", 1, RR_ST_OTHER},      {"U8", 1, RR_ST_OTHER},
+    {"BOOL", 1, RR_ST_OTHER},    {"F8_E5M2", 1, RR_ST_OTHER}, {"F8_E4M3", 1, RR_ST_OTHER},
     {"F8_E8M0", 1, RR_ST_OTHER},
 };
 
@@ -65,8 +65,8 @@ static rr_status parse_entry(const char *path, const cJSON *item, const uint8_t 
 {
     const char *name = item->string;
     if (!cJSON_IsObject(item))
-        return rr_set_error(err, RR_E_FORMAT, "%s: tensor %s: header entry is not an object",
-                            path, name);
+        return rr_set_error(err, RR_E_FORMAT, "%s: tensor %s: header entry is not an object", path,
+                            name);
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(item, "dtype");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(item, "shape");
     const cJSON *offs = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
@@ -83,8 +83,8 @@ static rr_status parse_entry(const char *path, const cJSON *item, const uint8_t 
         }
     }
     if (!t->dtype_name)
-        return rr_set_error(err, RR_E_FORMAT, "%s: tensor %s: unknown dtype \"%.32s\"", path,
-                            name, dt->valuestring);
+        return rr_set_error(err, RR_E_FORMAT, "%s: tensor %s: unknown dtype \"%.32s\"", path, name,
+                            dt->valuestring);
 
     if (!cJSON_IsArray(shape))
         return rr_set_error(err, RR_E_FORMAT, "%s: tensor %s: missing or non-array shape", path,
@@ -154,9 +154,8 @@ static rr_status st_parse(const char *path, const uint8_t *bytes, uint64_t size,
     for (int i = 7; i >= 0; i--)
         n = (n << 8) | bytes[i];
     if (n > ST_MAX_HEADER || n > size - 8) {
-        s = rr_set_error(err, RR_E_FORMAT,
-                         "%s: header length %llu exceeds %s (file is %llu bytes)", path,
-                         (unsigned long long)n,
+        s = rr_set_error(err, RR_E_FORMAT, "%s: header length %llu exceeds %s (file is %llu bytes)",
+                         path, (unsigned long long)n,
                          n > ST_MAX_HEADER ? "the 100,000,000-byte limit" : "the file",
                          (unsigned long long)size);
         goto fail;

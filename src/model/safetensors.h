@@ -32,11 +32,11 @@ typedef struct rr_st_tensor {
     const char *name;       /* points into the parsed header; valid until rr_st_close */
     const char *dtype_name; /* "F32", "I64", ... (static string) */
     rr_st_dtype dtype;
-    int elem_size;          /* bytes per element */
+    int elem_size; /* bytes per element */
     int n_dim;
     int64_t shape[RR_ST_MAX_DIM];
     uint64_t numel;
-    const uint8_t *data;    /* start of this tensor's bytes in the mapping */
+    const uint8_t *data; /* start of this tensor's bytes in the mapping */
     uint64_t nbytes;
 } rr_st_tensor;
 

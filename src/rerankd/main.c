@@ -37,39 +37,40 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: rerankd --model DIR [options]\n"
-            "  --model DIR              Hugging Face cross-encoder folder (required)\n"
-            "  --device auto|cpu|cuda:N auto: cuda:0 when built with CUDA and a device exists,\n"
-            "                           else cpu (default auto)\n"
-            "  --host HOST              listen address (default 0.0.0.0)\n"
-            "  --port N                 listen port (default 50051; 0 = ephemeral); `READY <port>`\n"
-            "                           is printed on stdout once serving\n"
-            "  --max-batch-tokens N     token budget of one engine batch (default 16384)\n"
-            "  --max-docs N             documents per unary request / stream batch (default 1000)\n"
-            "  --max-message-bytes N    largest request message (default 4194304)\n"
-            "  --max-in-flight N        requests being tokenized or scored at once (default 256)\n"
-            "  --threads N              CPU engine threads (default 0 = the CPUs this process\n"
-            "                           may use: affinity and cgroup quota)\n"
-            "  --tokenizer-workers N    tokenization threads (default 2)\n"
-            "  --grace-seconds S        drain period on SIGTERM/SIGINT (default 5)\n"
-            "  --tls-cert FILE          serve gRPC over TLS with this PEM certificate chain ...\n"
-            "  --tls-key FILE           ... and this PEM private key; both re-read when they change\n"
-            "  --tls-client-ca FILE     mutual TLS: require client certificates signed by this PEM CA\n"
-            "  --http-port N            also serve the JSON reranking API (POST /rerank, /v1/rerank,\n"
-            "                           /v2/rerank) and GET /metrics, /health, /info over HTTP on\n"
-            "                           --host:N (0 = ephemeral; `HTTP <port>` is printed on stdout\n"
-            "                           before READY); default: no HTTP listener\n"
-            "  --http-max-connections N open HTTP connections at once (default 4096; capped by\n"
-            "                           the open file limit)\n"
-            "  --http-max-connections-per-ip N\n"
-            "                           per client address (default 0 = no per-address limit; set\n"
-            "                           it when untrusted clients reach the port directly)\n"
-            "  --http-idle-timeout S    close an HTTP connection that sends nothing for S seconds\n"
-            "                           (default 10; a request being scored is never timed out)\n"
-            "  --http-timeout S         deadline of an HTTP reranking request unless it sends\n"
-            "                           x-request-timeout (default 0 = none)\n"
-            "  --help                   this text\n");
+    fprintf(
+        f,
+        "usage: rerankd --model DIR [options]\n"
+        "  --model DIR              Hugging Face cross-encoder folder (required)\n"
+        "  --device auto|cpu|cuda:N auto: cuda:0 when built with CUDA and a device exists,\n"
+        "                           else cpu (default auto)\n"
+        "  --host HOST              listen address (default 0.0.0.0)\n"
+        "  --port N                 listen port (default 50051; 0 = ephemeral); `READY <port>`\n"
+        "                           is printed on stdout once serving\n"
+        "  --max-batch-tokens N     token budget of one engine batch (default 16384)\n"
+        "  --max-docs N             documents per unary request / stream batch (default 1000)\n"
+        "  --max-message-bytes N    largest request message (default 4194304)\n"
+        "  --max-in-flight N        requests being tokenized or scored at once (default 256)\n"
+        "  --threads N              CPU engine threads (default 0 = the CPUs this process\n"
+        "                           may use: affinity and cgroup quota)\n"
+        "  --tokenizer-workers N    tokenization threads (default 2)\n"
+        "  --grace-seconds S        drain period on SIGTERM/SIGINT (default 5)\n"
+        "  --tls-cert FILE          serve gRPC over TLS with this PEM certificate chain ...\n"
+        "  --tls-key FILE           ... and this PEM private key; both re-read when they change\n"
+        "  --tls-client-ca FILE     mutual TLS: require client certificates signed by this PEM CA\n"
+        "  --http-port N            also serve the JSON reranking API (POST /rerank, /v1/rerank,\n"
+        "                           /v2/rerank) and GET /metrics, /health, /info over HTTP on\n"
+        "                           --host:N (0 = ephemeral; `HTTP <port>` is printed on stdout\n"
+        "                           before READY); default: no HTTP listener\n"
+        "  --http-max-connections N open HTTP connections at once (default 4096; capped by\n"
+        "                           the open file limit)\n"
+        "  --http-max-connections-per-ip N\n"
+        "                           per client address (default 0 = no per-address limit; set\n"
+        "                           it when untrusted clients reach the port directly)\n"
+        "  --http-idle-timeout S    close an HTTP connection that sends nothing for S seconds\n"
+        "                           (default 10; a request being scored is never timed out)\n"
+        "  --http-timeout S         deadline of an HTTP reranking request unless it sends\n"
+        "                           x-request-timeout (default 0 = none)\n"
+        "  --help                   this text\n");
 }
 
 static int parse_int(const char *flag, const char *v, long lo, long hi, int *out)
@@ -78,7 +79,8 @@ static int parse_int(const char *flag, const char *v, long lo, long hi, int *out
     errno = 0;
     long x = v ? strtol(v, &end, 10) : 0;
     if (!v || errno || *end || x < lo || x > hi) {
-        fprintf(stderr, "rerankd: %s needs an integer in %ld ... %ld (got %s)\n", flag, lo, hi, v ? v : "nothing");
+        fprintf(stderr, "rerankd: %s needs an integer in %ld ... %ld (got %s)\n", flag, lo, hi,
+                v ? v : "nothing");
         return 0;
     }
     *out = (int)x;
@@ -100,11 +102,21 @@ static int parse_seconds(const char *flag, const char *v, double *out)
 
 static int parse_args(int argc, char **argv, rr_config *cfg)
 {
-    *cfg = (rr_config){.device = "auto", .host = "0.0.0.0", .port = 50051, .max_batch_tokens = 16384,
-                       .max_docs = 1000, .max_message_bytes = 4 << 20, .max_in_flight = 256,
-                       .threads = 0, .tokenizer_workers = 2, .cq_threads = 2, .grace_seconds = 5,
-                       .http_port = -1, .http_max_connections = 4096,
-                       .http_max_connections_per_ip = 0, .http_idle_timeout = 10,
+    *cfg = (rr_config){.device = "auto",
+                       .host = "0.0.0.0",
+                       .port = 50051,
+                       .max_batch_tokens = 16384,
+                       .max_docs = 1000,
+                       .max_message_bytes = 4 << 20,
+                       .max_in_flight = 256,
+                       .threads = 0,
+                       .tokenizer_workers = 2,
+                       .cq_threads = 2,
+                       .grace_seconds = 5,
+                       .http_port = -1,
+                       .http_max_connections = 4096,
+                       .http_max_connections_per_ip = 0,
+                       .http_idle_timeout = 10,
                        .http_timeout = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -171,7 +183,8 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
         return 0;
     }
     if ((cfg->tls_cert || cfg->tls_key || cfg->tls_client_ca) && !(cfg->tls_cert && cfg->tls_key)) {
-        fprintf(stderr, "rerankd: TLS needs both --tls-cert and --tls-key (--tls-client-ca adds mTLS)\n");
+        fprintf(stderr,
+                "rerankd: TLS needs both --tls-cert and --tls-key (--tls-client-ca adds mTLS)\n");
         return 0;
     }
     return 1;
@@ -218,7 +231,8 @@ static int load(rr_server *srv)
     atomic_store(&srv->ready, 1);
     rr_health_set(srv, RR_HEALTH_SERVING);
     fprintf(stderr, "rerankd: %s (%s, max length %d) on %s, loaded in %.2f s\n", srv->cfg.model_dir,
-            srv->info->arch_name, srv->info->max_length, srv->device_desc, (rr_now_ns() - t0) / 1e9);
+            srv->info->arch_name, srv->info->max_length, srv->device_desc,
+            (rr_now_ns() - t0) / 1e9);
     return 1;
 fail:
     fprintf(stderr, "rerankd: %s: %s\n", rr_status_name(err.status), err.msg);
@@ -264,7 +278,8 @@ int main(int argc, char **argv)
         char b;
         ssize_t r = read(sig_pipe[0], &b, 1);
         if (r == 1) {
-            fprintf(stderr, "rerankd: signal %d: draining (grace %.1f s)\n", (int)b, cfg.grace_seconds);
+            fprintf(stderr, "rerankd: signal %d: draining (grace %.1f s)\n", (int)b,
+                    cfg.grace_seconds);
             break;
         }
         if (r < 0 && errno != EINTR) break;

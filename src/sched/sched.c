@@ -31,7 +31,7 @@ struct rr_sched {
     pthread_mutex_t mu;
     pthread_cond_t tok_cv, ready_cv;
     int stop;
-    rr_sched_req *pool;     /* [max_in_flight] */
+    rr_sched_req *pool; /* [max_in_flight] */
     rr_sched_req *free_list;
     int n_live;
     rr_sched_req *tok_head, *tok_tail;     /* waiting for a tokenizer worker */
@@ -54,8 +54,10 @@ struct rr_sched {
 static void push(rr_sched_req **head, rr_sched_req **tail, rr_sched_req *r)
 {
     r->next = NULL;
-    if (*tail) (*tail)->next = r;
-    else *head = r;
+    if (*tail)
+        (*tail)->next = r;
+    else
+        *head = r;
     *tail = r;
 }
 
@@ -160,14 +162,16 @@ static void *worker_main(void *arg)
     rr_sched *s = arg;
     pthread_mutex_lock(&s->mu);
     int id = 0;
-    while (id < s->n_workers && !pthread_equal(s->workers[id], pthread_self())) id++;
+    while (id < s->n_workers && !pthread_equal(s->workers[id], pthread_self()))
+        id++;
     pthread_mutex_unlock(&s->mu);
     int32_t *qbuf = s->worker_buf + (size_t)id * 2 * s->model_max_length;
     int32_t *dbuf = qbuf + s->model_max_length;
 
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!s->tok_head && !s->stop) pthread_cond_wait(&s->tok_cv, &s->mu);
+        while (!s->tok_head && !s->stop)
+            pthread_cond_wait(&s->tok_cv, &s->mu);
         rr_sched_req *r = pop(&s->tok_head, &s->tok_tail);
         if (r) atomic_fetch_sub(&s->stats.queued_tokenize, 1);
         int stop = s->stop;
@@ -271,7 +275,8 @@ static void *engine_main(void *arg)
         rr_sched_req *drop = NULL;
         int n_tok = 0, n_parts = 0;
         pthread_mutex_lock(&s->mu);
-        while (!s->ready_head && !s->stop) pthread_cond_wait(&s->ready_cv, &s->mu);
+        while (!s->ready_head && !s->stop)
+            pthread_cond_wait(&s->ready_cv, &s->mu);
         if (s->stop) {
             rr_sched_req *r;
             while ((r = pop(&s->ready_head, &s->ready_tail))) {
@@ -289,7 +294,10 @@ static void *engine_main(void *arg)
         run_done(s, drop);
         if (n_seq == 0) continue;
 
-        rr_batch b = {.n_seq = n_seq, .n_tok = n_tok, .tokens = s->b_ids, .type_ids = s->b_types,
+        rr_batch b = {.n_seq = n_seq,
+                      .n_tok = n_tok,
+                      .tokens = s->b_ids,
+                      .type_ids = s->b_types,
                       .cu_seqlens = s->b_cu};
         uint64_t t0 = rr_now_ns();
         rr_status st = rr_engine_forward(s->engine, &b, s->b_logits);
@@ -410,7 +418,8 @@ void rr_sched_free(rr_sched *s)
     s->stop = 1;
     pthread_cond_broadcast(&s->tok_cv);
     pthread_mutex_unlock(&s->mu);
-    for (int i = 0; i < s->n_workers; i++) pthread_join(s->workers[i], NULL);
+    for (int i = 0; i < s->n_workers; i++)
+        pthread_join(s->workers[i], NULL);
     /* Workers are gone, so nothing more enters the ready queue. */
     pthread_mutex_lock(&s->mu);
     pthread_cond_broadcast(&s->ready_cv);

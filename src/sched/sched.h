@@ -52,24 +52,24 @@ typedef struct rr_sched_req rr_sched_req;
 struct rr_sched_req {
     /* Input, set by the caller between acquire and submit. The texts are borrowed: they must
      * stay valid until `done` runs. docs is owned by the request (see reserve). */
-    rr_text query;       /* every pair's query, unless `queries` is set */
+    rr_text query; /* every pair's query, unless `queries` is set */
     int n_docs;
-    rr_text *docs;       /* [n_docs] */
-    const rr_text *queries;      /* borrowed [n_docs]: pair i's own query (TEI streams); NULL */
-    const uint8_t *pair_flags;   /* borrowed [n_docs]: pair i's RR_PAIR_*; NULL = as below */
-    const char *docs_field;      /* names documents in messages ("documents", "texts") */
-    int max_length;       /* 3 ... model max_length (the caller validates) */
-    int truncate;         /* 0: an over-long pair fails the request naming its index */
-    int keep_last;        /* truncation direction: 1 keeps the end of each text */
-    uint64_t deadline_ns; /* rr_now_ns() clock; 0 = none */
-    atomic_int cancelled; /* set by the caller at any time: work is dropped, done still runs */
+    rr_text *docs;             /* [n_docs] */
+    const rr_text *queries;    /* borrowed [n_docs]: pair i's own query (TEI streams); NULL */
+    const uint8_t *pair_flags; /* borrowed [n_docs]: pair i's RR_PAIR_*; NULL = as below */
+    const char *docs_field;    /* names documents in messages ("documents", "texts") */
+    int max_length;            /* 3 ... model max_length (the caller validates) */
+    int truncate;              /* 0: an over-long pair fails the request naming its index */
+    int keep_last;             /* truncation direction: 1 keeps the end of each text */
+    uint64_t deadline_ns;      /* rr_now_ns() clock; 0 = none */
+    atomic_int cancelled;      /* set by the caller at any time: work is dropped, done still runs */
     void (*done)(rr_sched_req *r);
     void *user;
 
     /* Output, valid in `done`. */
     rr_sched_outcome outcome;
     rr_error err;
-    float *logits; /* [n_docs], input order */
+    float *logits;        /* [n_docs], input order */
     int query_tokens;     /* of the (first) query, before truncation */
     long total_tokens;    /* sum of pair lengths after truncation */
     uint64_t t_submit;    /* rr_now_ns at submit */
@@ -108,8 +108,8 @@ typedef struct rr_sched_stats {
     rr_hist batch_tokens;     /* one observation per engine batch */
     rr_hist batch_pairs;
     rr_hist forward_seconds;
-    atomic_uint_fast64_t outcomes[5];     /* requests by rr_sched_outcome */
-    atomic_uint_fast64_t pairs, tokens;   /* scored */
+    atomic_uint_fast64_t outcomes[5];   /* requests by rr_sched_outcome */
+    atomic_uint_fast64_t pairs, tokens; /* scored */
     atomic_uint_fast64_t forward_failures;
     atomic_int queued_tokenize, queued_engine; /* requests waiting now */
 } rr_sched_stats;

@@ -19,11 +19,8 @@ static rr_status flush(rr_engine *e, int n_seq, const int32_t *tokens, const int
                        const int32_t *cu, float *logits, int first, rr_error *err)
 {
     if (n_seq == 0) return RR_OK;
-    rr_batch b = {.n_seq = n_seq,
-                  .n_tok = cu[n_seq],
-                  .tokens = tokens,
-                  .type_ids = types,
-                  .cu_seqlens = cu};
+    rr_batch b = {
+        .n_seq = n_seq, .n_tok = cu[n_seq], .tokens = tokens, .type_ids = types, .cu_seqlens = cu};
     rr_status s = rr_engine_forward(e, &b, logits + first);
     if (s != RR_OK)
         return rr_set_error(err, s, "engine forward failed (%s) on documents %d..%d",

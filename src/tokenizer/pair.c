@@ -92,8 +92,7 @@ rr_status rr_pair_encode(const rr_tokenizer *t, const rr_side *q, const char *do
     if (st != RR_OK) return st;
     int total = 0;
     st = rr_tokenizer_encode(t, doc, len, o->keep_last, dbuf, o->max_length, &total);
-    if (st == RR_E_UTF8)
-        return rr_set_error(err, st, "%s[%d] is not valid UTF-8", field, index);
+    if (st == RR_E_UTF8) return rr_set_error(err, st, "%s[%d] is not valid UTF-8", field, index);
     if (st != RR_OK)
         return rr_set_error(err, st, "%s[%d]: tokenizer failed (%s)", field, index,
                             rr_status_name(st));

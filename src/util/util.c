@@ -82,15 +82,24 @@ rr_status rr_set_error(rr_error *err, rr_status s, const char *fmt, ...)
 const char *rr_status_name(rr_status s)
 {
     switch (s) {
-    case RR_OK: return "RR_OK";
-    case RR_E_INVALID: return "RR_E_INVALID";
-    case RR_E_IO: return "RR_E_IO";
-    case RR_E_FORMAT: return "RR_E_FORMAT";
-    case RR_E_UNSUPPORTED: return "RR_E_UNSUPPORTED";
-    case RR_E_NOMEM: return "RR_E_NOMEM";
-    case RR_E_UTF8: return "RR_E_UTF8";
-    case RR_E_TOO_LONG: return "RR_E_TOO_LONG";
-    case RR_E_DEVICE: return "RR_E_DEVICE";
+    case RR_OK:
+        return "RR_OK";
+    case RR_E_INVALID:
+        return "RR_E_INVALID";
+    case RR_E_IO:
+        return "RR_E_IO";
+    case RR_E_FORMAT:
+        return "RR_E_FORMAT";
+    case RR_E_UNSUPPORTED:
+        return "RR_E_UNSUPPORTED";
+    case RR_E_NOMEM:
+        return "RR_E_NOMEM";
+    case RR_E_UTF8:
+        return "RR_E_UTF8";
+    case RR_E_TOO_LONG:
+        return "RR_E_TOO_LONG";
+    case RR_E_DEVICE:
+        return "RR_E_DEVICE";
     }
     return "RR_E_UNKNOWN";
 }

@@ -40,11 +40,12 @@ extern "C" {
 #include "engine/ops.h"
 }
 
-namespace {
+namespace
+{
 
 constexpr int kGuardRows = 64;
 constexpr uint16_t kSentinel = 0xffff; /* NaN as fp16 and as bf16 */
-constexpr int kHeads = 2;             /* > 1, so the head offsets are exercised */
+constexpr int kHeads = 2;              /* > 1, so the head offsets are exercised */
 
 struct tol {
     float atol, rtol;
@@ -74,19 +75,23 @@ void run_case(const std::vector<int> &lens, int dh, rr_dtype dt, int cls, bool w
 {
     const int n_seq = (int)lens.size(), d = kHeads * dh;
     std::vector<int32_t> cu(n_seq + 1, 0);
-    for (int s = 0; s < n_seq; s++) cu[s + 1] = cu[s] + lens[s];
+    for (int s = 0; s < n_seq; s++)
+        cu[s + 1] = cu[s] + lens[s];
     const int n_tok = cu[n_seq], n_out = cls ? n_seq : n_tok;
     const size_t nq = (size_t)n_tok * 3 * d, n_ctx = (size_t)n_out * d;
 
     std::vector<float> qkv(nq), bias(3 * d, 0.0f);
-    for (float &v : qkv) v = frand(-1, 1);
+    for (float &v : qkv)
+        v = frand(-1, 1);
     if (with_bias)
-        for (float &v : bias) v = frand(-0.5f, 0.5f);
+        for (float &v : bias)
+            v = frand(-0.5f, 0.5f);
     round_to(qkv, dt);
     std::vector<uint16_t> qkv_dev(nq);
     rr_cuda_from_f32(qkv.data(), qkv_dev.data(), nq, dt);
     /* The kernel adds the bias in fp32 and rounds to dt: so does the reference's input. */
-    for (size_t i = 0; i < nq; i++) qkv[i] += bias[i % (3 * d)];
+    for (size_t i = 0; i < nq; i++)
+        qkv[i] += bias[i % (3 * d)];
     round_to(qkv, dt);
 
     std::vector<rr_attn_tile> tiles(n_tok + n_seq);
@@ -99,8 +104,8 @@ void run_case(const std::vector<int> &lens, int dh, rr_dtype dt, int cls, bool w
     std::vector<uint16_t> ctx(n_ctx + 2 * (size_t)kGuardRows * d, kSentinel);
     uint16_t *out = ctx.data() + (size_t)kGuardRows * d;
     const cudaError_t e =
-        rr_attention_cuda(qkv_dev.data(), with_bias ? bias.data() : NULL, tiles.data(),
-                          &n_tiles, n_tiles + 5, kHeads, dh, out, dt, 0);
+        rr_attention_cuda(qkv_dev.data(), with_bias ? bias.data() : NULL, tiles.data(), &n_tiles,
+                          n_tiles + 5, kHeads, dh, out, dt, 0);
     int guard_hits = 0;
     for (size_t i = 0; i < (size_t)kGuardRows * d; i++)
         guard_hits += (ctx[i] != kSentinel) + (out[n_ctx + i] != kSentinel);
@@ -129,12 +134,11 @@ void run_case(const std::vector<int> &lens, int dh, rr_dtype dt, int cls, bool w
     snprintf(what, sizeof what, "attention %s %dx%d lens={%s}%s%s",
              dt == RR_DTYPE_BF16 ? "bf16" : "fp16", kHeads, dh, list, cls ? " cls-only" : "",
              with_bias ? "" : " no-bias");
-    CHECK_MSG(n_tiles > 0 && e == cudaSuccess && non_finite == 0 && guard_hits == 0 &&
-                  worst_excess <= 0,
-              "%s: %d tiles, status %d, %zu non-finite, %d guard elements written, max |diff| "
-              "%.3g; worst element %zu: kernel %.6g cpu %.6g (atol %g rtol %g)",
-              what, n_tiles, (int)e, non_finite, guard_hits, worst, at, got[at], ref[at],
-              t.atol, t.rtol);
+    CHECK_MSG(
+        n_tiles > 0 && e == cudaSuccess && non_finite == 0 && guard_hits == 0 && worst_excess <= 0,
+        "%s: %d tiles, status %d, %zu non-finite, %d guard elements written, max |diff| "
+        "%.3g; worst element %zu: kernel %.6g cpu %.6g (atol %g rtol %g)",
+        what, n_tiles, (int)e, non_finite, guard_hits, worst, at, got[at], ref[at], t.atol, t.rtol);
     printf("  %-64s max|diff| %.3g\n", what, worst);
 }
 
@@ -162,13 +166,25 @@ int main()
     const char *env = getenv("RR_TEST_SEED");
     const uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
     rng = seed * 2654435761u + 88172645463325252ull;
-    printf("test_attention_host: seed %llu (RR_TEST_SEED to repeat)%s\n",
-           (unsigned long long)seed, quick ? ", quick" : "");
+    printf("test_attention_host: seed %llu (RR_TEST_SEED to repeat)%s\n", (unsigned long long)seed,
+           quick ? ", quick" : "");
 
     test_preconditions();
-    const std::vector<std::vector<int>> all = {
-        {1},  {7},  {15}, {16}, {17},  {31},  {32}, {33}, {64}, {65}, {100}, {512},
-        {3, 130, 1, 64, 77, 200, 33}, {1, 1, 1}, {120, 119, 121}};
+    const std::vector<std::vector<int>> all = {{1},
+                                               {7},
+                                               {15},
+                                               {16},
+                                               {17},
+                                               {31},
+                                               {32},
+                                               {33},
+                                               {64},
+                                               {65},
+                                               {100},
+                                               {512},
+                                               {3, 130, 1, 64, 77, 200, 33},
+                                               {1, 1, 1},
+                                               {120, 119, 121}};
     /* Quick: one length per edge class and the packs that mix them. */
     const std::vector<std::vector<int>> few = {
         {1}, {17}, {65}, {3, 130, 1, 64, 77, 200, 33}, {120, 119, 121}};

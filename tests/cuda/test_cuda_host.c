@@ -33,7 +33,8 @@ static void check_tiles(const int32_t *lens, int n_seq)
 {
     int32_t cu[600];
     cu[0] = 0;
-    for (int s = 0; s < n_seq; s++) cu[s + 1] = cu[s] + lens[s];
+    for (int s = 0; s < n_seq; s++)
+        cu[s + 1] = cu[s] + lens[s];
     const int n_tok = cu[n_seq];
     rr_attn_tile *t = malloc((size_t)(n_tok + n_seq) * sizeof *t);
     int *seen = calloc((size_t)n_tok, sizeof *seen);
@@ -43,13 +44,16 @@ static void check_tiles(const int32_t *lens, int n_seq)
     int bad = 0;
     for (int i = 0; i < n; i++) {
         int s = 0;
-        while (s < n_seq && cu[s + 1] <= t[i].q_begin) s++;
+        while (s < n_seq && cu[s + 1] <= t[i].q_begin)
+            s++;
         bad += s == n_seq || t[i].kv_begin != cu[s] || t[i].kv_len != lens[s];
         bad += t[i].q_count < 1 || t[i].q_count > RR_ATTN_BQ || t[i].out_row != t[i].q_begin;
         bad += (t[i].q_begin - cu[s]) % RR_ATTN_BQ != 0 || t[i].q_begin + t[i].q_count > cu[s + 1];
-        for (int r = 0; r < t[i].q_count && t[i].q_begin + r < n_tok; r++) seen[t[i].q_begin + r]++;
+        for (int r = 0; r < t[i].q_count && t[i].q_begin + r < n_tok; r++)
+            seen[t[i].q_begin + r]++;
     }
-    for (int r = 0; r < n_tok; r++) bad += seen[r] != 1;
+    for (int r = 0; r < n_tok; r++)
+        bad += seen[r] != 1;
     CHECK_MSG(bad == 0, "tile list of %d sequences / %d tokens: %d violations", n_seq, n_tok, bad);
     CHECK(n == 1 || rr_attention_tiles(cu, n_seq, 0, t, n - 1) == -1);
 
@@ -121,7 +125,8 @@ int main(void)
     int32_t lens[500];
     for (int round = 0; round < 20; round++) {
         int n = 1 + (int)(rnd() % 500);
-        for (int s = 0; s < n; s++) lens[s] = 1 + (int)(rnd() % 512);
+        for (int s = 0; s < n; s++)
+            lens[s] = 1 + (int)(rnd() % 512);
         check_tiles(lens, n);
     }
     check_conversion(RR_DTYPE_F16);

@@ -74,7 +74,8 @@ static int ti(rr_dtype dt)
  * rounded values are written to host[] for the CPU reference. */
 static void *dev_rand(float *host, size_t n, float lo, float hi, rr_dtype dt)
 {
-    for (size_t i = 0; i < n; i++) host[i] = frand(lo, hi);
+    for (size_t i = 0; i < n; i++)
+        host[i] = frand(lo, hi);
     size_t es = rr_cuda_dtype_size(dt);
     void *tmp = malloc(n * es), *dev = NULL;
     rr_cuda_from_f32(host, tmp, n, dt);
@@ -116,15 +117,16 @@ static void compare(const char *what, const float *gpu, const float *ref, size_t
         if (excess > worst_excess) worst_excess = excess, at = i;
     }
     CHECK_MSG(finite && worst_excess <= 0,
-              "%s: max |diff| %.3g; worst element %zu: gpu %.6g cpu %.6g (atol %g rtol %g)",
-              what, worst, at, gpu[at], ref[at], t.atol, t.rtol);
+              "%s: max |diff| %.3g; worst element %zu: gpu %.6g cpu %.6g (atol %g rtol %g)", what,
+              worst, at, gpu[at], ref[at], t.atol, t.rtol);
     printf("  %-58s max|diff| %.3g\n", what, worst);
 }
 
 static int build_cu(const int *lens, int n_seq, int32_t *cu)
 {
     cu[0] = 0;
-    for (int s = 0; s < n_seq; s++) cu[s + 1] = cu[s] + lens[s];
+    for (int s = 0; s < n_seq; s++)
+        cu[s + 1] = cu[s] + lens[s];
     return cu[n_seq];
 }
 
@@ -141,8 +143,12 @@ static const struct {
     int n;
     const char *name;
 } sets[] = {
-    {set_1, 1, "1"},        {set_7, 1, "7"},     {set_64, 1, "64"},
-    {set_65, 1, "65"},      {set_100, 1, "100"}, {set_512, 1, "512"},
+    {set_1, 1, "1"},
+    {set_7, 1, "7"},
+    {set_64, 1, "64"},
+    {set_65, 1, "65"},
+    {set_100, 1, "100"},
+    {set_512, 1, "512"},
     {set_uneven, 7, "3,130,1,64,77,200,33"},
 };
 #define N_SETS ((int)(sizeof sets / sizeof sets[0]))
@@ -177,8 +183,8 @@ static void test_embed_ln(rr_dtype dt)
             void *t3_d = dev_copy(t3, n_tok * sizeof *t3), *out_d = NULL;
             cudaMalloc(&out_d, (size_t)n_tok * d * rr_cuda_dtype_size(dt));
             rr_embed_ln_cpu(tok, typ, cu, n_seq, n_tok, word, pos, type, g, b, 1e-12f, d, ref);
-            CHECK(rr_embed_ln_cuda(t3_d, n_tok, word_d, pos_d, type_d, g_d, b_d, 1e-12f, d,
-                                   out_d, dt, 0) == cudaSuccess);
+            CHECK(rr_embed_ln_cuda(t3_d, n_tok, word_d, pos_d, type_d, g_d, b_d, 1e-12f, d, out_d,
+                                   dt, 0) == cudaSuccess);
             CHECK(cudaDeviceSynchronize() == cudaSuccess);
             dev_read(got, out_d, (size_t)n_tok * d, dt);
             char what[128];
@@ -211,8 +217,8 @@ static void test_linear(rr_dtype dt, cublasHandle_t blas)
                 float *b_d = dev_rand(b, m, -0.5f, 0.5f, RR_DTYPE_F32), *y_d = NULL;
                 cudaMalloc((void **)&y_d, (size_t)n * m * rr_cuda_dtype_size(dt));
                 rr_linear_cpu(x, w, with_bias ? b : NULL, n, k, m, ref);
-                CHECK(rr_linear_cuda(x_d, w_d, with_bias ? b_d : NULL, n, k, m, y_d, dt, blas,
-                                     0) == cudaSuccess);
+                CHECK(rr_linear_cuda(x_d, w_d, with_bias ? b_d : NULL, n, k, m, y_d, dt, blas, 0) ==
+                      cudaSuccess);
                 CHECK(cudaDeviceSynchronize() == cudaSuccess);
                 dev_read(got, y_d, (size_t)n * m, dt);
                 char what[128];
@@ -289,7 +295,8 @@ static void test_attention(rr_dtype dt)
                 const int n_seq = sets[si].n;
                 int32_t cu[16], q_rows[16];
                 const int n_tok = build_cu(sets[si].lens, n_seq, cu);
-                for (int s = 0; s < n_seq; s++) q_rows[s] = cu[s];
+                for (int s = 0; s < n_seq; s++)
+                    q_rows[s] = cu[s];
                 const size_t nq = (size_t)n_tok * 3 * d;
                 const int n_out = cls ? n_seq : n_tok;
                 float *qkv = malloc(nq * 4), *bias = malloc(3 * d * 4);
@@ -298,7 +305,8 @@ static void test_attention(rr_dtype dt)
                 float *b_d = dev_rand(bias, 3 * d, -0.5f, 0.5f, RR_DTYPE_F32);
                 /* The kernel adds the bias in fp32 and rounds to dt: so does the reference. */
                 void *tmp = malloc(nq * rr_cuda_dtype_size(dt));
-                for (size_t i = 0; i < nq; i++) qkv[i] += bias[i % (3 * d)];
+                for (size_t i = 0; i < nq; i++)
+                    qkv[i] += bias[i % (3 * d)];
                 rr_cuda_from_f32(qkv, tmp, nq, dt);
                 rr_cuda_to_f32(tmp, qkv, nq, dt);
                 free(tmp);
@@ -333,8 +341,8 @@ static void test_attention(rr_dtype dt)
                     free(h);
                 }
                 char what[128];
-                snprintf(what, sizeof what, "attention %s %dx%d lens={%s}%s", dt_name(dt),
-                         n_head, dh, sets[si].name, cls ? " cls-only" : "");
+                snprintf(what, sizeof what, "attention %s %dx%d lens={%s}%s", dt_name(dt), n_head,
+                         dh, sets[si].name, cls ? " cls-only" : "");
                 compare(what, got, ref, (size_t)n_out * d, tol_attn[ti(dt)]);
                 cudaFree(qkv_d), cudaFree(b_d), cudaFree(tiles_d), cudaFree(cnt_d);
                 cudaFree(base_d);
@@ -356,7 +364,8 @@ static void test_head_and_gather(rr_dtype dt)
                     const float ws = 1.0f / sqrtf((float)d);
                     float *hid = malloc((size_t)n * d * 4), *dw = malloc((size_t)d * d * 4);
                     float *db = malloc(d * 4), *ow = malloc((size_t)nl * d * 4);
-                    float *ob = malloc(nl * 4), *ref = malloc(n * nl * 4), *got = malloc(n * nl * 4);
+                    float *ob = malloc(nl * 4), *ref = malloc(n * nl * 4),
+                          *got = malloc(n * nl * 4);
                     void *hid_d = dev_rand(hid, (size_t)n * d, -1, 1, dt);
                     void *dw_d = dev_rand(dw, (size_t)d * d, -ws, ws, dt);
                     float *db_d = dev_rand(db, d, -0.2f, 0.2f, RR_DTYPE_F32);
@@ -364,13 +373,13 @@ static void test_head_and_gather(rr_dtype dt)
                     float *ob_d = dev_rand(ob, nl, -0.2f, 0.2f, RR_DTYPE_F32), *lg_d = NULL;
                     cudaMalloc((void **)&lg_d, n * nl * 4);
                     int32_t cu[65];
-                    for (int s = 0; s <= n; s++) cu[s] = s;
+                    for (int s = 0; s <= n; s++)
+                        cu[s] = s;
                     rr_head_cpu(hid, cu, n, 1, d, nl, dw, db, ow, ob, electra, ref);
                     CHECK(rr_head_cuda(hid_d, n, d, nl, dw_d, db_d, ow_d, ob_d, electra, lg_d, dt,
                                        0) == cudaSuccess);
                     CHECK(cudaDeviceSynchronize() == cudaSuccess);
-                    CHECK(cudaMemcpy(got, lg_d, n * nl * 4, cudaMemcpyDeviceToHost) ==
-                          cudaSuccess);
+                    CHECK(cudaMemcpy(got, lg_d, n * nl * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
                     char what[128];
                     snprintf(what, sizeof what, "head %s n_seq=%d d=%d labels=%d %s", dt_name(dt),
                              n, d, nl, electra ? "electra" : "bert");
@@ -388,7 +397,8 @@ static void test_head_and_gather(rr_dtype dt)
     void *in_d = dev_rand(in, (size_t)n_in * d, -1, 1, dt), *out_d = NULL;
     int32_t *rows_d = dev_copy(rows, sizeof rows);
     cudaMalloc(&out_d, (size_t)n_rows * d * rr_cuda_dtype_size(dt));
-    for (int s = 0; s < n_rows; s++) memcpy(ref + (size_t)s * d, in + (size_t)rows[s] * d, d * 4);
+    for (int s = 0; s < n_rows; s++)
+        memcpy(ref + (size_t)s * d, in + (size_t)rows[s] * d, d * 4);
     CHECK(rr_gather_rows_cuda(in_d, rows_d, n_rows, d, out_d, dt, 0) == cudaSuccess);
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
     dev_read(got, out_d, (size_t)n_rows * d, dt);

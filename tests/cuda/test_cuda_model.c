@@ -62,7 +62,8 @@ static int read_int_array(const cJSON *a, int32_t **out)
 {
     int n = cJSON_GetArraySize(a);
     *out = malloc((n > 0 ? n : 1) * sizeof **out);
-    for (int i = 0; i < n; i++) (*out)[i] = (int32_t)cJSON_GetArrayItem(a, i)->valuedouble;
+    for (int i = 0; i < n; i++)
+        (*out)[i] = (int32_t)cJSON_GetArrayItem(a, i)->valuedouble;
     return n;
 }
 
@@ -84,8 +85,10 @@ static int load_golden(const char *path, pairs *ps)
             int nt = read_int_array(tt, &p->types);
             p->qid = qid->valueint;
             p->golden = cJSON_IsNumber(lg) ? (float)lg->valuedouble : NAN;
-            if (nt == p->n && p->n >= 1) ps->n++;
-            else free(p->ids), free(p->types);
+            if (nt == p->n && p->n >= 1)
+                ps->n++;
+            else
+                free(p->ids), free(p->types);
         }
         cJSON_Delete(o);
     }
@@ -102,14 +105,16 @@ static void make_random(const rr_model *m, pairs *ps, int n_pairs)
     int32_t q[16] = {0}; /* set on i == 0; initialised for -O3 -Wmaybe-uninitialized */
     for (int i = 0; i < n_pairs && ps->n < MAX_PAIRS; i++) {
         if (i % 10 == 0)
-            for (int k = 0; k < 16; k++) q[k] = 1000 + (int32_t)(rnd() % (uint32_t)(vocab - 1000));
+            for (int k = 0; k < 16; k++)
+                q[k] = 1000 + (int32_t)(rnd() % (uint32_t)(vocab - 1000));
         int nd = 20 + (int)(rnd() % 181), n = 16 + nd + 3;
         pair *p = &ps->p[ps->n++];
         p->qid = i / 10, p->n = n, p->golden = NAN;
         p->ids = malloc(n * sizeof *p->ids), p->types = malloc(n * sizeof *p->types);
         int k = 0;
         p->ids[k] = cls, p->types[k++] = 0;
-        for (int j = 0; j < 16; j++) p->ids[k] = q[j], p->types[k++] = 0;
+        for (int j = 0; j < 16; j++)
+            p->ids[k] = q[j], p->types[k++] = 0;
         p->ids[k] = sep, p->types[k++] = 0;
         for (int j = 0; j < nd; j++)
             p->ids[k] = 1000 + (int32_t)(rnd() % (uint32_t)(vocab - 1000)), p->types[k++] = 1;
@@ -119,7 +124,8 @@ static void make_random(const rr_model *m, pairs *ps, int n_pairs)
 
 static void free_pairs(pairs *ps)
 {
-    for (int i = 0; i < ps->n; i++) free(ps->p[i].ids), free(ps->p[i].types);
+    for (int i = 0; i < ps->n; i++)
+        free(ps->p[i].ids), free(ps->p[i].types);
     ps->n = 0;
 }
 
@@ -143,7 +149,8 @@ static rr_status score(rr_engine *e, const pairs *ps, const int *idx, int n, int
         }
         rr_batch b = {ns, nt, tok, typ, cu};
         st = rr_engine_forward(e, &b, lg);
-        for (int s = 0; s < ns; s++) out[i + s] = lg[s]; /* n_labels 1 for every test model */
+        for (int s = 0; s < ns; s++)
+            out[i + s] = lg[s]; /* n_labels 1 for every test model */
         i += ns;
     }
     free(tok), free(typ), free(cu), free(lg);
@@ -182,9 +189,11 @@ static int check_top10(const pairs *ps, const float *cpu, const float *gpu, cons
     int *a = malloc(ps->n * sizeof *a), *b = malloc(ps->n * sizeof *b);
     for (int start = 0; start < ps->n;) {
         int end = start;
-        while (end < ps->n && ps->p[end].qid == ps->p[start].qid) end++;
+        while (end < ps->n && ps->p[end].qid == ps->p[start].qid)
+            end++;
         int n = end - start, k = n < 10 ? n : 10, ok = 1;
-        for (int i = 0; i < n; i++) a[i] = b[i] = start + i;
+        for (int i = 0; i < n; i++)
+            a[i] = b[i] = start + i;
         g_key = cpu, qsort(a, n, sizeof *a, by_key_desc);
         g_key = gpu, qsort(b, n, sizeof *b, by_key_desc);
         for (int r = 0; r < k && ok; r++) {
@@ -226,7 +235,8 @@ static void run_model(const char *name)
     int *idx = malloc(n * sizeof *idx);
     float *cpu = malloc(n * sizeof *cpu), *f16 = malloc(n * sizeof *f16);
     float *bf16 = malloc(n * sizeof *bf16);
-    for (int i = 0; i < n; i++) idx[i] = i;
+    for (int i = 0; i < n; i++)
+        idx[i] = i;
     rr_engine *ec = NULL, *eh = NULL, *eb = NULL;
     rr_engine_opts oc = {.device = -1, .max_batch_tokens = max_tokens};
     rr_engine_opts oh = {.device = 0, .max_batch_tokens = max_tokens, .dtype = RR_DTYPE_F16};
@@ -268,7 +278,8 @@ static void run_model(const char *name)
         CHECK(score(eh, &ps, idx, k, 64, max_tokens, batch) == RR_OK);
         float tmp[64];
         CHECK(score(eh, &ps, rev_idx, k, 64, max_tokens, tmp) == RR_OK);
-        for (int i = 0; i < k; i++) rev[k - 1 - i] = tmp[i];
+        for (int i = 0; i < k; i++)
+            rev[k - 1 - i] = tmp[i];
         /* >64 pairs in one batch: the eager path (no graph bucket holds it). */
         float *all = malloc(n * sizeof *all);
         CHECK(score(eh, &ps, idx, n, n, max_tokens, all) == RR_OK);
@@ -291,17 +302,20 @@ static void run_model(const char *name)
      * stale rows must give the same bits). */
     {
         static const int per[] = {2, 3, 7, 16, 31, 64};
-        float *g1 = malloc(n * sizeof *g1), *g2 = malloc(n * sizeof *g2), *all = malloc(n * sizeof *all);
+        float *g1 = malloc(n * sizeof *g1), *g2 = malloc(n * sizeof *g2),
+              *all = malloc(n * sizeof *all);
         for (size_t j = 0; j < sizeof per / sizeof per[0]; j++) {
             CHECK(score(eh, &ps, idx, n, per[j], 4096, g1) == RR_OK);
             CHECK(score(eh, &ps, idx, n, n, max_tokens, all) == RR_OK); /* eager, dirties rows */
             CHECK(score(eh, &ps, idx, n, per[j], 4096, g2) == RR_OK);
             int same = 0;
             float dc = max_abs_diff(g1, cpu, n, NULL), dr = max_abs_diff(g1, g2, n, &same);
-            CHECK_MSG(dc <= 2e-2f, "%s: graph buckets of %d pairs: max |cuda - cpu| %.3g > 2e-2", name,
-                      per[j], dc);
-            CHECK_MSG(same == n, "%s: graph buckets of %d pairs: replay over stale rows changed %d "
-                      "logits (max %.3g)", name, per[j], n - same, dr);
+            CHECK_MSG(dc <= 2e-2f, "%s: graph buckets of %d pairs: max |cuda - cpu| %.3g > 2e-2",
+                      name, per[j], dc);
+            CHECK_MSG(same == n,
+                      "%s: graph buckets of %d pairs: replay over stale rows changed %d "
+                      "logits (max %.3g)",
+                      name, per[j], n - same, dr);
             printf("  graph buckets, %2d pairs per batch (<= 4096 tokens): max |cuda - cpu| %.3g, "
                    "replay after an eager batch bitwise equal %d/%d\n",
                    per[j], dc, same, n);

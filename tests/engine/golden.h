@@ -16,7 +16,7 @@
 
 typedef struct golden_pair {
     int qid;
-    int n;             /* tokens */
+    int n; /* tokens */
     int32_t *ids;
     int32_t *type_ids;
     double logit;

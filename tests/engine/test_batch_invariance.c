@@ -69,14 +69,18 @@ static void invariance(const char *dir)
     float alone[N_PAIRS], all[N_PAIRS], rev[N_PAIRS];
     for (int i = 0; i < N_PAIRS; i++) {
         int32_t c1[2] = {0, len[i]};
-        rr_batch b = {.n_seq = 1, .n_tok = len[i], .tokens = tok + cu[i], .type_ids = ty + cu[i],
+        rr_batch b = {.n_seq = 1,
+                      .n_tok = len[i],
+                      .tokens = tok + cu[i],
+                      .type_ids = ty + cu[i],
                       .cu_seqlens = c1};
         CHECK(rr_engine_forward(e, &b, &alone[i]) == RR_OK);
     }
-    rr_batch b = {.n_seq = N_PAIRS, .n_tok = n_tok, .tokens = tok, .type_ids = ty, .cu_seqlens = cu};
+    rr_batch b = {
+        .n_seq = N_PAIRS, .n_tok = n_tok, .tokens = tok, .type_ids = ty, .cu_seqlens = cu};
     CHECK(rr_engine_forward(e, &b, all) == RR_OK);
-    rr_batch br = {.n_seq = N_PAIRS, .n_tok = n_tok, .tokens = tok_r, .type_ids = ty_r,
-                   .cu_seqlens = cu_rev};
+    rr_batch br = {
+        .n_seq = N_PAIRS, .n_tok = n_tok, .tokens = tok_r, .type_ids = ty_r, .cu_seqlens = cu_rev};
     CHECK(rr_engine_forward(e, &br, rev) == RR_OK);
     double worst = 0.0;
     int differ = 0;
@@ -88,8 +92,8 @@ static void invariance(const char *dir)
         differ += memcmp(&alone[i], &all[i], sizeof(float)) != 0 ||
                   memcmp(&alone[i], &r, sizeof(float)) != 0;
     }
-    CHECK_MSG(differ == 0, "%s: %d of %d pairs not bitwise equal alone vs batched (max %.3g)",
-              dir, differ, N_PAIRS, worst);
+    CHECK_MSG(differ == 0, "%s: %d of %d pairs not bitwise equal alone vs batched (max %.3g)", dir,
+              differ, N_PAIRS, worst);
     {
         /* The same batch on a 1-thread engine: thread count must not change a bit. */
         rr_engine *e1 = NULL;
@@ -112,8 +116,8 @@ static void invariance(const char *dir)
     rr_model_free(m);
 }
 
-static void expect_invalid(rr_engine *e, const char *what, int n_seq, int n_tok,
-                           const int32_t *tok, const int32_t *ty, const int32_t *cu)
+static void expect_invalid(rr_engine *e, const char *what, int n_seq, int n_tok, const int32_t *tok,
+                           const int32_t *ty, const int32_t *cu)
 {
     float lg[8];
     rr_batch b = {.n_seq = n_seq, .n_tok = n_tok, .tokens = tok, .type_ids = ty, .cu_seqlens = cu};
@@ -138,7 +142,8 @@ static void validation(const char *dir)
 
     int32_t bad_tok[4] = {101, in->vocab_size, 102, 102}, neg_tok[4] = {101, -1, 102, 102};
     int32_t bad_ty[4] = {0, 0, in->type_vocab_size, 1};
-    int32_t empty[3] = {0, 0, 4}, shrink[3] = {0, 3, 2}, bad0[3] = {1, 2, 4}, short_end[3] = {0, 2, 3};
+    int32_t empty[3] = {0, 0, 4}, shrink[3] = {0, 3, 2}, bad0[3] = {1, 2, 4},
+            short_end[3] = {0, 2, 3};
     expect_invalid(e, "token id = vocab_size", 2, 4, bad_tok, ty, cu);
     expect_invalid(e, "negative token id", 2, 4, neg_tok, ty, cu);
     expect_invalid(e, "type id = type_vocab_size", 2, 4, tok, bad_ty, cu);

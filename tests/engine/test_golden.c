@@ -32,7 +32,10 @@ static void check_pairs(const char *name, rr_engine *e, golden_pair *p, int n)
     cu[0] = 0;
     for (int i = 0; i <= n; i++) {
         if (i == n || cu[n_seq] + p[i].n > BATCH_TOKENS) {
-            rr_batch b = {.n_seq = n_seq, .n_tok = cu[n_seq], .tokens = tok, .type_ids = ty,
+            rr_batch b = {.n_seq = n_seq,
+                          .n_tok = cu[n_seq],
+                          .tokens = tok,
+                          .type_ids = ty,
                           .cu_seqlens = cu};
             CHECK(rr_engine_forward(e, &b, logits + first) == RR_OK);
             first += n_seq;
@@ -54,8 +57,8 @@ static void check_pairs(const char *name, rr_engine *e, golden_pair *p, int n)
             if (p[j].qid == p[i].qid && p[i].logit > p[j].logit + 2e-4 && !(logits[i] > logits[j]))
                 flips++;
     }
-    CHECK_MSG(over == 0, "%s: %d of %d logits off by > 1e-4 (worst %.3g at pair %d)", name, over,
-              n, worst, worst_i);
+    CHECK_MSG(over == 0, "%s: %d of %d logits off by > 1e-4 (worst %.3g at pair %d)", name, over, n,
+              worst, worst_i);
     CHECK_MSG(flips == 0, "%s: %d ranking inversions within a qid", name, flips);
     printf("%s: %d pairs, max |logit - golden| = %.3g (pair %d, %d tokens), ranking %s\n", name, n,
            worst, worst_i, p[worst_i].n, flips ? "DIFFERS" : "identical");
@@ -113,8 +116,8 @@ static void check_layers(const char *name, const rr_model *m, rr_engine *e)
             k++;
         }
         if (over && first_bad < 0) first_bad = l;
-        printf("%s: %s %d: max |h - golden| = %.3g%s\n", name, l ? "layer" : "embeddings", l,
-               worst, over ? "  OVER TOLERANCE" : "");
+        printf("%s: %s %d: max |h - golden| = %.3g%s\n", name, l ? "layer" : "embeddings", l, worst,
+               over ? "  OVER TOLERANCE" : "");
     }
     CHECK_MSG(first_bad < 0, "%s: first layer over tolerance: %d (0 = embeddings)", name,
               first_bad);

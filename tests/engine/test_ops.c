@@ -32,7 +32,8 @@ static double urand(void) /* uniform in [-1, 1) (splitmix64) */
 static float *rand_vec(size_t n, double scale)
 {
     float *v = rr_malloc(n * sizeof *v);
-    for (size_t i = 0; i < n; i++) v[i] = (float)(urand() * scale);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)(urand() * scale);
     return v;
 }
 
@@ -49,11 +50,14 @@ static int close_to(double got, double ref, double scale)
 static void ln_ref(const double *x, const float *g, const float *b, double eps, int d, double *y)
 {
     double mean = 0.0, var = 0.0;
-    for (int i = 0; i < d; i++) mean += x[i];
+    for (int i = 0; i < d; i++)
+        mean += x[i];
     mean /= d;
-    for (int i = 0; i < d; i++) var += (x[i] - mean) * (x[i] - mean);
+    for (int i = 0; i < d; i++)
+        var += (x[i] - mean) * (x[i] - mean);
     var /= d;
-    for (int i = 0; i < d; i++) y[i] = (x[i] - mean) / sqrt(var + eps) * g[i] + b[i];
+    for (int i = 0; i < d; i++)
+        y[i] = (x[i] - mean) / sqrt(var + eps) * g[i] + b[i];
 }
 
 static double gelu_ref(double v)
@@ -69,7 +73,8 @@ static const int shapes[][6] = {
 static int build_cu(const int *shape, int32_t *cu)
 {
     cu[0] = 0;
-    for (int s = 0; s < shape[0]; s++) cu[s + 1] = cu[s] + shape[s + 1];
+    for (int s = 0; s < shape[0]; s++)
+        cu[s + 1] = cu[s] + shape[s + 1];
     return cu[shape[0]];
 }
 
@@ -97,7 +102,8 @@ static void test_embed(void)
                     x[i] = (double)word[tok[t] * d + i] + type[ty[t] * d + i] +
                            pos[(t - cu[s]) * d + i];
                 ln_ref(x, g, b, 1e-12, d, y);
-                for (int i = 0; i < d; i++) bad += !close_to(out[(size_t)t * d + i], y[i], fabs(y[i]));
+                for (int i = 0; i < d; i++)
+                    bad += !close_to(out[(size_t)t * d + i], y[i], fabs(y[i]));
             }
         }
         CHECK_MSG(bad == 0, "embed_ln shape %zu: %d elements off", k, bad);
@@ -115,8 +121,8 @@ static void test_embed(void)
 
 static void test_linear(void)
 {
-    static const int dims[][3] = {{1, 384, 384}, {7, 32, 17}, {100, 384, 1536}, {513, 1536, 384},
-                                  {33, 129, 1}, {16, 64, 1152}};
+    static const int dims[][3] = {{1, 384, 384},    {7, 32, 17},  {100, 384, 1536},
+                                  {513, 1536, 384}, {33, 129, 1}, {16, 64, 1152}};
     max_err = 0;
     for (size_t k = 0; k < sizeof dims / sizeof dims[0]; k++) {
         int n = dims[k][0], n_in = dims[k][1], n_out = dims[k][2];
@@ -165,7 +171,8 @@ static void test_elementwise(void)
             for (int i = 0; i < d; i++)
                 row[i] = (double)x[(size_t)t * d + i] + bias[i] + res[(size_t)t * d + i];
             ln_ref(row, g, b, 1e-12, d, ref);
-            for (int i = 0; i < d; i++) bad += !close_to(y[(size_t)t * d + i], ref[i], fabs(ref[i]));
+            for (int i = 0; i < d; i++)
+                bad += !close_to(y[(size_t)t * d + i], ref[i], fabs(ref[i]));
         }
         CHECK_MSG(bad == 0, "bias_residual_ln %dx%d: %d elements off", n, d, bad);
 
@@ -196,10 +203,12 @@ static void test_gelu_sweep(void)
     const int n = 40001;
     float *x = rr_malloc(n * sizeof *x), zero[1] = {0.0f};
     double worst = 0.0;
-    for (int i = 0; i < n; i++) x[i] = (float)(-20.0 + i * 0.001);
+    for (int i = 0; i < n; i++)
+        x[i] = (float)(-20.0 + i * 0.001);
     float *y = rr_malloc(n * sizeof *y);
     memcpy(y, x, n * sizeof *y);
-    for (int i = 0; i < n; i++) rr_bias_gelu_cpu(y + i, zero, 1, 1);
+    for (int i = 0; i < n; i++)
+        rr_bias_gelu_cpu(y + i, zero, 1, 1);
     int bad = 0;
     for (int i = 0; i < n; i++) {
         double r = gelu_ref(x[i]), e = fabs(y[i] - r);
@@ -223,11 +232,13 @@ static void attn_ref(const float *qkv, const int32_t *cu, int s, int r, int h, i
     for (int j = 0; j < len; j++) {
         double acc = 0.0;
         for (int c = 0; c < d_head; c++)
-            acc += (double)qkv[r * ld + h * d_head + c] * qkv[(start + j) * ld + d + h * d_head + c];
+            acc +=
+                (double)qkv[r * ld + h * d_head + c] * qkv[(start + j) * ld + d + h * d_head + c];
         p[j] = acc / sqrt((double)d_head);
         if (p[j] > mx) mx = p[j];
     }
-    for (int j = 0; j < len; j++) sum += (p[j] = exp(p[j] - mx));
+    for (int j = 0; j < len; j++)
+        sum += (p[j] = exp(p[j] - mx));
     for (int c = 0; c < d_head; c++) {
         out[c] = mag[c] = 0.0;
         for (int j = 0; j < len; j++) {
@@ -253,7 +264,8 @@ static void test_attention(void)
             double out[64], mag[64];
             for (int mode = 0; mode < 3; mode++) {
                 /* mode 0: every row; 1: q_rows = [CLS] rows; 2: q_rows = last row of each seq */
-                for (int s = 0; s < n_seq; s++) q_rows[s] = mode == 1 ? cu[s] : cu[s + 1] - 1;
+                for (int s = 0; s < n_seq; s++)
+                    q_rows[s] = mode == 1 ? cu[s] : cu[s + 1] - 1;
                 rr_attention_cpu(qkv, cu, n_seq, n_head, d_head, mode ? q_rows : NULL, ctx, 2);
                 int bad = 0;
                 for (int s = 0; s < n_seq; s++) {
@@ -296,7 +308,8 @@ static void test_head(void)
                 double h[96];
                 for (int i = 0; i < d; i++) {
                     double acc = db[i];
-                    for (int k = 0; k < d; k++) acc += (double)dw[i * d + k] * x[k];
+                    for (int k = 0; k < d; k++)
+                        acc += (double)dw[i * d + k] * x[k];
                     h[i] = electra ? gelu_ref(acc) : tanh(acc);
                 }
                 for (int l = 0; l < n_labels; l++) {

@@ -60,9 +60,11 @@ static void check_logits(rr_engine *e, const rr_model *m, golden_pair *p, int n,
     int checked = 0;
     for (int q0 = 0, done = 0; q0 < n && done < n_queries; done++) {
         int q1 = q0;
-        while (q1 < n && p[q1].qid == p[q0].qid && q1 - q0 < MAX_DOCS) q1++;
+        while (q1 < n && p[q1].qid == p[q0].qid && q1 - q0 < MAX_DOCS)
+            q1++;
         int k = q1 - q0, nul = 0;
-        for (int i = q0; i < q1; i++) nul |= p[i].has_nul;
+        for (int i = q0; i < q1; i++)
+            nul |= p[i].has_nul;
         if (nul) { /* strlen() cannot carry U+0000; the tokenizer tests cover it */
             q0 = q1;
             done--;
@@ -75,13 +77,16 @@ static void check_logits(rr_engine *e, const rr_model *m, golden_pair *p, int n,
             docs[i] = p[q0 + i].doc;
             lens[i] = strlen(p[q0 + i].doc);
             int32_t cu[2] = {0, p[q0 + i].n};
-            rr_batch b = {.n_seq = 1, .n_tok = p[q0 + i].n, .tokens = p[q0 + i].ids,
-                          .type_ids = p[q0 + i].type_ids, .cu_seqlens = cu};
+            rr_batch b = {.n_seq = 1,
+                          .n_tok = p[q0 + i].n,
+                          .tokens = p[q0 + i].ids,
+                          .type_ids = p[q0 + i].type_ids,
+                          .cu_seqlens = cu};
             CHECK(rr_engine_forward(e, &b, &direct[i]) == RR_OK);
         }
         rr_error err = {0};
-        rr_status s = rr_score_query(e, m, p[q0].query, strlen(p[q0].query), docs, lens, k, NULL,
-                                     got, &err);
+        rr_status s =
+            rr_score_query(e, m, p[q0].query, strlen(p[q0].query), docs, lens, k, NULL, got, &err);
         CHECK_MSG(s == RR_OK, "qid %d: %s", p[q0].qid, err.msg);
         for (int i = 0; i < k && s == RR_OK; i++) {
             double d = fabs((double)got[i] - direct[i]);

@@ -41,8 +41,11 @@ static rr_arena arena;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    rr_config cfg = {.model_dir = RR_MODELS_DIR "/tiny-bert-random", .max_docs = MAX_DOCS,
-                     .max_in_flight = 4, .tokenizer_workers = 1, .max_message_bytes = 4 << 20};
+    rr_config cfg = {.model_dir = RR_MODELS_DIR "/tiny-bert-random",
+                     .max_docs = MAX_DOCS,
+                     .max_in_flight = 4,
+                     .tokenizer_workers = 1,
+                     .max_message_bytes = 4 << 20};
     rr_edge_init(&srv, &cfg);
     rr_error err = {0};
     rr_status s = rr_model_load(cfg.model_dir, &srv.model, &err);
@@ -195,7 +198,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             r = rr_rerank_admit(&srv, q, deadline, &p);
             if (r) FUZZ_CHECK(r->deadline_ns == deadline, "deadline lost");
             int top = rr_front_top(q->top_n, q->n_documents ? (int)q->n_documents : 1);
-            FUZZ_CHECK(top >= 1 && top <= (q->n_documents ? (int)q->n_documents : 1), "top %d", top);
+            FUZZ_CHECK(top >= 1 && top <= (q->n_documents ? (int)q->n_documents : 1), "top %d",
+                       top);
             check_admitted(r, &p, q->n_documents, rerank_text, q);
             break;
         }
@@ -222,15 +226,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 3: {
             uint8_t flags = 0xff;
             if (rr_tei_stream_message((Tei__V1__RerankStreamRequest *)m, 7, &flags, &p))
-                FUZZ_CHECK((flags & ~(RR_PAIR_TRUNCATE | RR_PAIR_KEEP_LAST)) == 0, "flags %x", flags);
+                FUZZ_CHECK((flags & ~(RR_PAIR_TRUNCATE | RR_PAIR_KEEP_LAST)) == 0, "flags %x",
+                           flags);
             else
                 FUZZ_CHECK(p.fail == RR_FAIL_INVALID && strstr(p.msg, "message 7"), "%s", p.msg);
             break;
         }
-        default: break; /* health and reflection: decoding under the cap is the whole intake */
+        default:
+            break; /* health and reflection: decoding under the cap is the whole intake */
         }
     }
-    FUZZ_CHECK(rr_sched_live(srv.sched) == 0, "%d requests left acquired", rr_sched_live(srv.sched));
+    FUZZ_CHECK(rr_sched_live(srv.sched) == 0, "%d requests left acquired",
+               rr_sched_live(srv.sched));
     rr_arena_reset(&arena);
     grpc_byte_buffer_destroy(bb);
     return 0;

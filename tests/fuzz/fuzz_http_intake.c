@@ -31,8 +31,10 @@ static rr_server srv;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    rr_config cfg = {.model_dir = RR_MODELS_DIR "/tiny-bert-random", .max_docs = MAX_DOCS,
-                     .max_in_flight = 4, .tokenizer_workers = 1};
+    rr_config cfg = {.model_dir = RR_MODELS_DIR "/tiny-bert-random",
+                     .max_docs = MAX_DOCS,
+                     .max_in_flight = 4,
+                     .tokenizer_workers = 1};
     rr_edge_init(&srv, &cfg);
     rr_error err = {0};
     rr_status s = rr_model_load(cfg.model_dir, &srv.model, &err);
@@ -104,13 +106,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         FUZZ_CHECK(r->query.len > 0 && rr_utf8_check(r->query.p, r->query.len) == r->query.len,
                    "query admitted empty or not UTF-8");
-        FUZZ_CHECK(r->max_length >= 3 && r->max_length <= srv.info->max_length && r->deadline_ns == 99,
-                   "max_length %d, deadline %llu", r->max_length, (unsigned long long)r->deadline_ns);
+        FUZZ_CHECK(
+            r->max_length >= 3 && r->max_length <= srv.info->max_length && r->deadline_ns == 99,
+            "max_length %d, deadline %llu", r->max_length, (unsigned long long)r->deadline_ns);
         int top = rr_front_top(o.top_n, r->n_docs);
         FUZZ_CHECK(top >= 1 && top <= r->n_docs, "top %d of %d", top, r->n_docs);
         rr_front_abort(&srv, r);
     }
     json_decref(json);
-    FUZZ_CHECK(rr_sched_live(srv.sched) == 0, "%d requests left acquired", rr_sched_live(srv.sched));
+    FUZZ_CHECK(rr_sched_live(srv.sched) == 0, "%d requests left acquired",
+               rr_sched_live(srv.sched));
     return 0;
 }

@@ -53,7 +53,8 @@ static inline int st_load(const char *path, st_file *s)
     s->bytes = read_all(path, &s->size);
     if (!s->bytes || s->size < 8) return 0;
     uint64_t n = 0;
-    for (int i = 7; i >= 0; i--) n = (n << 8) | s->bytes[i];
+    for (int i = 7; i >= 0; i--)
+        n = (n << 8) | s->bytes[i];
     s->header = cJSON_ParseWithLength((const char *)s->bytes + 8, (size_t)n);
     s->data = s->bytes + 8 + n;
     s->data_size = s->size - 8 - n;
@@ -96,12 +97,14 @@ static inline float *st_widen(const st_file *s, const char *name, size_t *n)
 }
 
 /* Writes `path` = header JSON (padded with spaces to a multiple of 8) + data[0..data_size). */
-static inline int st_write(const char *path, const cJSON *header, const void *data, size_t data_size)
+static inline int st_write(const char *path, const cJSON *header, const void *data,
+                           size_t data_size)
 {
     char *json = cJSON_PrintUnformatted(header);
     size_t n = strlen(json), padded = (n + 7) / 8 * 8;
     unsigned char *buf = malloc(8 + padded);
-    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        buf[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     memcpy(buf + 8, json, n);
     memset(buf + 8 + n, ' ', padded - n);
     int ok = write_all(path, buf, 8 + padded, data, data_size);

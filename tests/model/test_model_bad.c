@@ -31,8 +31,8 @@ static void expect_fail(const char *what, rr_status want, const char *n1, const 
     rr_model *m = NULL;
     rr_error err = {0};
     rr_status s = rr_model_load(dir, &m, &err);
-    CHECK_MSG(s == want, "%s: got %s, want %s (%s)", what, rr_status_name(s),
-              rr_status_name(want), err.msg);
+    CHECK_MSG(s == want, "%s: got %s, want %s (%s)", what, rr_status_name(s), rr_status_name(want),
+              err.msg);
     CHECK_MSG(m == NULL, "%s: model returned on failure", what);
     CHECK_MSG(err.status == want, "%s: err.status %d", what, (int)err.status);
     CHECK_MSG(!n1 || strstr(err.msg, n1), "%s: message \"%s\" lacks \"%s\"", what, err.msg, n1);
@@ -162,7 +162,8 @@ static void safetensors_cases(void)
     put_raw(b, 8 + n / 2, NULL, 0);
     expect_fail("header cut in half", RR_E_FORMAT, "header length", NULL);
 
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)orig.size >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        len8[i] = (unsigned char)((uint64_t)orig.size >> (8 * i));
     put_raw(len8, 8, b + 8, orig.size - 8);
     expect_fail("header length > file size", RR_E_FORMAT, "header length", NULL);
 
@@ -240,7 +241,8 @@ static void safetensors_cases(void)
     h = cJSON_Duplicate(orig.header, 1);
     t = cJSON_GetObjectItem(h, "bert.encoder.layer.0.intermediate.dense.weight");
     cJSON *shape = cJSON_GetObjectItem(t, "shape");
-    double r = cJSON_GetArrayItem(shape, 0)->valuedouble, c = cJSON_GetArrayItem(shape, 1)->valuedouble;
+    double r = cJSON_GetArrayItem(shape, 0)->valuedouble,
+           c = cJSON_GetArrayItem(shape, 1)->valuedouble;
     cJSON_SetNumberValue(cJSON_GetArrayItem(shape, 0), c);
     cJSON_SetNumberValue(cJSON_GetArrayItem(shape, 1), r);
     put_st(h, orig.data, orig.data_size);
@@ -254,7 +256,8 @@ static void safetensors_cases(void)
     t = cJSON_GetObjectItem(h, "bert.encoder.layer.1.output.LayerNorm.weight");
     cJSON_ReplaceItemInObject(t, "dtype", cJSON_CreateString("I64"));
     shape = cJSON_GetObjectItem(t, "shape");
-    cJSON_SetNumberValue(cJSON_GetArrayItem(shape, 0), cJSON_GetArrayItem(shape, 0)->valuedouble / 2);
+    cJSON_SetNumberValue(cJSON_GetArrayItem(shape, 0),
+                         cJSON_GetArrayItem(shape, 0)->valuedouble / 2);
     put_st(h, orig.data, orig.data_size);
     cJSON_Delete(h);
     expect_fail("I64 weight", RR_E_UNSUPPORTED, "bert.encoder.layer.1.output.LayerNorm.weight",
@@ -325,7 +328,8 @@ int main(void)
     size_t n;
     snprintf(src, sizeof src, "%s/tiny-bert-random", RR_MODELS_DIR);
     if (stat(src, &sb) != 0)
-        return test_skip("test_model_bad", "models/tiny-bert-random absent (run scripts/make_models.py)");
+        return test_skip("test_model_bad",
+                         "models/tiny-bert-random absent (run scripts/make_models.py)");
     snprintf(p, sizeof p, "%s/model.safetensors", src);
     CHECK(st_load(p, &orig));
     snprintf(p, sizeof p, "%s/config.json", src);

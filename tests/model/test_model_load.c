@@ -46,7 +46,8 @@ static void check_info(const char *dir, const rr_model *m)
     cJSON *cfg = read_json(dir, "config.json"), *tc = read_json(dir, "tokenizer_config.json");
     CHECK(cfg != NULL);
     if (!cfg) return;
-    const char *arch = cJSON_GetArrayItem(cJSON_GetObjectItem(cfg, "architectures"), 0)->valuestring;
+    const char *arch =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cfg, "architectures"), 0)->valuestring;
     CHECK_MSG(strcmp(in->arch_name, arch) == 0, "%s: arch %s vs %s", dir, in->arch_name, arch);
     CHECK(in->arch == (strstr(arch, "Electra") ? RR_ARCH_ELECTRA : RR_ARCH_BERT));
     CHECK(strcmp(in->model_type, cJSON_GetObjectItem(cfg, "model_type")->valuestring) == 0);
@@ -94,13 +95,14 @@ static int check_weights(const st_file *f, const rr_model *m, const char *prefix
     const rr_model_info *in = rr_model_get_info(m);
     const rr_weights *w = rr_model_weights(m);
     size_t d = (size_t)in->d_model, e = (size_t)in->d_embed, ff = (size_t)in->d_ff;
-    const char *dot = *prefix ? "." : "", *lg = gamma ? "gamma" : "weight", *lb = gamma ? "beta" : "bias";
+    const char *dot = *prefix ? "." : "", *lg = gamma ? "gamma" : "weight",
+               *lb = gamma ? "beta" : "bias";
     char name[256];
     int bad = 0;
-#define T(ptr, n, ...)                                                                         \
-    do {                                                                                       \
-        snprintf(name, sizeof name, __VA_ARGS__);                                              \
-        bad += !same_tensor(f, name, ptr, n);                                                  \
+#define T(ptr, n, ...)                                                                             \
+    do {                                                                                           \
+        snprintf(name, sizeof name, __VA_ARGS__);                                                  \
+        bad += !same_tensor(f, name, ptr, n);                                                      \
     } while (0)
     T(w->word_emb, in->vocab_size * e, "%s%sembeddings.word_embeddings.weight", prefix, dot);
     T(w->pos_emb, in->max_position * e, "%s%sembeddings.position_embeddings.weight", prefix, dot);
@@ -165,7 +167,9 @@ static void test_folder(const char *name)
     const rr_model_info *in = rr_model_get_info(m);
     int bad = check_weights(&f, m, in->arch == RR_ARCH_BERT ? "bert" : "electra", 0);
     CHECK_MSG(bad == 0, "%s: %d tensors differ from the file", name, bad);
-    const char *expect_dtype = strstr(name, "-bf16") ? "BF16" : strstr(name, "-f16") ? "F16" : "F32";
+    const char *expect_dtype = strstr(name, "-bf16")  ? "BF16"
+                               : strstr(name, "-f16") ? "F16"
+                                                      : "F32";
     CHECK_MSG(strcmp(in->weights_dtype, expect_dtype) == 0, "%s: weights_dtype %s", name,
               in->weights_dtype);
     printf("%s: loaded (%s, %s weights, max_length %d), weights identical to the file\n", name,
@@ -197,7 +201,8 @@ static void score_some(const rr_model *m, float *logits, int *n_out)
     rr_engine *e = NULL;
     rr_engine_opts o = {.device = -1, .max_batch_tokens = 1024, .n_threads = 2};
     CHECK(rr_engine_init(m, &o, &e, NULL) == RR_OK);
-    rr_batch b = {.n_seq = n, .n_tok = cu[n], .tokens = tokens, .type_ids = types, .cu_seqlens = cu};
+    rr_batch b = {
+        .n_seq = n, .n_tok = cu[n], .tokens = tokens, .type_ids = types, .cu_seqlens = cu};
     CHECK(rr_engine_forward(e, &b, logits) == RR_OK);
     rr_engine_free(e);
     *n_out = n;
@@ -288,7 +293,8 @@ int main(void)
                                           "tiny-bert-random"};
     if (!exists(RR_MODELS_DIR "/minilm-l6-bert") && !exists(RR_MODELS_DIR "/tiny-bert-random"))
         return test_skip("test_model_load", "no test models (run scripts/make_models.py)");
-    for (size_t i = 0; i < sizeof folders / sizeof folders[0]; i++) test_folder(folders[i]);
+    for (size_t i = 0; i < sizeof folders / sizeof folders[0]; i++)
+        test_folder(folders[i]);
     test_half_logits();
     test_aliases();
     return test_summary("test_model_load");

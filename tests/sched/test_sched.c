@@ -36,7 +36,8 @@ static void on_done(rr_sched_req *r)
 static void wait_for(int n)
 {
     pthread_mutex_lock(&w.mu);
-    while (w.n_done < n) pthread_cond_wait(&w.cv, &w.mu);
+    while (w.n_done < n)
+        pthread_cond_wait(&w.cv, &w.mu);
     pthread_mutex_unlock(&w.mu);
 }
 
@@ -48,7 +49,8 @@ int main(void)
     char path[512];
     snprintf(path, sizeof path, "%s/config.json", dir);
     FILE *f = fopen(path, "r");
-    if (!f) return test_skip("test_sched", "models/tiny-bert-random missing (scripts/make_models.py)");
+    if (!f)
+        return test_skip("test_sched", "models/tiny-bert-random missing (scripts/make_models.py)");
     fclose(f);
 
     rr_model *m = NULL;
@@ -70,17 +72,20 @@ int main(void)
 
     static char longdoc[4096];
     longdoc[0] = 0;
-    for (int i = 0; i < 12; i++) strcat(longdoc, "The tides follow the moon around the earth every day. ");
+    for (int i = 0; i < 12; i++)
+        strcat(longdoc, "The tides follow the moon around the earth every day. ");
     const char *query = "what moves the tides";
     const char *docs[N_LONG];
     size_t lens[N_LONG];
     for (int i = 0; i < N_LONG; i++) {
-        docs[i] = i % 3 == 0 ? longdoc : (i % 3 == 1 ? "The moon pulls the ocean." : "Cats sleep a lot.");
+        docs[i] =
+            i % 3 == 0 ? longdoc : (i % 3 == 1 ? "The moon pulls the ocean." : "Cats sleep a lot.");
         lens[i] = strlen(docs[i]);
     }
     float ref[N_LONG];
     rr_score_opts sco = {0, 1, 0};
-    CHECK(rr_score_query(e_ref, m, query, strlen(query), docs, lens, N_LONG, &sco, ref, &err) == RR_OK);
+    CHECK(rr_score_query(e_ref, m, query, strlen(query), docs, lens, N_LONG, &sco, ref, &err) ==
+          RR_OK);
 
     /* Four live requests at once: long (split), short, cancelled, expired. */
     rr_sched_req *r[5];
@@ -101,11 +106,14 @@ int main(void)
     }
     atomic_store(&r[2]->cancelled, 1);
     r[3]->deadline_ns = 1; /* long past */
-    for (int i = 0; i < 4; i++) rr_sched_submit(s, r[i]);
+    for (int i = 0; i < 4; i++)
+        rr_sched_submit(s, r[i]);
     wait_for(4);
     CHECK(r[0]->outcome == RR_SCHED_DONE && r[1]->outcome == RR_SCHED_DONE);
-    CHECK_MSG(r[2]->outcome == RR_SCHED_CANCELLED && r[2]->infer_ns == 0, "cancelled: outcome %d", r[2]->outcome);
-    CHECK_MSG(r[3]->outcome == RR_SCHED_EXPIRED && r[3]->infer_ns == 0, "expired: outcome %d", r[3]->outcome);
+    CHECK_MSG(r[2]->outcome == RR_SCHED_CANCELLED && r[2]->infer_ns == 0, "cancelled: outcome %d",
+              r[2]->outcome);
+    CHECK_MSG(r[3]->outcome == RR_SCHED_EXPIRED && r[3]->infer_ns == 0, "expired: outcome %d",
+              r[3]->outcome);
     float worst = 0;
     for (int i = 0; i < N_LONG; i++) {
         float d = fabsf(r[0]->logits[i] - ref[i]);
@@ -114,8 +122,10 @@ int main(void)
     CHECK_MSG(worst <= 1e-5f * (1 + fabsf(ref[0])), "split request: max |diff| %g", worst);
     for (int i = 0; i < 2; i++)
         CHECK_MSG(fabsf(r[1]->logits[i] - ref[i]) <= 1e-5f, "short request doc %d", i);
-    CHECK_MSG(r[0]->total_tokens > 600, "the long request exceeds one batch (%ld tokens)", r[0]->total_tokens);
-    for (int i = 0; i < 4; i++) rr_sched_release(s, r[i]);
+    CHECK_MSG(r[0]->total_tokens > 600, "the long request exceeds one batch (%ld tokens)",
+              r[0]->total_tokens);
+    for (int i = 0; i < 4; i++)
+        rr_sched_release(s, r[i]);
 
     /* Failures name the document index. */
     rr_sched_req *b = rr_sched_acquire(s);
@@ -129,7 +139,8 @@ int main(void)
     b->done = on_done;
     rr_sched_submit(s, b);
     wait_for(5);
-    CHECK_MSG(b->outcome == RR_SCHED_FAILED && b->err.status == RR_E_UTF8 && strstr(b->err.msg, "texts[2]"),
+    CHECK_MSG(b->outcome == RR_SCHED_FAILED && b->err.status == RR_E_UTF8 &&
+                  strstr(b->err.msg, "texts[2]"),
               "utf8: %d %s", b->outcome, b->err.msg);
     rr_sched_release(s, b);
 
@@ -144,7 +155,8 @@ int main(void)
     b->done = on_done;
     rr_sched_submit(s, b);
     wait_for(6);
-    CHECK_MSG(b->outcome == RR_SCHED_FAILED && b->err.status == RR_E_TOO_LONG && strstr(b->err.msg, "documents[1]"),
+    CHECK_MSG(b->outcome == RR_SCHED_FAILED && b->err.status == RR_E_TOO_LONG &&
+                  strstr(b->err.msg, "documents[1]"),
               "too long: %d %s", b->outcome, b->err.msg);
     rr_sched_release(s, b);
 
@@ -152,8 +164,7 @@ int main(void)
      * pair's truncation its own; every logit is rr_score_query's for its own query, bit for
      * bit (the CPU engine is batch invariant). A NUL inside a text is a character. */
     const char *qs[2] = {"what moves the tides", "do cats sleep"};
-    const char *pdocs[4] = {"The moon pulls the ocean.", "Cats sleep a lot.", longdoc,
-                            "a\0b cats"};
+    const char *pdocs[4] = {"The moon pulls the ocean.", "Cats sleep a lot.", longdoc, "a\0b cats"};
     size_t plens[4] = {strlen(pdocs[0]), strlen(pdocs[1]), strlen(longdoc), 9};
     rr_text pq[4];
     uint8_t pf[4];
@@ -178,7 +189,8 @@ int main(void)
     b->done = on_done;
     rr_sched_submit(s, b);
     wait_for(7);
-    CHECK_MSG(b->outcome == RR_SCHED_DONE, "per-pair queries: outcome %d %s", b->outcome, b->err.msg);
+    CHECK_MSG(b->outcome == RR_SCHED_DONE, "per-pair queries: outcome %d %s", b->outcome,
+              b->err.msg);
     for (int j = 0; j < 4; j++)
         CHECK_MSG(b->logits[j] == want[j], "per-pair query, pair %d: %.9g vs %.9g", j, b->logits[j],
                   want[j]);

@@ -66,10 +66,9 @@ void rr_host_launch(void (*kernel)(P...), dim3 grid, unsigned threads, size_t dy
                     cudaStream_t stream, A &&...args)
 {
     (void)stream;
-    rr_host_run_grid(grid, threads, dyn_smem,
-                     [&, params = std::tuple<P...>(static_cast<P>(args)...)] {
-                         std::apply(kernel, params);
-                     });
+    rr_host_run_grid(
+        grid, threads, dyn_smem,
+        [&, params = std::tuple<P...>(static_cast<P>(args)...)] { std::apply(kernel, params); });
 }
 
 #endif /* RR_TEST_CUDA_HOST_H */

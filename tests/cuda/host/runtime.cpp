@@ -34,7 +34,8 @@
 thread_local uint3 rr_host_thread_idx, rr_host_block_idx;
 thread_local dim3 rr_host_block_dim, rr_host_grid_dim;
 
-namespace {
+namespace
+{
 
 constexpr unsigned kWarp = 32;
 
@@ -62,14 +63,16 @@ struct Pool {
           end(threads, BlockEnd{this})
     {
         make_block_barriers();
-        for (unsigned t = 0; t < n; t++) workers.emplace_back([this, t] { work(t); });
+        for (unsigned t = 0; t < n; t++)
+            workers.emplace_back([this, t] { work(t); });
     }
 
     ~Pool()
     {
         quit = true;
         start.arrive_and_wait();
-        for (auto &w : workers) w.join();
+        for (auto &w : workers)
+            w.join();
     }
 
     void make_block_barriers()
@@ -149,15 +152,18 @@ void WarpDone::operator()() noexcept
 
 void BlockDone::operator()() noexcept
 {
-    for (unsigned w = 0; w < p->n / kWarp; w++) p->check_warp(w);
+    for (unsigned w = 0; w < p->n / kWarp; w++)
+        p->check_warp(w);
 }
 
 /* All threads have left the kernel: check, then start the next block from clean barriers
  * (the drops of exited threads only apply to the block they exited). */
 void BlockEnd::operator()() noexcept
 {
-    for (unsigned w = 0; w < p->n / kWarp; w++) p->check_warp(w);
-    for (auto &s : p->sig) s = 0;
+    for (unsigned w = 0; w < p->n / kWarp; w++)
+        p->check_warp(w);
+    for (auto &s : p->sig)
+        s = 0;
     p->make_block_barriers();
     if (++p->grid_block.x == p->grid.x) p->grid_block.x = 0, p->grid_block.y++;
 }
@@ -212,8 +218,9 @@ void rr_host_run_grid(dim3 grid, unsigned threads, size_t dyn_smem,
         return;
     }
     if (threads % kWarp != 0 || dyn_smem != 0) {
-        fprintf(stderr, "host launch: %u threads, %zu B dynamic shared memory: only whole "
-                        "warps and static shared memory are modelled\n",
+        fprintf(stderr,
+                "host launch: %u threads, %zu B dynamic shared memory: only whole "
+                "warps and static shared memory are modelled\n",
                 threads, dyn_smem);
         abort();
     }

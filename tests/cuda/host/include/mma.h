@@ -30,14 +30,21 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-namespace nvcuda {
-namespace wmma {
+namespace nvcuda
+{
+namespace wmma
+{
 
-struct matrix_a {};
-struct matrix_b {};
-struct accumulator {};
-struct row_major {};
-struct col_major {};
+struct matrix_a {
+};
+struct matrix_b {
+};
+struct accumulator {
+};
+struct row_major {
+};
+struct col_major {
+};
 enum layout_t { mem_row_major, mem_col_major };
 
 template <typename Use, int M, int N, int K, typename T, typename Layout = void> struct fragment {
@@ -53,9 +60,12 @@ template <typename Use, int M, int N, int K, typename T, typename Layout = void>
 int rr_host_lane();
 void rr_host_wmma_op(int kind, const void *p, unsigned ldm, int layout);
 
-namespace nvcuda {
-namespace wmma {
-namespace detail {
+namespace nvcuda
+{
+namespace wmma
+{
+namespace detail
+{
 
 inline float to_f32(__half v)
 {
@@ -77,8 +87,8 @@ inline void check_operand(const char *op, const void *p, unsigned ldm, size_t el
         abort();
     }
     if ((ldm * elem) % 16 != 0) {
-        fprintf(stderr, "wmma %s: ldm %u (%zu-byte elements) is not a multiple of 16 bytes\n",
-                op, ldm, elem);
+        fprintf(stderr, "wmma %s: ldm %u (%zu-byte elements) is not a multiple of 16 bytes\n", op,
+                ldm, elem);
         abort();
     }
 }
@@ -93,7 +103,8 @@ struct owned {
 inline void fill_nan(float (&v)[16][16])
 {
     for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 16; j++) v[i][j] = NAN;
+        for (int j = 0; j < 16; j++)
+            v[i][j] = NAN;
 }
 
 } // namespace detail
@@ -104,7 +115,8 @@ void load_matrix_sync(fragment<matrix_a, 16, 16, 16, T, row_major> &f, const T *
     rr_host_wmma_op(1, p, ldm, 0);
     detail::check_operand("load_matrix_sync(matrix_a)", p, ldm, sizeof(T));
     for (int i = 0; i < 16; i++)
-        for (int k = 0; k < 16; k++) f.v_[i][k] = detail::to_f32(p[i * ldm + k]);
+        for (int k = 0; k < 16; k++)
+            f.v_[i][k] = detail::to_f32(p[i * ldm + k]);
 }
 
 template <typename T>
@@ -113,7 +125,8 @@ void load_matrix_sync(fragment<matrix_a, 16, 16, 16, T, col_major> &f, const T *
     rr_host_wmma_op(2, p, ldm, 0);
     detail::check_operand("load_matrix_sync(matrix_a)", p, ldm, sizeof(T));
     for (int i = 0; i < 16; i++)
-        for (int k = 0; k < 16; k++) f.v_[i][k] = detail::to_f32(p[k * ldm + i]);
+        for (int k = 0; k < 16; k++)
+            f.v_[i][k] = detail::to_f32(p[k * ldm + i]);
 }
 
 template <typename T>
@@ -122,7 +135,8 @@ void load_matrix_sync(fragment<matrix_b, 16, 16, 16, T, row_major> &f, const T *
     rr_host_wmma_op(3, p, ldm, 0);
     detail::check_operand("load_matrix_sync(matrix_b)", p, ldm, sizeof(T));
     for (int k = 0; k < 16; k++)
-        for (int n = 0; n < 16; n++) f.v_[k][n] = detail::to_f32(p[k * ldm + n]);
+        for (int n = 0; n < 16; n++)
+            f.v_[k][n] = detail::to_f32(p[k * ldm + n]);
 }
 
 template <typename T>
@@ -131,7 +145,8 @@ void load_matrix_sync(fragment<matrix_b, 16, 16, 16, T, col_major> &f, const T *
     rr_host_wmma_op(4, p, ldm, 0);
     detail::check_operand("load_matrix_sync(matrix_b)", p, ldm, sizeof(T));
     for (int k = 0; k < 16; k++)
-        for (int n = 0; n < 16; n++) f.v_[k][n] = detail::to_f32(p[n * ldm + k]);
+        for (int n = 0; n < 16; n++)
+            f.v_[k][n] = detail::to_f32(p[n * ldm + k]);
 }
 
 inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float> &f, const float *p,
@@ -160,7 +175,8 @@ inline void fill_fragment(fragment<accumulator, 16, 16, 16, float> &f, float v)
     rr_host_wmma_op(7, nullptr, 0, 0);
     const detail::owned o;
     detail::fill_nan(f.v_);
-    for (int j = o.col; j < o.col + 8; j++) f.v_[o.row][j] = v;
+    for (int j = o.col; j < o.col + 8; j++)
+        f.v_[o.row][j] = v;
 }
 
 /* d = a·b + c on this lane's accumulator elements (fp32 products and sums, which is what
@@ -174,11 +190,13 @@ void mma_sync(fragment<accumulator, 16, 16, 16, float> &d, const A &a, const B &
     float r[8];
     for (int j = 0; j < 8; j++) {
         float s = c.v_[o.row][o.col + j];
-        for (int k = 0; k < 16; k++) s += a.v_[o.row][k] * b.v_[k][o.col + j];
+        for (int k = 0; k < 16; k++)
+            s += a.v_[o.row][k] * b.v_[k][o.col + j];
         r[j] = s;
     }
     detail::fill_nan(d.v_); /* d may be c */
-    for (int j = 0; j < 8; j++) d.v_[o.row][o.col + j] = r[j];
+    for (int j = 0; j < 8; j++)
+        d.v_[o.row][o.col + j] = r[j];
 }
 
 } // namespace wmma
