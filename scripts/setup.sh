@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 APT_PKGS=(build-essential cmake pkg-config git ca-certificates
           libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libprotobuf-dev
           grpc-proto libutf8proc-dev libcjson-dev libjansson-dev libopenblas-dev libmicrohttpd-dev
-          unicode-data valgrind python3 python3-venv python3-pip xxd gnuplot-nox openssl curl)
+          unicode-data valgrind python3 python3-venv python3-pip xxd gnuplot-nox openssl curl
+          clang-format)
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

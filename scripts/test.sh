@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # test.sh — the whole test suite, as CI runs it (.ci/run calls this):
 #   1. scripts/setup.sh (idempotent: Debian packages, .venv, models/);
-#   2. build-ci:   Release, -Werror, CUDA compiled when nvcc exists; every test, including the
+#   2. format:     every C/C++/CUDA source as .clang-format says (scripts/format.sh --check);
+#   3. build-ci:   Release, -Werror, CUDA compiled when nvcc exists; every test, including the
 #                  server tests under valgrind (GPU tests report "skipped" without a device);
-#   3. build-asan: ASan + UBSan at -O2 (RelWithDebInfo), -Werror, CPU-only configure
+#                  then the dependency listing of src/ (tools/deps.py: no file-level circle,
+#                  no upward arrow);
+#   4. build-asan: ASan + UBSan at -O2 (RelWithDebInfo), -Werror, CPU-only configure
 #                  (-DRERANK_CUDA=OFF); every test except the valgrind-labelled ones (the two
 #                  tools do not mix), the golden-logit tests on every third query
-#                  (RR_TEST_QUICK=1) to keep CI near 25 minutes.
-# Ends with one summary line "test: N passed, N failed, N skipped".
+#                  (RR_TEST_QUICK=1);
+#   5. build-tsan: ThreadSanitizer, the server under concurrent load on every path (-L tsan);
+#   6. fuzz:       every libFuzzer target for FUZZ_SECONDS (default 60) after replaying its
+#                  committed seeds (scripts/fuzz.sh; clang, ASan + UBSan).
+# Ends with one summary line "test: N passed, N failed, N skipped". About 30 minutes on two
+# cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "test: setup failed"; exit 1; }
@@ -28,6 +35,12 @@ run_suite() { # name, ctest extra args...
     pass=$((pass + total - failed - skipped)) fail=$((fail + failed)) skip=$((skip + skipped))
 }
 
+# One check that is not a ctest (format, dependencies, fuzzing): counted like a test.
+run_check() { # name, command...
+    local name=$1; shift
+    if "$@"; then pass=$((pass + 1)); else echo "$name: FAILED"; fail=$((fail + 1)); rc=1; fi
+}
+
 build() { # dir, cmake args... — quiet unless it fails
     local dir=$1; shift
     mkdir -p "$dir"
@@ -39,14 +52,30 @@ build() { # dir, cmake args... — quiet unless it fails
     return 1
 }
 
+echo "== format (clang-format)"
+run_check format bash scripts/format.sh --check
+
 echo "== build-ci (Release, -Werror, CUDA when present)"
-if build build-ci -DCMAKE_BUILD_TYPE=Release; then run_suite build-ci; else echo "build-ci: build failed"; rc=1; fail=$((fail + 1)); fi
+if build build-ci -DCMAKE_BUILD_TYPE=Release; then
+    run_suite build-ci
+    echo "== dependencies of src/ (tools/deps.py)"
+    run_check deps python3 tools/deps.py build-ci
+else echo "build-ci: build failed"; rc=1; fail=$((fail + 1)); fi
 
 echo "== build-asan (ASan+UBSan, CPU-only configure)"
 if build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRERANK_SANITIZE=ON -DRERANK_CUDA=OFF; then
     RR_TEST_QUICK=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
         run_suite build-asan -LE valgrind
 else echo "build-asan: build failed"; rc=1; fail=$((fail + 1)); fi
+
+echo "== build-tsan (ThreadSanitizer: the server under load)"
+if build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRERANK_TSAN=ON -DRERANK_CUDA=OFF; then
+    run_suite build-tsan -L tsan
+else echo "build-tsan: build failed"; rc=1; fail=$((fail + 1)); fi
+
+echo "== fuzz (${FUZZ_SECONDS:-60} s per target)"
+run_check fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+if [ -f build-fuzz/CTestTestfile.cmake ]; then run_suite build-fuzz -L fuzz; fi
 
 echo "test: $pass passed, $fail failed, $skip skipped"
 exit $rc
