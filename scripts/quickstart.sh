@@ -14,7 +14,7 @@ bash scripts/setup.sh
 MODEL=${MODEL:-models/minilm-l6-bert}
 
 tmp=$(mktemp -d)
-build/src/server/rerankd --model "$MODEL" --host 127.0.0.1 --port 0 >"$tmp/out" 2>"$tmp/err" &
+build/rerankd --model "$MODEL" --host 127.0.0.1 --port 0 >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 600); do

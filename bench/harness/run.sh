@@ -52,7 +52,7 @@ cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD_DIR" -j2 --target rerankd rerank-bench rerank-eval >/dev/null
 BENCH="$BUILD_DIR/bench/harness/rerank-bench"
 EVAL="$BUILD_DIR/bench/eval/rerank-eval"
-RERANKD="$BUILD_DIR/src/server/rerankd"
+RERANKD="$BUILD_DIR/rerankd"
 mkdir -p "$OUT" bench/results
 
 # 1. The requests, once, for every side

@@ -118,7 +118,7 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
                        .http_max_connections_per_ip = 0,
                        .http_idle_timeout = 10,
                        .http_timeout = 0};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every flag but --help takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -170,7 +170,6 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
             if (!v) fprintf(stderr, "rerankd: %s needs a value\n", a);
             return 0;
         }
-        i++;
     }
     if (!cfg->model_dir) {
         fprintf(stderr, "rerankd: --model DIR is required (see --help)\n");

@@ -1,4 +1,4 @@
-"""test_ops.py — integration tests of rerankd's operations surface, on the real server:
+"""test_operations.py — integration tests of rerankd's operations surface, on the real server:
 
 - HTTP listener (--http-port): /health, /info, 404/405, and /metrics parsed by the reference
   Prometheus parser (prometheus_client), with every counter checked against the calls the
@@ -613,17 +613,17 @@ def main():
     ap.add_argument("--valgrind", action="store_true")
     args = ap.parse_args()
     if not os.path.isfile(os.path.join(args.tiny_model, "config.json")):
-        print("test_ops: skipped: model %s missing (run scripts/make_models.py)" % args.tiny_model)
+        print("test_operations: skipped: model %s missing (run scripts/make_models.py)" % args.tiny_model)
         return 77
     try:
         import grpc  # noqa: F401
         import grpc_tools  # noqa: F401
         import prometheus_client  # noqa: F401
     except ImportError as e:
-        print("test_ops: skipped: %s (create .venv with scripts/setup.sh)" % e)
+        print("test_operations: skipped: %s (create .venv with scripts/setup.sh)" % e)
         return 77
     if subprocess.run(["sh", "-c", "command -v openssl"], capture_output=True).returncode != 0:
-        print("test_ops: skipped: no openssl CLI to make test certificates (scripts/setup.sh installs it)")
+        print("test_operations: skipped: no openssl CLI to make test certificates (scripts/setup.sh installs it)")
         return 77
     if args.valgrind:
         global SCALE
@@ -641,7 +641,7 @@ def main():
         t0 = time.time()
         fn()
         print("-- %s: %.0f s" % (name, time.time() - t0))
-    return rrtest.summary("test_ops")
+    return rrtest.summary("test_operations")
 
 
 if __name__ == "__main__":
