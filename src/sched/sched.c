@@ -209,25 +209,39 @@ static long remaining_tokens(const rr_sched_req *r)
     return r->next_pair < r->n_docs ? r->total_tokens - r->pair_off[r->next_pair] : 0;
 }
 
+/* Under s->mu: takes every cancelled or expired request out of the ready queue (all of it,
+ * not just the head: a request behind a long one is answered at the next batch, not after
+ * the long one). Pairs of a dropped request already in an earlier batch were scattered
+ * already: only the engine thread consumes the queue, so none is in flight now. */
+static void drop_ready(rr_sched *s, uint64_t now, rr_sched_req **drop)
+{
+    rr_sched_req **pp = &s->ready_head, *prev = NULL;
+    while (*pp) {
+        rr_sched_req *r = *pp;
+        rr_sched_outcome o = dropped(r, now);
+        if (o == RR_SCHED_DONE) {
+            prev = r;
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        if (s->ready_tail == r) s->ready_tail = prev;
+        atomic_fetch_sub(&s->stats.queued_engine, 1);
+        r->outcome = o;
+        r->next = *drop;
+        *drop = r;
+    }
+}
+
 /* Under s->mu: fills the batch from the ready queue; requests to drop go to *drop. */
 static int form_batch(rr_sched *s, int *n_tok_out, int *n_parts_out, rr_sched_req **drop)
 {
     int n_seq = 0, n_tok = 0, n_parts = 0, budget = s->max_batch_tokens;
     uint64_t now = rr_now_ns();
     s->b_cu[0] = 0;
+    drop_ready(s, now, drop);
     while (s->ready_head) {
         rr_sched_req *r = s->ready_head;
-        rr_sched_outcome o = dropped(r, now);
-        if (o != RR_SCHED_DONE) {
-            /* Pairs of r already in flight in an earlier batch were scattered already:
-             * only the engine thread consumes the queue, so r is not in this batch. */
-            pop(&s->ready_head, &s->ready_tail);
-            atomic_fetch_sub(&s->stats.queued_engine, 1);
-            r->outcome = o;
-            r->next = *drop;
-            *drop = r;
-            continue;
-        }
         long rem = remaining_tokens(r);
         /* Keep a request's pairs together: start it in the next batch when it would fit
          * whole in an empty one but not in what is left of this one. */
