@@ -7,6 +7,7 @@
  * in response structures laid out in the request's reusable scratch memory. Texts and ids
  * stay in the decoded message (no copy) and go back out by pointer and length.
  */
+#include <math.h>
 #include <string.h>
 
 #include "grpc/wing.h"
@@ -498,7 +499,7 @@ static grpc_byte_buffer *batch_answer(rr_call *c, stream_state *st, rr_sched_req
         }
     }
     for (int i = 0; i < n; i++) /* the per-batch answer is not ranked: check what it sends */
-        if (r->logits[i] != r->logits[i]) {
+        if (isnan(r->logits[i])) {
             rr_problem_set(p, RR_FAIL_BACKEND, "the score of document %d is NaN", i);
             return NULL;
         }
