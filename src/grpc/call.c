@@ -422,6 +422,21 @@ void rr_call_fail(rr_call *c, const rr_problem *p)
     rr_call_finish(c, rr_grpc_code(p->fail), "%s", p->msg);
 }
 
+int rr_call_ready(rr_call *c)
+{
+    rr_problem p;
+    if (rr_front_ready(c->srv, &p)) return 1;
+    rr_call_fail(c, &p);
+    return 0;
+}
+
+void rr_call_submit(rr_call *c, rr_sched_req *r, void (*done)(rr_sched_req *))
+{
+    c->req = r;
+    rr_call_ref(c); /* held by the scheduler until done */
+    rr_front_submit(c->srv, r, done, c);
+}
+
 int rr_call_finished(const rr_call *c)
 {
     return c->status_pending || c->status_started || c->dead;

@@ -100,13 +100,6 @@ rr_sched_req *rr_rerank_batch_admit(rr_server *srv, const rr_intake *tmpl,
     return admit_docs(srv, &in, b->documents, b->n_documents, p);
 }
 
-static void submit(rr_call *c, rr_sched_req *r, void (*done)(rr_sched_req *))
-{
-    c->req = r;
-    rr_call_ref(c); /* held by the scheduler until done */
-    rr_front_submit(c->srv, r, done, c);
-}
-
 /* ---- unary Rerank ------------------------------------------------------------------- */
 
 static const uint32_t request_docs[] = {2}; /* RerankRequest.documents */
@@ -160,11 +153,8 @@ static void rerank_done(rr_sched_req *r)
 
 void rr_svc_rerank(rr_call *c)
 {
+    if (!rr_call_ready(c)) return;
     rr_problem p;
-    if (!rr_front_ready(c->srv, &p)) {
-        rr_call_fail(c, &p);
-        return;
-    }
     rr_wire_limit lim = {request_docs, 1, (uint64_t)c->srv->cfg.max_docs, "documents"};
     Rerank__V1__RerankRequest *m =
         (Rerank__V1__RerankRequest *)rr_decode(&rerank__v1__rerank_request__descriptor, c->payload,
@@ -175,18 +165,14 @@ void rr_svc_rerank(rr_call *c)
         return;
     }
     c->svc = m; /* in c->arena: lives as long as the call */
-    submit(c, r, rerank_done);
+    rr_call_submit(c, r, rerank_done);
 }
 
 /* ---- Info --------------------------------------------------------------------------- */
 
 void rr_svc_info(rr_call *c)
 {
-    rr_problem p;
-    if (!rr_front_ready(c->srv, &p)) {
-        rr_call_fail(c, &p);
-        return;
-    }
+    if (!rr_call_ready(c)) return;
     rr_server *srv = c->srv;
     Rerank__V1__InfoResponse resp = RERANK__V1__INFO_RESPONSE__INIT;
     resp.version = rr_bin(RR_SERVER_VERSION);
@@ -459,7 +445,7 @@ static void stream_process(rr_call *c)
             return;
         }
         st->cur = m;
-        submit(c, r, stream_batch_done);
+        rr_call_submit(c, r, stream_batch_done);
     }
 }
 
@@ -610,11 +596,7 @@ static void *stream_state_new(void)
 
 void rr_svc_rerank_stream(rr_call *c)
 {
-    rr_problem p;
-    if (!rr_front_ready(c->srv, &p)) {
-        rr_call_fail(c, &p);
-        return;
-    }
+    if (!rr_call_ready(c)) return;
     stream_state *st = rr_free_list_pop(&c->g->streams[0]); /* reset by stream_free */
     if (!st && !(st = stream_state_new())) {
         rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory for a stream");

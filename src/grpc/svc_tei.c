@@ -82,13 +82,6 @@ static void tei_respond(rr_call *c, rr_sched_req *r, const tei_opts *o)
     }
 }
 
-static void tei_submit(rr_call *c, rr_sched_req *r, void (*done)(rr_sched_req *))
-{
-    c->req = r;
-    rr_call_ref(c);
-    rr_front_submit(c->srv, r, done, c);
-}
-
 /* ---- unary -------------------------------------------------------------------------- */
 
 static const uint32_t request_texts[] = {2}; /* RerankRequest.texts */
@@ -141,11 +134,8 @@ static void tei_rerank_done(rr_sched_req *r)
 
 void rr_svc_tei_rerank(rr_call *c)
 {
+    if (!rr_call_ready(c)) return;
     rr_problem p;
-    if (!rr_front_ready(c->srv, &p)) {
-        rr_call_fail(c, &p);
-        return;
-    }
     rr_wire_limit lim = {request_texts, 1, (uint64_t)c->srv->cfg.max_docs, "texts"};
     Tei__V1__RerankRequest *m =
         (Tei__V1__RerankRequest *)rr_decode(&tei__v1__rerank_request__descriptor, c->payload,
@@ -156,7 +146,7 @@ void rr_svc_tei_rerank(rr_call *c)
         return;
     }
     c->svc = m; /* in c->arena: lives as long as the call */
-    tei_submit(c, r, tei_rerank_done);
+    rr_call_submit(c, r, tei_rerank_done);
 }
 
 /* ---- client-streaming RerankStream -------------------------------------------------- */
@@ -289,7 +279,7 @@ static void tei_stream_submit(rr_call *c, tei_stream *s)
         rr_front_doc(r, i, s->texts[i], (rr_text){NULL, 0}, &p);
     r->queries = s->queries;
     r->pair_flags = s->flags;
-    tei_submit(c, r, tei_stream_done);
+    rr_call_submit(c, r, tei_stream_done);
 }
 
 static void tei_stream_recv(rr_call *c, int ok)
@@ -339,11 +329,7 @@ static void *tei_stream_new(void)
 
 void rr_svc_tei_rerank_stream(rr_call *c)
 {
-    rr_problem p;
-    if (!rr_front_ready(c->srv, &p)) {
-        rr_call_fail(c, &p);
-        return;
-    }
+    if (!rr_call_ready(c)) return;
     tei_stream *s = rr_free_list_pop(&c->g->streams[1]); /* reset by tei_stream_free */
     if (!s && !(s = tei_stream_new())) {
         rr_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory for a stream");
@@ -364,11 +350,7 @@ void rr_svc_tei_rerank_stream(rr_call *c)
 
 void rr_svc_tei_info(rr_call *c)
 {
-    rr_problem p;
-    if (!rr_front_ready(c->srv, &p)) {
-        rr_call_fail(c, &p);
-        return;
-    }
+    if (!rr_call_ready(c)) return;
     rr_server *srv = c->srv;
     Tei__V1__InfoResponse resp;
     tei__v1__info_response__init(&resp); /* the _INIT macro's {0} for a bytes oneof warns */

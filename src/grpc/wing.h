@@ -212,6 +212,11 @@ void rr_call_finish(rr_call *c, grpc_status_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Under c->mu: finishes the call with the status of a front problem (the one table). */
 void rr_call_fail(rr_call *c, const rr_problem *p);
+/* Under c->mu: 1 when the model is loaded, else the call is finished UNAVAILABLE. */
+int rr_call_ready(rr_call *c);
+/* Under c->mu: submits an admitted request for the call; done(r) runs with r->user == c
+ * and must drop the reference this takes (rr_call_unref). */
+void rr_call_submit(rr_call *c, rr_sched_req *r, void (*done)(rr_sched_req *));
 /* The status code of a class: TEI's mapping where TEI has the case (README "Errors"). */
 grpc_status_code rr_grpc_code(rr_fail f);
 /* Under c->mu: start RECV_MESSAGE into c->payload, completing on c->t_recv. */
