@@ -26,6 +26,7 @@
 #include <grpc/slice.h>
 
 #include "fuzz.h"
+#include "fuzz_server.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
 #include "grpc/wing.h"
@@ -41,22 +42,7 @@ static rr_arena arena;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    rr_config cfg = {.model_dir = RR_MODELS_DIR "/tiny-bert-random",
-                     .max_docs = MAX_DOCS,
-                     .max_in_flight = 4,
-                     .tokenizer_workers = 1,
-                     .max_message_bytes = 4 << 20};
-    rr_edge_init(&srv, &cfg);
-    rr_error err = {0};
-    rr_status s = rr_model_load(cfg.model_dir, &srv.model, &err);
-    if (s == RR_E_IO) fuzz_skip("fuzz_grpc_intake", err.msg);
-    FUZZ_CHECK(s == RR_OK, "loading the tiny model: %s", err.msg);
-    srv.info = rr_model_get_info(srv.model);
-    rr_engine_opts eo = {.device = -1, .n_threads = 1};
-    FUZZ_CHECK(rr_engine_init(srv.model, &eo, &srv.engine, &err) == RR_OK, "%s", err.msg);
-    rr_sched_opts so = {.max_in_flight = 4, .tokenizer_workers = 1};
-    FUZZ_CHECK(rr_sched_init(srv.model, srv.engine, &so, &srv.sched, &err) == RR_OK, "%s", err.msg);
-    atomic_store(&srv.ready, 1);
+    fuzz_tiny_server(&srv, "fuzz_grpc_intake", MAX_DOCS);
     grpc_init();
     rr_arena_init(&arena, 1 << 20);
     return 0;

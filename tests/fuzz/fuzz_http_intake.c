@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "fuzz.h"
+#include "fuzz_server.h"
 #include "http/wing.h"
 #include "util/strbuf.h"
 #include "util/util.h"
@@ -31,21 +32,7 @@ static rr_server srv;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    rr_config cfg = {.model_dir = RR_MODELS_DIR "/tiny-bert-random",
-                     .max_docs = MAX_DOCS,
-                     .max_in_flight = 4,
-                     .tokenizer_workers = 1};
-    rr_edge_init(&srv, &cfg);
-    rr_error err = {0};
-    rr_status s = rr_model_load(cfg.model_dir, &srv.model, &err);
-    if (s == RR_E_IO) fuzz_skip("fuzz_http_intake", err.msg);
-    FUZZ_CHECK(s == RR_OK, "loading the tiny model: %s", err.msg);
-    srv.info = rr_model_get_info(srv.model);
-    rr_engine_opts eo = {.device = -1, .n_threads = 1};
-    FUZZ_CHECK(rr_engine_init(srv.model, &eo, &srv.engine, &err) == RR_OK, "%s", err.msg);
-    rr_sched_opts so = {.max_in_flight = 4, .tokenizer_workers = 1};
-    FUZZ_CHECK(rr_sched_init(srv.model, srv.engine, &so, &srv.sched, &err) == RR_OK, "%s", err.msg);
-    atomic_store(&srv.ready, 1);
+    fuzz_tiny_server(&srv, "fuzz_http_intake", MAX_DOCS);
     return 0;
 }
 
