@@ -203,13 +203,30 @@ static void tei_stream_free(rr_call *c)
     c->svc = NULL;
 }
 
-static int put(tei_stream *s, ProtobufCBinaryData b, span *out)
+/* Makes room for n messages and `bytes` of text; 0 when out of memory. */
+static int tei_reserve(tei_stream *s, int n, size_t bytes)
 {
-    size_t cap = rr_grow_cap(s->arena_cap, s->arena_len + b.len + 1, 4096);
+    size_t cap = rr_grow_cap(s->arena_cap, bytes, 4096);
     if (cap != s->arena_cap) {
         if (!rr_realloc_array(&s->arena, cap, 1)) return 0;
         s->arena_cap = cap;
     }
+    cap = rr_grow_cap((size_t)s->cap, (size_t)n, 64);
+    if (cap != (size_t)s->cap) {
+        if (!rr_realloc_array(&s->text, cap, sizeof *s->text) ||
+            !rr_realloc_array(&s->query, cap, sizeof *s->query) ||
+            !rr_realloc_array(&s->flags, cap, sizeof *s->flags) ||
+            !rr_realloc_array(&s->texts, cap, sizeof *s->texts) ||
+            !rr_realloc_array(&s->queries, cap, sizeof *s->queries))
+            return 0;
+        s->cap = (int)cap;
+    }
+    return 1;
+}
+
+static int put(tei_stream *s, ProtobufCBinaryData b, span *out)
+{
+    if (!tei_reserve(s, s->n + 1, s->arena_len + b.len + 1)) return 0;
     if (b.len) memcpy(s->arena + s->arena_len, b.data, b.len);
     *out = (span){s->arena_len, b.len};
     s->arena_len += b.len;
@@ -219,20 +236,11 @@ static int put(tei_stream *s, ProtobufCBinaryData b, span *out)
 /* Keeps one message's pair; 0 when out of memory. */
 static int tei_stream_add(tei_stream *s, const Tei__V1__RerankStreamRequest *m, uint8_t flags)
 {
-    if (s->n == s->cap) {
-        size_t cap = rr_grow_cap((size_t)s->cap, (size_t)s->n + 1, 64);
-        if (!rr_realloc_array(&s->text, cap, sizeof *s->text) ||
-            !rr_realloc_array(&s->query, cap, sizeof *s->query) ||
-            !rr_realloc_array(&s->flags, cap, sizeof *s->flags) ||
-            !rr_realloc_array(&s->texts, cap, sizeof *s->texts) ||
-            !rr_realloc_array(&s->queries, cap, sizeof *s->queries))
-            return 0;
-        s->cap = (int)cap;
-    }
+    if (!tei_reserve(s, s->n + 1, s->arena_len)) return 0;
     int i = s->n;
     const span *prev = i ? &s->query[i - 1] : NULL;
     if (prev && prev->len == m->query.len &&
-        memcmp(s->arena + prev->off, m->query.data, m->query.len) == 0)
+        (m->query.len == 0 || memcmp(s->arena + prev->off, m->query.data, m->query.len) == 0))
         s->query[i] = *prev; /* the usual stream: one query, many texts */
     else if (!put(s, m->query, &s->query[i]))
         return 0;
@@ -322,9 +330,17 @@ static void tei_stream_recv(rr_call *c, int ok)
     rr_call_recv(c);
 }
 
+/* Room for a typical stream up front (64 texts, 16 KiB of text), so a state made at start
+ * serves ordinary streams without growing: which pooled state a stream gets depends on
+ * timing, and a steady load must not allocate. */
 static void *tei_stream_new(void)
 {
-    return rr_calloc(1, sizeof(tei_stream)); /* grows on first use; streams of TEI are rare */
+    tei_stream *s = rr_calloc(1, sizeof *s);
+    if (s && !tei_reserve(s, 64, 16384)) {
+        tei_stream_destroy(s);
+        return NULL;
+    }
+    return s;
 }
 
 void rr_svc_tei_rerank_stream(rr_call *c)

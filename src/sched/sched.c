@@ -17,6 +17,10 @@
 
 #include "util/util.h"
 
+/* Requests made ready for PREFILL_DOCS documents of about 64 tokens each at start. */
+#define PREFILL_REQUESTS 16
+#define PREFILL_DOCS 64
+
 typedef struct part {
     rr_sched_req *r;
     int first, count;
@@ -371,7 +375,8 @@ rr_status rr_sched_init(const rr_model *m, rr_engine *e, const rr_sched_opts *o,
     s->engine = e;
     s->max_batch_tokens = rr_engine_max_batch_tokens(e);
     s->model_max_length = rr_model_get_info(m)->max_length;
-    s->n_workers = o->tokenizer_workers > 0 ? o->tokenizer_workers : rr_cpu_count();
+    /* s->n_workers counts the workers started, so a failure before them joins none. */
+    int n_workers = o->tokenizer_workers > 0 ? o->tokenizer_workers : rr_cpu_count();
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->tok_cv, NULL);
     pthread_cond_init(&s->ready_cv, NULL);
@@ -386,8 +391,8 @@ rr_status rr_sched_init(const rr_model *m, rr_engine *e, const rr_sched_opts *o,
     rr_hist_init(&ss->batch_pairs, rr_hist_sizes, rr_hist_sizes_n, 1);
 
     s->pool = rr_calloc((size_t)o->max_in_flight, sizeof *s->pool);
-    s->workers = rr_calloc((size_t)s->n_workers, sizeof *s->workers);
-    s->worker_buf = rr_malloc((size_t)s->n_workers * 2 * s->model_max_length * sizeof(int32_t));
+    s->workers = rr_calloc((size_t)n_workers, sizeof *s->workers);
+    s->worker_buf = rr_malloc((size_t)n_workers * 2 * s->model_max_length * sizeof(int32_t));
     size_t bt = (size_t)s->max_batch_tokens;
     s->b_ids = rr_malloc(bt * sizeof(int32_t));
     s->b_types = rr_malloc(bt * sizeof(int32_t));
@@ -403,15 +408,25 @@ rr_status rr_sched_init(const rr_model *m, rr_engine *e, const rr_sched_opts *o,
         s->pool[i].next = s->free_list;
         s->free_list = &s->pool[i];
     }
+    /* The requests a light load reuses (the top of the LIFO) get room for a typical request
+     * now: which one a request gets depends on timing, and a steady load must not
+     * allocate. */
+    for (int i = 0; i < o->max_in_flight && i < PREFILL_REQUESTS; i++) {
+        rr_sched_req *r = &s->pool[i];
+        if (rr_sched_reserve(r, PREFILL_DOCS, err) != RR_OK ||
+            !grow_tokens(r, (long)PREFILL_DOCS * 64) || !rr_sched_scratch(r, 16384)) {
+            st = rr_set_error(err, RR_E_NOMEM, "out of memory prefilling the request pool");
+            goto fail;
+        }
+    }
     if (pthread_create(&s->engine_thread, NULL, engine_main, s) != 0) {
         st = rr_set_error(err, RR_E_NOMEM, "cannot start the engine thread");
         goto fail;
     }
     s->engine_started = 1;
     pthread_mutex_lock(&s->mu); /* workers look up their index under the lock */
-    for (int i = 0; i < s->n_workers; i++) {
+    for (int i = 0; i < n_workers; i++, s->n_workers = i) {
         if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0) {
-            s->n_workers = i;
             pthread_mutex_unlock(&s->mu);
             st = rr_set_error(err, RR_E_NOMEM, "cannot start tokenizer worker %d", i);
             goto fail;
