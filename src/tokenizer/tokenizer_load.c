@@ -60,16 +60,12 @@ static void builder_free(builder *b)
     memset(b, 0, sizeof *b);
 }
 
-static int grow(void **p, int *cap, int need, size_t elem)
+static int grow(void *p, int *cap, int need, size_t elem)
 {
-    if (need <= *cap) return 0;
-    int n = *cap ? *cap : 64;
-    while (n < need)
-        n *= 2;
-    void *q = rr_realloc(*p, (size_t)n * elem);
-    if (!q) return -1;
-    *p = q;
-    *cap = n;
+    size_t n = rr_grow_cap((size_t)*cap, (size_t)need, 64);
+    if (n == (size_t)*cap) return 0;
+    if (n > INT_MAX || !rr_realloc_array(p, n, elem)) return -1;
+    *cap = (int)n;
     return 0;
 }
 
@@ -77,14 +73,9 @@ static int grow(void **p, int *cap, int need, size_t elem)
  * the last string; returns the offset or -1 on allocation failure. */
 static long pool_add(builder *b, const char *s, size_t len)
 {
-    if (b->pool_len + len + 1 + RR_KEY_SLACK > b->pool_cap) {
-        size_t n = b->pool_cap ? b->pool_cap : 4096;
-        while (n < b->pool_len + len + 1 + RR_KEY_SLACK)
-            n *= 2;
-        if (n > UINT32_MAX) return -1;
-        char *q = rr_realloc(b->pool, n);
-        if (!q) return -1;
-        b->pool = q;
+    size_t n = rr_grow_cap(b->pool_cap, b->pool_len + len + 1 + RR_KEY_SLACK, 4096);
+    if (n != b->pool_cap) {
+        if (n > UINT32_MAX || !rr_realloc_array(&b->pool, n, 1)) return -1;
         b->pool_cap = n;
     }
     size_t off = b->pool_len;
@@ -97,7 +88,7 @@ static long pool_add(builder *b, const char *s, size_t len)
 static rr_status add_vocab(builder *b, const char *s, size_t len, int32_t id, rr_error *err)
 {
     long off = pool_add(b, s, len);
-    if (off < 0 || grow((void **)&b->ents, &b->cap_ents, b->n_ents + 1, sizeof *b->ents))
+    if (off < 0 || grow(&b->ents, &b->cap_ents, b->n_ents + 1, sizeof *b->ents))
         return rr_set_error(err, RR_E_NOMEM, "out of memory loading the vocabulary");
     b->ents[b->n_ents++] = (vocab_entry){(uint32_t)off, (uint32_t)len, id};
     if (id >= b->n_ids) b->n_ids = id + 1;
@@ -130,7 +121,7 @@ static rr_status add_added(builder *b, const char *s, int32_t id, rr_error *err)
     if (len == 0) return RR_OK; /* an empty added token never matches */
     if (builder_find_added(b, s) >= 0) return RR_OK;
     long off = pool_add(b, s, len);
-    if (off < 0 || grow((void **)&b->added, &b->cap_added, b->n_added + 1, sizeof *b->added))
+    if (off < 0 || grow(&b->added, &b->cap_added, b->n_added + 1, sizeof *b->added))
         return rr_set_error(err, RR_E_NOMEM, "out of memory loading added tokens");
     b->added[b->n_added++] = (rr_added_token){(uint32_t)off, (uint32_t)len, id};
     if (id >= b->n_ids) b->n_ids = id + 1;
