@@ -24,6 +24,7 @@ that failed on the server before the request front was built and pass after it:
               itself); both now assert, on the server's own counters, that the request was
               dropped before compute
   deadline    HTTP requests had no deadline; x-request-timeout / --http-timeout now bound them
+  cpus        --threads 0 took every online CPU, not the ones the process may use
 
 With --valgrind the sections that need no timing or memory measurement run with the server
 under memcheck (any error or definite/indirect leak fails). Exit: 0 passed, 1 failed, 77
@@ -541,6 +542,25 @@ class Suite:
         finally:
             self.stop(srv, "cancel server")
 
+    def cpus(self):
+        """--threads 0 (the default) follows the CPUs the process may use, not the machine's:
+        under `taskset -c <one CPU>` the engine runs one thread (rr_cpu_count reads the
+        affinity mask and the cgroup quota; tests/util covers the cgroup files)."""
+        import shutil
+        if not shutil.which("taskset"):
+            print("skip cpus: no taskset")
+            return
+        cpu = sorted(os.sched_getaffinity(0))[0]
+        srv = rrtest.Server(self.args.rerankd, self.args.tiny_model, ["--http-port", "0", "--threads", "0"],
+                            valgrind=["taskset", "-c", str(cpu)])
+        try:
+            st, _, body = rrtest.http_get(srv.http_port, "/info")
+            device = json.loads(body).get("device", "") if st == 200 else body
+            check("--threads 0 under taskset -c %d: the engine runs 1 thread (%s)" % (cpu, device),
+                  st == 200 and device.startswith("cpu (1 thread"), device)
+        finally:
+            self.stop(srv, "taskset server")
+
     def deadline(self):
         srv = self.server(["--threads", "1"], valgrind=False)
         try:
@@ -619,7 +639,8 @@ def main():
     finally:
         s.stop(srv, "hostile-input server")
     if not args.valgrind:  # timing and memory: measured without memcheck
-        sections = [("http idle", s.http_idle), ("cancel", s.cancel), ("deadline", s.deadline)]
+        sections = [("http idle", s.http_idle), ("cancel", s.cancel), ("deadline", s.deadline),
+                    ("cpus", s.cpus)]
         if args.sanitized:
             print("skip memory: an ASan server's resident memory is ASan's quarantine and shadow")
         else:
