@@ -9,7 +9,7 @@
 # (tests/fuzz/<target>.dict) when there is one, -rss_limit_mb=2048 and -timeout=10. Inputs
 # that crash, leak, time out or fail a sanitizer check are kept in build-fuzz/crashes/<target>/;
 # the full log is build-fuzz/fuzz-work/<target>.log. Ends with one line per target
-# (executions, final cov / ft, corpus, PASS / FAIL / SKIP) and exits non-zero when any
+# (executions, CPU seconds, final cov / ft, corpus, PASS / FAIL / SKIP) and exits non-zero when any
 # target failed. Installs clang and the sanitizer runtimes with apt-get when missing (like
 # scripts/setup.sh); needs the Debian packages and models/ of scripts/setup.sh.
 set -uo pipefail
@@ -81,9 +81,12 @@ run_one() { # target — writes $WORK/<target>.log and $WORK/<target>.rc
     local args=(-max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
                 -artifact_prefix="$crashes/")
     [ -f "tests/fuzz/$t.dict" ] && args+=(-dict="tests/fuzz/$t.dict")
-    # a hang that -timeout misses (stuck outside an input) must not stall CI
-    timeout -k 10 $((SECS + 120)) "${EXE[$t]}" "${args[@]}" "$corpus" >"$WORK/$t.log" 2>&1
-    echo $? >"$WORK/$t.rc"
+    # a hang that -timeout misses (stuck outside an input) must not stall CI; bash's `time`
+    # records the CPU seconds the target used (user + system), which the summary reports:
+    # on a shared machine they are what a campaign's length really is.
+    local TIMEFORMAT='%U %S'
+    { time timeout -k 10 $((SECS + 120)) "${EXE[$t]}" "${args[@]}" "$corpus" >"$WORK/$t.log" 2>&1
+      echo $? >"$WORK/$t.rc"; } 2>"$WORK/$t.cpu"
 }
 
 mkdir -p "$WORK"
@@ -97,7 +100,7 @@ wait
 
 # --- summary -------------------------------------------------------------------------------
 rc=0
-printf '%-22s %12s %7s %8s %16s  %s\n' target executions cov ft corpus result
+printf '%-22s %12s %8s %7s %8s %16s  %s\n' target executions "cpu s" cov ft corpus result
 for t in "${TARGETS[@]}"; do
     log=$WORK/$t.log
     code=$(cat "$WORK/$t.rc" 2>/dev/null || echo 1)
@@ -107,6 +110,7 @@ for t in "${TARGETS[@]}"; do
     cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
     ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
     corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9]*[a-zA-Z]*\).*/\1/p' <<<"$last")
+    cpu=$(awk '{printf "%.0f", $1 + $2}' "$WORK/$t.cpu" 2>/dev/null)
     n_crash=$(find "$BUILD/crashes/$t" -type f -newer "$WORK/$t.start" 2>/dev/null | wc -l)
     if grep -q 'skipped:' "$log" && [ "$code" -eq 0 ]; then
         result=SKIP
@@ -116,8 +120,8 @@ for t in "${TARGETS[@]}"; do
         result="FAIL (exit $code, $n_crash input(s) in $BUILD/crashes/$t, log $log)"
         rc=1
     fi
-    printf '%-22s %12s %7s %8s %16s  %s\n' "$t" "${execs:--}" "${cov:--}" "${ft:--}" \
-        "${corp:--}" "$result"
+    printf '%-22s %12s %8s %7s %8s %16s  %s\n' "$t" "${execs:--}" "${cpu:--}" "${cov:--}" \
+        "${ft:--}" "${corp:--}" "$result"
 done
 if [ $rc -ne 0 ]; then
     echo "fuzz: FAILED — the reports:"
