@@ -350,28 +350,25 @@ class Suite:
             ch = self.channel(srv)
             rerank = self.raw(ch, "/rerank.v1.Reranker/Rerank")
             rerank(rerank_request(b"q", [b"warm up"]), timeout=30)
+
+            def burst(call, msg, n, needle):
+                """n concurrent calls: each one's (code, whether its message has needle)."""
+                out = []
+                for f in [call.future(msg, timeout=120) for _ in range(n)]:
+                    try:
+                        f.result()
+                        out.append("OK")
+                    except grpc.RpcError as e:
+                        out.append((e.code().name, needle in (e.details() or "")))
+                return out
             hwm0, rss0 = srv.status_kib("VmHWM"), srv.status_kib("VmRSS")
-            futs = [rerank.future(blob, timeout=120) for _ in range(16)]
-            codes = []
-            for f in futs:
-                try:
-                    f.result()
-                    codes.append("OK")
-                except grpc.RpcError as e:
-                    codes.append((e.code().name, "--max-docs" in (e.details() or "")))
+            codes = burst(rerank, blob, 16, "--max-docs")
             hwm1 = srv.status_kib("VmHWM")
             check("16 concurrent 4 MB messages of empty documents: all INVALID_ARGUMENT naming --max-docs",
                   all(c == ("INVALID_ARGUMENT", True) for c in codes), str(codes[:3]))
             check("... peak RSS growth under 100 MB (%.1f MB)" % ((hwm1 - hwm0) / 1024.0),
                   hwm1 - hwm0 < 100 * 1024, "%d → %d KiB" % (hwm0, hwm1))
-            futs = [rerank.future(bomb, timeout=120) for _ in range(4)]
-            codes = []
-            for f in futs:
-                try:
-                    f.result()
-                    codes.append("OK")
-                except grpc.RpcError as e:
-                    codes.append((e.code().name, "to decode" in (e.details() or "")))
+            codes = burst(rerank, bomb, 4, "to decode")
             time.sleep(0.5)  # the calls end (and the heap is trimmed) just after their status
             hwm2, rss2 = srv.status_kib("VmHWM"), srv.status_kib("VmRSS")
             check("4 concurrent messages of 2 million unknown fields: INVALID_ARGUMENT (decoding over its "
