@@ -163,7 +163,57 @@ typedef struct rr_pair_opts {
     int max_length; /* 3 ... the model's max_length */
     int truncate;   /* non-zero: longest_first truncation; zero: RR_E_TOO_LONG when too long */
     int keep_last;  /* 0 keeps the start of each text (HF "right"), 1 the end ("left") */
+    /* Long documents. Zero-initialised fields mean today's single truncated pair. */
+    int max_doc_tokens; /* > 0: a document counts only its first (keep_last: last) this many
+                           tokens before anything else (Cohere's max_tokens_per_doc) */
+    int chunk;          /* non-zero: a document whose pair is over max_length is scored in
+                           windows (rr_chunk_plan) instead of being truncated; `truncate` and
+                           keep_last's effect on the document are then unused */
+    int max_chunks;     /* chunk: the first max_chunks windows of a document are scored (≥ 1) */
+    int overlap;        /* chunk: tokens consecutive windows share; < 0: ⌊window / 8⌋; at
+                           most ⌊window / 2⌋ */
+    int chunk_score;    /* chunk: a document's score from its windows' (rr_chunk_score) */
 } rr_pair_opts;
+
+/* How a chunked document's logit is made from its windows' logits. */
+typedef enum rr_chunk_score {
+    RR_CHUNK_MAX = 0,   /* the best window's (MaxP; Cohere's rule) */
+    RR_CHUNK_FIRST = 1, /* the first window's */
+    RR_CHUNK_MEAN = 2,  /* the mean of the scored windows' logits */
+} rr_chunk_score;
+
+/* Where the windows of one document lie. A document of d tokens (after max_doc_tokens)
+ * with a query of q tokens fits one pair when q + d + 3 ≤ max_length: one window, the
+ * whole document, exactly the truncate-mode pair. Otherwise the query keeps
+ * q_keep = min(q, max(⌊(max_length − 3) / 2⌋, max_length − 3 − d)) tokens (its first ones,
+ * or its last with keep_last: at most half the pair when the document needs more), every
+ * window has room for window = max_length − 3 − q_keep document tokens, and window k
+ * covers the document's tokens [k·stride, min(k·stride + window, d)), stride = window −
+ * overlap, for k = 0 ... n_windows − 1; n_possible windows cover the whole document and the
+ * first n_windows = min(n_possible, max_chunks) are scored. */
+typedef struct rr_chunk_plan {
+    int q_keep, d_tokens; /* query tokens kept; document tokens after max_doc_tokens */
+    int window, stride;   /* document tokens per window; start-to-start distance */
+    int n_windows;        /* scored */
+    int n_possible;       /* needed to cover the document */
+} rr_chunk_plan;
+
+/* The plan for a query of q_total and a document of d_total tokens under o (o->chunk
+ * non-zero, o->max_length ≥ 4, o->max_chunks ≥ 1). Pure arithmetic: the one definition the
+ * scheduler, rr_score_query, the CLI and the golden script (tests/golden) follow. */
+void rr_chunk_plan_make(int q_total, int d_total, const rr_pair_opts *o, rr_chunk_plan *p);
+
+/* The most document tokens the windows under o can reach: what a document buffer for
+ * rr_doc_windows must hold (max_chunks · (max_length − 3), or max_doc_tokens if less). */
+int rr_chunk_doc_cap(const rr_pair_opts *o);
+
+/* One scored window of a document: its pair sits at ids[off ...) of the output, len tokens
+ * long; it covers the document's tokens [tok_start, tok_end). */
+typedef struct rr_window {
+    long off;
+    int len;
+    int tok_start, tok_end;
+} rr_window;
 
 /* One side of a pair as rr_query_encode leaves it: ids[0 .. stored) are the kept tokens
  * (the first or the last ones of the text, by keep_last), total the text's whole count. */
@@ -189,6 +239,22 @@ rr_status rr_query_encode(const rr_tokenizer *t, const char *text, size_t len,
 rr_status rr_pair_encode(const rr_tokenizer *t, const rr_side *q, const char *doc, size_t len,
                          const rr_pair_opts *o, const char *field, int index, int32_t *dbuf,
                          int32_t *ids, int32_t *type_ids, int *n_out, rr_error *err);
+
+/* Encodes one document and builds the pairs of its windows with the query q (encoded with
+ * the same o) under o->chunk (rr_chunk_plan_make): pair k is `[CLS] q' [SEP] window_k [SEP]`
+ * with q' the q_keep kept query tokens, laid end to end at ids / type_ids (capacity
+ * o->max_chunks · o->max_length each); win[k] says where (capacity o->max_chunks); *plan
+ * the plan. dbuf holds the document's ids, dcap ≥ rr_chunk_doc_cap(o). Errors as
+ * rr_pair_encode, naming the document; RR_E_INVALID for max_length < 4 or max_chunks < 1.
+ * Allocates nothing. */
+rr_status rr_doc_windows(const rr_tokenizer *t, const rr_side *q, const char *doc, size_t len,
+                         const rr_pair_opts *o, const char *field, int index, int32_t *dbuf,
+                         int dcap, int32_t *ids, int32_t *type_ids, rr_window *win,
+                         rr_chunk_plan *plan, rr_error *err);
+
+/* Combines one document's window logits (n ≥ 1) by rule (rr_chunk_score); *best gets the
+ * best window (the first among equals; NaN counts as best so it is never hidden). */
+float rr_chunk_combine(const float *logits, int n, int rule, int *best);
 
 /* ---------------------------------------------------------------------------------------
  * Engine: packed varlen batch → logits
@@ -260,7 +326,9 @@ const char *rr_dtype_name(rr_dtype d);
  * Tokenizes the query once and each passage once, packs pairs into batches within the
  * engine's max_batch_tokens, and writes logits[n_docs] in input order. max_length 0 means
  * the model's; truncate 0 makes an over-long pair an RR_E_TOO_LONG error naming its
- * document index. Allocates working buffers (not for the server's request path).
+ * document index. With opts->chunk each document is scored in its windows (rr_doc_windows)
+ * and logits[i] is their combination by opts->chunk_score. Allocates working buffers (not
+ * for the server's request path).
  */
 typedef rr_pair_opts rr_score_opts; /* max_length 0 → the model's */
 

@@ -105,7 +105,7 @@ static int offer(validation *v, const char *what, const char *as_ref, const floa
 
 static int check_engine(validation *v, const rb_k_inputs *kp)
 {
-    rr_score_opts so = {0, 1, 0};
+    rr_score_opts so = {.max_length = 0, .truncate = 1, .keep_last = 0};
     rr_error err;
     size_t *lens = malloc((size_t)kp->k * sizeof *lens);
     const rb_query_set *qs = &kp->pool[0];

@@ -35,8 +35,11 @@ typedef struct rr_config {
     int http_port;                                  /* -1 = no HTTP listener */
     int http_max_connections;                       /* open HTTP connections at once */
     int http_max_connections_per_ip;                /* 0 = no per-address limit */
-    int http_idle_timeout; /* s: a connection that has sent no (further) request is closed */
-    double http_timeout;   /* s: default deadline of an HTTP reranking request; 0 = none */
+    int http_idle_timeout;      /* s: a connection that has sent no (further) request is closed */
+    double http_timeout;        /* s: default deadline of an HTTP reranking request; 0 = none */
+    int chunk_default;          /* --long-documents chunk: requests that do not say are chunked */
+    int max_chunks_per_doc;     /* windows per document: the default and the most asked */
+    int max_chunks_per_request; /* documents × windows per document, at most */
 } rr_config;
 
 typedef enum rr_health {

@@ -61,6 +61,12 @@ static void gate_leave(rr_server *srv)
     atomic_fetch_sub(&srv->admitting, 1);
 }
 
+static int chunked(const rr_server *srv, const rr_intake *in)
+{
+    return in->long_docs == RR_LONG_CHUNK ||
+           (in->long_docs == RR_LONG_DEFAULT && srv->cfg.chunk_default);
+}
+
 int rr_front_options(rr_server *srv, const rr_intake *in, rr_problem *p)
 {
     int model_max = srv->info->max_length;
@@ -68,6 +74,25 @@ int rr_front_options(rr_server *srv, const rr_intake *in, rr_problem *p)
         return rr_problem_set(p, RR_FAIL_INVALID,
                               "max_length %llu is outside 3 ... %d (the model's max length)",
                               (unsigned long long)in->max_length, model_max);
+    if (in->max_doc_tokens > INT32_MAX)
+        return rr_problem_set(p, RR_FAIL_INVALID, "max_tokens_per_doc %llu is over %d",
+                              (unsigned long long)in->max_doc_tokens, INT32_MAX);
+    if (chunked(srv, in)) {
+        if (in->max_chunks > (uint64_t)srv->cfg.max_chunks_per_doc)
+            return rr_problem_set(p, RR_FAIL_INVALID,
+                                  "max_chunks_per_doc %llu is over the limit of %d "
+                                  "(--max-chunks-per-doc)",
+                                  (unsigned long long)in->max_chunks, srv->cfg.max_chunks_per_doc);
+        if (in->max_length == 3)
+            return rr_problem_set(p, RR_FAIL_INVALID,
+                                  "chunking needs max_length 4 or more (room for one token)");
+        if ((unsigned)in->chunk_score > RR_CHUNK_MEAN)
+            return rr_problem_set(p, RR_FAIL_INVALID, "chunk_score %d is not max, first or mean",
+                                  in->chunk_score);
+        if (in->overlap > INT32_MAX)
+            return rr_problem_set(p, RR_FAIL_INVALID, "chunk_overlap %lld is over %d",
+                                  (long long)in->overlap, INT32_MAX);
+    }
     return rr_front_query(in->query, "query", p);
 }
 
@@ -85,6 +110,16 @@ rr_sched_req *rr_front_begin(rr_server *srv, const rr_intake *in, rr_problem *p)
         return NULL;
     }
     if (!rr_front_options(srv, in, p)) return NULL;
+    int chunk = chunked(srv, in);
+    uint64_t per_doc = in->max_chunks ? in->max_chunks : (uint64_t)srv->cfg.max_chunks_per_doc;
+    if (chunk && in->n_docs * per_doc > (uint64_t)srv->cfg.max_chunks_per_request) {
+        rr_problem_set(p, RR_FAIL_TOO_MANY,
+                       "%llu %s × %llu windows each is over the limit of %d windows "
+                       "(--max-chunks-per-request)",
+                       (unsigned long long)in->n_docs, field, (unsigned long long)per_doc,
+                       srv->cfg.max_chunks_per_request);
+        return NULL;
+    }
     if (!gate_enter(srv)) {
         rr_problem_set(p, RR_FAIL_UNAVAILABLE, "server is shutting down");
         return NULL;
@@ -110,7 +145,28 @@ rr_sched_req *rr_front_begin(rr_server *srv, const rr_intake *in, rr_problem *p)
     r->truncate = in->truncate != 0;
     r->keep_last = in->keep_last != 0;
     r->deadline_ns = in->deadline_ns;
+    r->max_doc_tokens = (int)in->max_doc_tokens;
+    r->chunk = chunk;
+    r->max_chunks = chunk ? (int)per_doc : 1;
+    r->overlap = in->overlap < 0 ? -1 : (int)in->overlap;
+    r->chunk_score = in->chunk_score;
     return r;
+}
+
+int rr_front_chunked(const rr_sched_req *r)
+{
+    return r->chunk;
+}
+
+void rr_front_window_of(const rr_sched_req *r, int i, rr_front_window *w)
+{
+    int f = r->doc_first[i], b = r->best[i];
+    const rr_window *x = &r->win[f + b];
+    *w = (rr_front_window){.index = b,
+                           .scored = r->doc_first[i + 1] - f,
+                           .possible = r->n_possible[i],
+                           .token_start = x->tok_start,
+                           .token_end = x->tok_end};
 }
 
 int rr_front_doc(rr_sched_req *r, int i, rr_text text, rr_text id, rr_problem *p)

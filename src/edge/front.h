@@ -58,13 +58,37 @@ typedef struct rr_intake {
     int truncate;           /* 0: an over-long pair is TOO_LONG, naming it */
     int keep_last;          /* 1: truncation keeps the end of each text */
     uint64_t deadline_ns;   /* rr_now_ns clock; 0: none */
+    /* Long documents (README "Long documents"). As counted on the wire, checked here. */
+    uint64_t max_doc_tokens; /* 0: whole documents; else each counts its first N tokens */
+    int long_docs;           /* RR_LONG_* */
+    uint64_t max_chunks;     /* windows per document; 0: --max-chunks-per-doc */
+    int64_t overlap;         /* tokens shared by neighbouring windows; < 0: ⌊window / 8⌋ */
+    int chunk_score;         /* rr_chunk_score, as the wing parsed it */
 } rr_intake;
+
+/* How long documents are treated: the server's --long-documents, or as a request says. */
+enum { RR_LONG_DEFAULT = 0, RR_LONG_TRUNCATE = 1, RR_LONG_CHUNK = 2 };
+
+/* One document's winning window, for the answer (chunked requests). Offsets are into the
+ * document's text: tokens of the document alone, and Unicode code points. */
+typedef struct rr_front_window {
+    int index;            /* 0-based, of the document's windows */
+    int scored, possible; /* windows scored; windows that would cover the document */
+    int token_start, token_end;
+    int char_start, char_end;
+} rr_front_window;
+
+/* 1 when the request was chunked (its answers carry windows). */
+int rr_front_chunked(const rr_sched_req *r);
+/* Document i's winning window of a done, chunked request. */
+void rr_front_window_of(const rr_sched_req *r, int i, rr_front_window *w);
 
 /* 1 when the model is loaded; else 0 and UNAVAILABLE. */
 int rr_front_ready(rr_server *srv, rr_problem *p);
 
 /* The checks of rr_front_begin that do not need documents: max_length in range, the
- * query non-empty and UTF-8 (a stream checks its open with this before any batch). */
+ * query non-empty and UTF-8, the long-document options in range (a stream checks its open
+ * with this before any batch). */
 int rr_front_options(rr_server *srv, const rr_intake *in, rr_problem *p);
 
 /* Checks the request against the server's state, limits and the model, then takes a

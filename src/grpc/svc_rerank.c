@@ -50,6 +50,46 @@ static int truncation(const Rerank__V1__Truncation *t, rr_intake *in, rr_problem
     return 1;
 }
 
+/* Chunking and max_tokens_per_doc → the intake (the front checks the ranges). */
+static int long_docs(const Rerank__V1__Chunking *ch, uint32_t max_tokens_per_doc, rr_intake *in,
+                     rr_problem *p)
+{
+    in->max_doc_tokens = max_tokens_per_doc;
+    in->long_docs = RR_LONG_DEFAULT;
+    in->max_chunks = 0;
+    in->overlap = -1;
+    in->chunk_score = RR_CHUNK_MAX;
+    if (!ch) return 1;
+    if ((unsigned)ch->mode > RERANK__V1__LONG_DOCUMENTS__LONG_DOCUMENTS_CHUNK)
+        return rr_problem_set(
+            p, RR_FAIL_INVALID,
+            "chunking.mode %d is not SERVER_DEFAULT (0), TRUNCATE (1) or CHUNK (2)", (int)ch->mode);
+    if ((unsigned)ch->score > RERANK__V1__CHUNK_SCORE__CHUNK_SCORE_MEAN)
+        return rr_problem_set(p, RR_FAIL_INVALID,
+                              "chunking.score %d is not MAX (0), FIRST (1) or MEAN (2)",
+                              (int)ch->score);
+    /* the enums' numbers are the front's (RR_LONG_*, rr_chunk_score) */
+    in->long_docs = (int)ch->mode;
+    in->max_chunks = ch->max_chunks_per_doc;
+    in->overlap =
+        ch->_overlap_case == RERANK__V1__CHUNKING___OVERLAP_OVERLAP ? (int64_t)ch->overlap : -1;
+    in->chunk_score = (int)ch->score;
+    return 1;
+}
+
+/* Document i's window into res (chunked requests). */
+static void fill_window(Rerank__V1__Window *w, const rr_front_window *fw)
+{
+    rerank__v1__window__init(w);
+    w->index = (uint32_t)fw->index;
+    w->scored = (uint32_t)fw->scored;
+    w->possible = (uint32_t)fw->possible;
+    w->token_start = (uint32_t)fw->token_start;
+    w->token_end = (uint32_t)fw->token_end;
+    w->char_start = (uint32_t)fw->char_start;
+    w->char_end = (uint32_t)fw->char_end;
+}
+
 static void fill_stats(Rerank__V1__Stats *s, const rr_sched_req *r, uint64_t t_start)
 {
     s->query_tokens = (uint32_t)r->query_tokens;
@@ -81,14 +121,17 @@ rr_sched_req *rr_rerank_admit(rr_server *srv, const Rerank__V1__RerankRequest *m
 {
     rr_intake in = {
         .query = rr_bin_text(m->query), .docs_field = "documents", .deadline_ns = deadline_ns};
-    if (!truncation(m->truncation, &in, p)) return NULL;
+    if (!truncation(m->truncation, &in, p) ||
+        !long_docs(m->chunking, m->max_tokens_per_doc, &in, p))
+        return NULL;
     return admit_docs(srv, &in, m->documents, m->n_documents, p);
 }
 
 int rr_rerank_open(rr_server *srv, const Rerank__V1__StreamOpen *o, rr_intake *tmpl, rr_problem *p)
 {
     *tmpl = (rr_intake){.query = rr_bin_text(o->query), .docs_field = "documents"};
-    return truncation(o->truncation, tmpl, p) && rr_front_options(srv, tmpl, p);
+    return truncation(o->truncation, tmpl, p) &&
+           long_docs(o->chunking, o->max_tokens_per_doc, tmpl, p) && rr_front_options(srv, tmpl, p);
 }
 
 rr_sched_req *rr_rerank_batch_admit(rr_server *srv, const rr_intake *tmpl,
@@ -116,10 +159,13 @@ static void rerank_done(rr_sched_req *r)
         int top = rr_front_top(m->top_n, r->n_docs);
         const rr_ranked *items;
         void *mem;
-        size_t each = sizeof(Rerank__V1__RerankResult) + sizeof(Rerank__V1__RerankResult *);
+        size_t each = sizeof(Rerank__V1__RerankResult) + sizeof(Rerank__V1__RerankResult *) +
+                      sizeof(Rerank__V1__Window);
         if (rr_front_rank(r, (size_t)top * each, &items, &mem, &p)) {
             Rerank__V1__RerankResult *res = mem;
-            Rerank__V1__RerankResult **ptr = (Rerank__V1__RerankResult **)(res + top);
+            Rerank__V1__Window *win = (Rerank__V1__Window *)(res + top);
+            Rerank__V1__RerankResult **ptr = (Rerank__V1__RerankResult **)(win + top);
+            int chunked = rr_front_chunked(r);
             for (int k = 0; k < top; k++) {
                 const Rerank__V1__Document *d = m->documents[items[k].index];
                 rerank__v1__rerank_result__init(&res[k]);
@@ -128,6 +174,12 @@ static void rerank_done(rr_sched_req *r)
                 res[k].logit = items[k].logit;
                 res[k].score = rr_sigmoid(items[k].logit);
                 if (m->return_documents) res[k].document = d->text;
+                if (chunked) {
+                    rr_front_window fw;
+                    rr_front_window_of(r, items[k].index, &fw);
+                    fill_window(&win[k], &fw);
+                    res[k].window = &win[k];
+                }
                 ptr[k] = &res[k];
             }
             Rerank__V1__Stats stats = RERANK__V1__STATS__INIT;
@@ -187,6 +239,9 @@ void rr_svc_info(rr_call *c)
     resp.max_message_bytes = (uint32_t)srv->cfg.max_message_bytes;
     resp.max_in_flight = (uint32_t)srv->cfg.max_in_flight;
     resp.tokenizer_workers = (uint32_t)srv->cfg.tokenizer_workers;
+    resp.long_documents = rr_bin(srv->cfg.chunk_default ? "chunk" : "truncate");
+    resp.max_chunks_per_doc = (uint32_t)srv->cfg.max_chunks_per_doc;
+    resp.max_chunks_per_request = (uint32_t)srv->cfg.max_chunks_per_request;
     rr_call_send(c, rr_pack(&resp.base));
     rr_call_finish(c, GRPC_STATUS_OK, "%s", "");
 }
@@ -214,6 +269,7 @@ typedef struct stream_state {
     /* Everything seen since the open, for the final ranking. Strings live in `text`. */
     float *logit;
     span *id, *doc;
+    rr_front_window *win; /* chunked streams: each document's winning window */
     int cap;
     char *text;
     size_t text_len, text_cap;
@@ -259,6 +315,7 @@ static void stream_state_destroy(void *p)
     rr_free(st->logit);
     rr_free(st->id);
     rr_free(st->doc);
+    rr_free(st->win);
     rr_free(st->text);
     rr_free(st->scratch);
     rr_free(st);
@@ -280,8 +337,8 @@ static void stream_free(rr_call *c)
     st->batch_index = st->docs_seen = 0;
     st->text_len = 0;
     if (st->cap > STREAM_KEEP_DOCS) {
-        rr_free(st->logit), rr_free(st->id), rr_free(st->doc);
-        st->logit = NULL, st->id = st->doc = NULL, st->cap = 0;
+        rr_free(st->logit), rr_free(st->id), rr_free(st->doc), rr_free(st->win);
+        st->logit = NULL, st->id = st->doc = NULL, st->win = NULL, st->cap = 0;
     }
     if (st->text_cap > STREAM_KEEP_BYTES) rr_free(st->text), st->text = NULL, st->text_cap = 0;
     if (st->scratch_cap > STREAM_KEEP_BYTES)
@@ -324,7 +381,8 @@ static int accum_reserve(stream_state *st, int n)
     if (cap == (size_t)st->cap) return 1;
     if (!rr_realloc_array(&st->logit, cap, sizeof *st->logit) ||
         !rr_realloc_array(&st->id, cap, sizeof *st->id) ||
-        !rr_realloc_array(&st->doc, cap, sizeof *st->doc))
+        !rr_realloc_array(&st->doc, cap, sizeof *st->doc) ||
+        !rr_realloc_array(&st->win, cap, sizeof *st->win))
         return 0;
     st->cap = (int)cap;
     return 1;
@@ -337,7 +395,8 @@ static void emit_final(rr_call *c, stream_state *st)
     int n = (int)st->docs_seen;
     int top = rr_front_top(o->top_n, n);
     size_t at = ((size_t)n * sizeof(rr_ranked) + 15) & ~(size_t)15;
-    size_t each = sizeof(Rerank__V1__RerankResult) + sizeof(Rerank__V1__RerankResult *);
+    size_t each = sizeof(Rerank__V1__RerankResult) + sizeof(Rerank__V1__RerankResult *) +
+                  sizeof(Rerank__V1__Window);
     char *mem = stream_scratch(st, at + (size_t)top * each + 16);
     rr_problem p;
     if (!mem) {
@@ -351,7 +410,10 @@ static void emit_final(rr_call *c, stream_state *st)
         return;
     }
     Rerank__V1__RerankResult *res = (Rerank__V1__RerankResult *)(mem + at);
-    Rerank__V1__RerankResult **ptr = (Rerank__V1__RerankResult **)(res + top);
+    Rerank__V1__Window *win = (Rerank__V1__Window *)(res + top);
+    Rerank__V1__RerankResult **ptr = (Rerank__V1__RerankResult **)(win + top);
+    int chunked = st->tmpl.long_docs == RR_LONG_CHUNK ||
+                  (st->tmpl.long_docs == RR_LONG_DEFAULT && c->srv->cfg.chunk_default);
     for (int k = 0; k < top; k++) {
         int i = items[k].index;
         rerank__v1__rerank_result__init(&res[k]);
@@ -360,6 +422,10 @@ static void emit_final(rr_call *c, stream_state *st)
         res[k].logit = items[k].logit;
         res[k].score = rr_sigmoid(items[k].logit);
         if (o->return_documents) res[k].document = kept(st, st->doc[i]);
+        if (chunked) {
+            fill_window(&win[k], &st->win[i]);
+            res[k].window = &win[k];
+        }
         ptr[k] = &res[k];
     }
     Rerank__V1__FinalRanking fin = RERANK__V1__FINAL_RANKING__INIT;
@@ -478,6 +544,7 @@ static grpc_byte_buffer *batch_answer(rr_call *c, stream_state *st, rr_sched_req
         const Rerank__V1__Document *d = m->batch->documents[i];
         int g = (int)st->docs_seen + i;
         st->logit[g] = r->logits[i];
+        if (rr_front_chunked(r)) rr_front_window_of(r, i, &st->win[g]);
         if (!keep(st, d->id, &st->id[g]) ||
             !keep(st, ret_docs ? d->text : (ProtobufCBinaryData){0, NULL}, &st->doc[g])) {
             rr_problem_set(p, RR_FAIL_OVERLOADED, "out of memory for batch %u", st->batch_index);
@@ -489,13 +556,15 @@ static grpc_byte_buffer *batch_answer(rr_call *c, stream_state *st, rr_sched_req
             rr_problem_set(p, RR_FAIL_BACKEND, "the score of document %d is NaN", i);
             return NULL;
         }
-    size_t each = sizeof(Rerank__V1__RerankResult) + sizeof(Rerank__V1__RerankResult *);
+    size_t each = sizeof(Rerank__V1__RerankResult) + sizeof(Rerank__V1__RerankResult *) +
+                  sizeof(Rerank__V1__Window);
     Rerank__V1__RerankResult *res = rr_sched_scratch(r, (size_t)n * each);
     if (!res) {
         rr_problem_set(p, RR_FAIL_OVERLOADED, "out of memory for batch %u", st->batch_index);
         return NULL;
     }
-    Rerank__V1__RerankResult **ptr = (Rerank__V1__RerankResult **)(res + n);
+    Rerank__V1__Window *win = (Rerank__V1__Window *)(res + n);
+    Rerank__V1__RerankResult **ptr = (Rerank__V1__RerankResult **)(win + n);
     for (int i = 0; i < n; i++) {
         const Rerank__V1__Document *d = m->batch->documents[i];
         rerank__v1__rerank_result__init(&res[i]);
@@ -504,6 +573,10 @@ static grpc_byte_buffer *batch_answer(rr_call *c, stream_state *st, rr_sched_req
         res[i].logit = r->logits[i];
         res[i].score = rr_sigmoid(r->logits[i]);
         if (ret_docs) res[i].document = d->text;
+        if (rr_front_chunked(r)) {
+            fill_window(&win[i], &st->win[st->docs_seen + (uint32_t)i]);
+            res[i].window = &win[i];
+        }
         ptr[i] = &res[i];
     }
     Rerank__V1__Stats stats = RERANK__V1__STATS__INIT;

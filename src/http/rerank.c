@@ -10,10 +10,23 @@
  *                     A body with "documents" instead of "texts" is read as the shape below.
  *   POST /v1/rerank, POST /v2/rerank
  *                     the Cohere/Jina shape (also vLLM's, llama.cpp's):
- *                     {"query", "documents": [string | {"text"}], "top_n"?,
- *                      "return_documents"?, "model"? (ignored)}
- *                     → {"model", "results": [{"index", "relevance_score",
- *                        "document"?: {"text"}}], "usage": {"total_tokens"}}
+ *                     {"query", "documents": [string | object], "top_n"?,
+ *                      "return_documents"?, "rank_fields"?, "max_chunks_per_doc"?,
+ *                      "max_tokens_per_doc"?, "model"? (ignored)}
+ *                     → {"id", "model", "results": [{"index", "relevance_score",
+ *                        "document"?, "window"?}], "usage": {"total_tokens"},
+ *                        "meta": {"api_version", "tokens"}}
+ *                     An object document is ranked on its "text", or with rank_fields
+ *                     on those fields joined as "name: value" lines in that order (the
+ *                     YAML form Cohere recommends for structured documents); it is echoed
+ *                     as sent. A body with max_chunks_per_doc and no long_documents is
+ *                     chunked (Cohere chunks).
+ *
+ * Both shapes take rerankd's long-document fields (README "Long documents"):
+ * "long_documents" ("truncate" | "chunk"), "max_chunks_per_doc", "chunk_overlap",
+ * "chunk_score" ("max" | "first" | "mean"), "max_tokens_per_doc"; a chunked answer gives
+ * each result its "window": {"index", "scored", "possible", "token_start", "token_end",
+ * "char_start", "char_end"}.
  *
  * Scores: "score"/"relevance_score" is sigmoid(logit); TEI's raw_scores gives the logit.
  * Errors are JSON {"error", "error_type"} with the status of the front's class (the table
@@ -50,7 +63,7 @@
 struct rr_http_req {
     rr_http *h;
     struct MHD_Connection *conn;
-    int route; /* 0: /rerank, 1: /v1|v2/rerank */
+    int route; /* 0: /rerank, 1: /v1/rerank, 2: /v2/rerank */
     char *body;
     size_t len, cap;
     int too_big, submitted;
@@ -144,6 +157,38 @@ static int fail(rr_http_req *q, rr_fail f, const char *fmt, ...)
 
 /* ---- the response, built by the thread that completes the request ----------------------- */
 
+static void put_window(rr_strbuf *o, const rr_sched_req *r, int i)
+{
+    rr_front_window w;
+    rr_front_window_of(r, i, &w);
+    rr_strbuf_printf(o,
+                     ",\"window\":{\"index\":%d,\"scored\":%d,\"possible\":%d,\"token_start\":%d,"
+                     "\"token_end\":%d,\"char_start\":%d,\"char_end\":%d}",
+                     w.index, w.scored, w.possible, w.token_start, w.token_end, w.char_start,
+                     w.char_end);
+}
+
+/* The document as the client sent it: a string's text, or an object as JSON. */
+static void put_document(rr_strbuf *o, const rr_http_req *q, const rr_sched_req *r, int i)
+{
+    const json_t *list = json_object_get(q->json, "documents");
+    const json_t *d = list ? json_array_get(list, (size_t)i) : NULL;
+    if (d && json_is_object(d)) {
+        char *txt = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!txt) {
+            o->oom = 1;
+            return;
+        }
+        rr_strbuf_printf(o, ",\"document\":%s", txt);
+        free(txt);
+        return;
+    }
+    rr_text t = r->docs[i];
+    rr_strbuf_printf(o, ",\"document\":{\"text\":");
+    rr_json_put_string(o, t.p, t.len);
+    rr_strbuf_printf(o, "}");
+}
+
 static void render(rr_http_req *q, rr_sched_req *r)
 {
     rr_problem p;
@@ -165,26 +210,30 @@ static void render(rr_http_req *q, rr_sched_req *r)
                 rr_strbuf_printf(&o, ",\"text\":");
                 rr_json_put_string(&o, t.p, t.len);
             }
+            if (rr_front_chunked(r)) put_window(&o, r, items[k].index);
             rr_strbuf_printf(&o, "}");
         }
         rr_strbuf_printf(&o, "]");
     } else {
         const char *model = q->h->srv->cfg.model_dir;
-        rr_strbuf_printf(&o, "{\"model\":");
+        /* Cohere's "id" names the answer; the request's start time and address are unique
+         * enough within one server's logs. */
+        rr_strbuf_printf(&o,
+                         "{\"id\":\"%016llx-%012llx\",\"model\":", (unsigned long long)q->t_start,
+                         (unsigned long long)((uintptr_t)q & 0xFFFFFFFFFFFFull));
         rr_json_put_string(&o, model, strlen(model));
         rr_strbuf_printf(&o, ",\"results\":[");
         for (int k = 0; k < top; k++) {
             rr_strbuf_printf(&o, "%s{\"index\":%d,\"relevance_score\":%.9g", k ? "," : "",
                              items[k].index, rr_sigmoid(items[k].logit));
-            if (q->o.return_text) {
-                rr_text t = r->docs[items[k].index];
-                rr_strbuf_printf(&o, ",\"document\":{\"text\":");
-                rr_json_put_string(&o, t.p, t.len);
-                rr_strbuf_printf(&o, "}");
-            }
+            if (q->o.return_text) put_document(&o, q, r, items[k].index);
+            if (rr_front_chunked(r)) put_window(&o, r, items[k].index);
             rr_strbuf_printf(&o, "}");
         }
-        rr_strbuf_printf(&o, "],\"usage\":{\"total_tokens\":%ld}}", r->total_tokens);
+        rr_strbuf_printf(&o,
+                         "],\"usage\":{\"total_tokens\":%ld},\"meta\":{\"api_version\":{"
+                         "\"version\":\"%s\"},\"tokens\":{\"input_tokens\":%ld}}}",
+                         r->total_tokens, q->route == 2 ? "2" : "1", r->total_tokens);
     }
     set_answer(q, MHD_HTTP_OK, &o);
 }
@@ -226,10 +275,79 @@ static rr_text jtext(const json_t *s)
     return (rr_text){json_string_value(s), json_string_length(s)};
 }
 
+/* An optional integer field in lo ... hi: *out untouched when absent or null. */
+static int get_int(const json_t *j, const char *key, int64_t lo, int64_t hi, int64_t *out,
+                   int *present, rr_problem *p)
+{
+    const json_t *v = json_object_get(j, key);
+    if (present) *present = 0;
+    if (!v || json_is_null(v)) return 1;
+    double x = json_is_integer(v) ? (double)json_integer_value(v)
+               : json_is_real(v)  ? json_real_value(v)
+                                  : NAN;
+    if (!(x >= (double)lo && x <= (double)hi && x == floor(x)))
+        return rr_problem_set(p, RR_FAIL_INVALID, "\"%s\" must be an integer in %lld ... %lld", key,
+                              (long long)lo, (long long)hi);
+    *out = json_is_integer(v) ? (int64_t)json_integer_value(v) : (int64_t)x;
+    if (present) *present = 1;
+    return 1;
+}
+
+/* One of a few words (case-insensitive); *out the index, untouched when absent or null. */
+static int get_word(const json_t *j, const char *key, const char *const *words, int n, int *out,
+                    rr_problem *p)
+{
+    const json_t *v = json_object_get(j, key);
+    if (!v || json_is_null(v)) return 1;
+    for (int i = 0; json_is_string(v) && i < n; i++)
+        if (strcasecmp(json_string_value(v), words[i]) == 0 &&
+            strlen(words[i]) == json_string_length(v)) {
+            *out = i;
+            return 1;
+        }
+    char list[128] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%s\"",
+                 i == 0       ? ""
+                 : i == n - 1 ? " or "
+                              : ", ",
+                 words[i]);
+    return rr_problem_set(p, RR_FAIL_INVALID, "\"%s\" must be %s", key, list);
+}
+
+/* The long-document fields, the same on both shapes (the front checks them against the
+ * server's limits). */
+static int long_options(const json_t *j, rr_http_shape shape, rr_intake *in, rr_problem *p)
+{
+    static const char *const modes[] = {"truncate", "chunk"};
+    static const char *const scores[] = {"max", "first", "mean"};
+    int mode = -1, has_chunks = 0;
+    int64_t v = 0;
+    in->overlap = -1;
+    if (!get_word(j, "long_documents", modes, 2, &mode, p) ||
+        !get_word(j, "chunk_score", scores, 3, &in->chunk_score, p))
+        return 0;
+    if (!get_int(j, "max_chunks_per_doc", 1, INT32_MAX, &v, &has_chunks, p)) return 0;
+    in->max_chunks = has_chunks ? (uint64_t)v : 0;
+    v = -1;
+    if (!get_int(j, "chunk_overlap", 0, INT32_MAX, &v, NULL, p)) return 0;
+    in->overlap = v;
+    v = 0;
+    if (!get_int(j, "max_tokens_per_doc", 1, INT32_MAX, &v, NULL, p)) return 0;
+    in->max_doc_tokens = (uint64_t)v;
+    in->long_docs = mode == 0   ? RR_LONG_TRUNCATE
+                    : mode == 1 ? RR_LONG_CHUNK
+                    /* Cohere chunks: asking how many chunks is asking to chunk */
+                    : shape == RR_HTTP_COHERE && has_chunks ? RR_LONG_CHUNK
+                                                            : RR_LONG_DEFAULT;
+    return 1;
+}
+
 /* The options of either shape into the intake and the answer's options. */
 static int options(const json_t *j, rr_http_opts *o, rr_intake *in, rr_problem *p)
 {
     in->truncate = 1;
+    if (!long_options(j, o->shape, in, p)) return 0;
     if (o->shape == RR_HTTP_TEI) {
         if (!get_bool(j, "raw_scores", 0, &o->raw_scores, p) ||
             !get_bool(j, "return_text", 0, &o->return_text, p) ||
@@ -257,6 +375,36 @@ static int options(const json_t *j, rr_http_opts *o, rr_intake *in, rr_problem *
         else
             return rr_problem_set(p, RR_FAIL_INVALID, "\"top_n\" must be a positive integer");
     }
+    return 1;
+}
+
+/* Document i (an object) ranked on `fields`: "name: value" lines in the fields' order, for
+ * the fields it has (a missing one is skipped, as Cohere does; one that is not a string
+ * is the client's error). Appends the text to `joined`. */
+static int join_fields(const json_t *d, const json_t *fields, const char *field, int i,
+                       json_t *joined, rr_problem *p)
+{
+    rr_strbuf b = {0};
+    size_t k;
+    const json_t *f;
+    json_array_foreach(fields, k, f)
+    {
+        const json_t *v = json_object_getn(d, json_string_value(f), json_string_length(f));
+        if (!v || json_is_null(v)) continue;
+        if (!json_is_string(v)) {
+            rr_free(b.p);
+            return rr_problem_set(p, RR_FAIL_INVALID, "%s[%d].%s must be a string (rank_fields)",
+                                  field, i, json_string_value(f));
+        }
+        if (b.len) rr_strbuf_append(&b, "\n", 1);
+        rr_strbuf_append(&b, json_string_value(f), json_string_length(f));
+        rr_strbuf_append(&b, ": ", 2);
+        rr_strbuf_append(&b, json_string_value(v), json_string_length(v));
+    }
+    json_t *s = b.oom ? NULL : json_stringn_nocheck(b.p ? b.p : "", b.len);
+    rr_free(b.p);
+    if (!s || json_array_append_new(joined, s) != 0)
+        return rr_problem_set(p, RR_FAIL_OVERLOADED, "out of memory joining rank_fields");
     return 1;
 }
 
@@ -312,10 +460,43 @@ rr_sched_req *rr_http_admit(rr_server *srv, int route, const char *body, size_t 
                     .docs_field = field,
                     .deadline_ns = deadline_ns};
     if (!options(j, o, &in, p)) return NULL;
+    const json_t *fields = o->shape == RR_HTTP_COHERE ? json_object_get(j, "rank_fields") : NULL;
+    if (fields && !json_is_null(fields)) {
+        size_t k;
+        const json_t *f;
+        if (!json_is_array(fields) || json_array_size(fields) == 0) {
+            rr_problem_set(p, RR_FAIL_INVALID, "\"rank_fields\" must be an array of field names");
+            return NULL;
+        }
+        json_array_foreach(fields, k, f) if (!json_is_string(f) || json_string_length(f) == 0)
+        {
+            rr_problem_set(p, RR_FAIL_INVALID, "rank_fields[%zu] must be a non-empty string", k);
+            return NULL;
+        }
+    } else {
+        fields = NULL;
+    }
+    /* Joined rank_fields texts live in the parsed tree (freed with it), under a key no
+     * JSON text can hold (a NUL), so they share the documents' lifetime. */
+    json_t *joined = fields ? json_array() : NULL;
+    if (fields && (!joined || json_object_setn_new(*json, "\0joined", 7, joined) != 0)) {
+        rr_problem_set(p, RR_FAIL_OVERLOADED, "out of memory joining rank_fields");
+        return NULL;
+    }
     rr_sched_req *r = rr_front_begin(srv, &in, p);
     for (int i = 0; r && i < r->n_docs; i++) {
         const json_t *d = json_array_get(list, (size_t)i);
-        if (o->shape == RR_HTTP_COHERE && json_is_object(d)) d = json_object_get(d, "text");
+        if (o->shape == RR_HTTP_COHERE && json_is_object(d)) {
+            if (fields) {
+                if (!join_fields(d, fields, field, i, joined, p)) {
+                    rr_front_abort(srv, r);
+                    return NULL;
+                }
+                d = json_array_get(joined, json_array_size(joined) - 1);
+            } else {
+                d = json_object_get(d, "text");
+            }
+        }
         if (!json_is_string(d)) {
             rr_front_abort(srv, r);
             rr_problem_set(p, RR_FAIL_INVALID, "%s[%d] must be a string%s", field, i,
@@ -377,7 +558,7 @@ static void count(rr_http *h, int route, unsigned status, uint64_t t_start)
 void rr_http_rerank_metrics(rr_strbuf *b, void *ctx)
 {
     rr_http *h = ctx;
-    static const char *const routes[RR_HTTP_ROUTES] = {"/rerank", "/v1/rerank"};
+    static const char *const routes[RR_HTTP_ROUTES] = {"/rerank", "/v1/rerank", "/v2/rerank"};
     rr_metrics_header(b, "rerankd_http_requests_total", "counter",
                       "Finished HTTP reranking requests by route and status.");
     for (int r = 0; r < RR_HTTP_ROUTES; r++)
@@ -412,7 +593,8 @@ void rr_http_rerank_init(rr_http *h)
 int rr_http_rerank_route(const char *url)
 {
     if (strcmp(url, "/rerank") == 0) return 0;
-    if (strcmp(url, "/v1/rerank") == 0 || strcmp(url, "/v2/rerank") == 0) return 1;
+    if (strcmp(url, "/v1/rerank") == 0) return 1;
+    if (strcmp(url, "/v2/rerank") == 0) return 2;
     return -1;
 }
 

@@ -25,7 +25,7 @@ struct MHD_Daemon;
 struct MHD_Connection;
 
 /* Reranking routes: /rerank (TEI's shape) and /v1|v2/rerank (Cohere/Jina shape). */
-#define RR_HTTP_ROUTES 2
+#define RR_HTTP_ROUTES 3
 /* Statuses counted per route: 200 400 413 422 424 429 499 500 503, and other. */
 #define RR_HTTP_CODES 10
 
@@ -90,8 +90,8 @@ typedef struct rr_http_opts {
     uint64_t top_n; /* 0: all */
 } rr_http_opts;
 
-/* rerank.c: a body for `route` (0 /rerank, 1 /v1|v2/rerank) measured (rr_json_scan: depth,
- * an array over --max-docs, the number of values), parsed (jansson) and admitted by the
+/* rerank.c: a body for `route` (0 /rerank, 1 /v1/rerank, 2 /v2/rerank) measured (rr_json_scan:
+ * depth, an array over --max-docs, the number of values), parsed (jansson) and admitted by the
  * front with every document set; NULL with *p. *json is the parsed body the texts point
  * into (the caller's to json_decref after done, also on failure). */
 typedef struct json_t json_t;

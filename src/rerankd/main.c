@@ -70,6 +70,14 @@ static void usage(FILE *f)
         "                           (default 10; a request being scored is never timed out)\n"
         "  --http-timeout S         deadline of an HTTP reranking request unless it sends\n"
         "                           x-request-timeout (default 0 = none)\n"
+        "  --long-documents truncate|chunk\n"
+        "                           a document whose pair is over the model's length is cut\n"
+        "                           (truncate, the default) or scored in overlapping windows,\n"
+        "                           its score the best window's (chunk); requests may choose\n"
+        "  --max-chunks-per-doc N   windows scored per chunked document: the default and the\n"
+        "                           most a request may ask (default 10, as Cohere's)\n"
+        "  --max-chunks-per-request N\n"
+        "                           documents x windows per document, at most (default 10000)\n"
         "  --help                   this text\n");
 }
 
@@ -117,7 +125,10 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
                        .http_max_connections = 4096,
                        .http_max_connections_per_ip = 0,
                        .http_idle_timeout = 10,
-                       .http_timeout = 0};
+                       .http_timeout = 0,
+                       .chunk_default = 0,
+                       .max_chunks_per_doc = 10,
+                       .max_chunks_per_request = 10000};
     for (int i = 1; i < argc; i += 2) { /* every flag but --help takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -158,6 +169,15 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
             ok = parse_int(a, v, 0, 1 << 20, &cfg->http_max_connections_per_ip);
         } else if (strcmp(a, "--http-idle-timeout") == 0) {
             ok = parse_int(a, v, 1, 86400, &cfg->http_idle_timeout);
+        } else if (strcmp(a, "--long-documents") == 0) {
+            ok = v && (strcmp(v, "truncate") == 0 || strcmp(v, "chunk") == 0);
+            if (ok) cfg->chunk_default = strcmp(v, "chunk") == 0;
+            if (v && !ok)
+                fprintf(stderr, "rerankd: --long-documents is truncate or chunk (got %s)\n", v);
+        } else if (strcmp(a, "--max-chunks-per-doc") == 0) {
+            ok = parse_int(a, v, 1, 1024, &cfg->max_chunks_per_doc);
+        } else if (strcmp(a, "--max-chunks-per-request") == 0) {
+            ok = parse_int(a, v, 1, 1 << 24, &cfg->max_chunks_per_request);
         } else if (strcmp(a, "--grace-seconds") == 0) {
             ok = parse_seconds(a, v, &cfg->grace_seconds);
         } else if (strcmp(a, "--http-timeout") == 0) {
@@ -225,7 +245,8 @@ static int load(rr_server *srv)
     if (!(srv->engine = open_engine(srv, &err))) goto fail;
     snprintf(srv->device_desc, sizeof srv->device_desc, "%s", rr_engine_describe(srv->engine));
     rr_sched_opts so = {.max_in_flight = srv->cfg.max_in_flight,
-                        .tokenizer_workers = srv->cfg.tokenizer_workers};
+                        .tokenizer_workers = srv->cfg.tokenizer_workers,
+                        .max_chunks = srv->cfg.max_chunks_per_doc};
     if (rr_sched_init(srv->model, srv->engine, &so, &srv->sched, &err) != RR_OK) goto fail;
     atomic_store(&srv->ready, 1);
     rr_health_set(srv, RR_HEALTH_SERVING);

@@ -31,6 +31,8 @@ struct rr_sched {
     rr_engine *engine;
     int max_batch_tokens;
     int model_max_length;
+    int max_chunks; /* per document, at most (rr_sched_opts) */
+    int dbuf_len;   /* a worker's document buffer: model_max_length or the windows' reach */
 
     pthread_mutex_t mu;
     pthread_cond_t tok_cv, ready_cv;
@@ -43,7 +45,7 @@ struct rr_sched {
 
     int n_workers;
     pthread_t *workers;
-    int32_t *worker_buf; /* 2 * model_max_length per worker: query ids, document ids */
+    int32_t *worker_buf; /* per worker: query ids [model_max_length], document ids [dbuf_len] */
     pthread_t engine_thread;
     int engine_started;
 
@@ -76,11 +78,26 @@ static rr_sched_req *pop(rr_sched_req **head, rr_sched_req **tail)
     return r;
 }
 
+/* Each document's logit from its pairs' (one pair each unless chunked). */
+static void combine(rr_sched_req *r)
+{
+    for (int i = 0; i < r->n_docs; i++) {
+        int f = r->doc_first[i], n = r->doc_first[i + 1] - f;
+        if (!r->chunk) {
+            r->logits[i] = r->pair_logits[f];
+            r->best[i] = 0;
+        } else {
+            r->logits[i] = rr_chunk_combine(r->pair_logits + f, n, r->chunk_score, &r->best[i]);
+        }
+    }
+}
+
 /* Records the request's statistics, then hands it back through `done`. */
 static void finish(rr_sched *s, rr_sched_req *r, rr_sched_outcome o)
 {
     rr_sched_stats *st = &s->stats;
     r->outcome = o;
+    if (o == RR_SCHED_DONE) combine(r);
     rr_hist_observe(&st->request_seconds, rr_now_ns() - r->t_submit);
     rr_hist_observe(&st->request_pairs, (uint64_t)r->n_docs);
     atomic_fetch_add_explicit(&st->outcomes[o], 1, memory_order_relaxed);
@@ -88,7 +105,7 @@ static void finish(rr_sched *s, rr_sched_req *r, rr_sched_outcome o)
         rr_hist_observe(&st->tokenize_seconds, r->tokenize_ns);
         rr_hist_observe(&st->queue_seconds, r->queue_ns);
         rr_hist_observe(&st->infer_seconds, r->infer_ns);
-        atomic_fetch_add_explicit(&st->pairs, (uint64_t)r->n_docs, memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->pairs, (uint64_t)r->n_pairs, memory_order_relaxed);
         atomic_fetch_add_explicit(&st->tokens, (uint64_t)r->total_tokens, memory_order_relaxed);
     }
     r->done(r);
@@ -107,6 +124,18 @@ static rr_sched_outcome dropped(const rr_sched_req *r, uint64_t now)
     return RR_SCHED_DONE;
 }
 
+/* Room for `need` pairs (high-water mark, like the tokens). */
+static int grow_pairs(rr_sched_req *r, int need)
+{
+    size_t cap = rr_grow_cap((size_t)r->cap_pairs, (size_t)need, 64);
+    if (cap == (size_t)r->cap_pairs) return 1;
+    if (cap > INT_MAX || !rr_realloc_array(&r->win, cap, sizeof *r->win) ||
+        !rr_realloc_array(&r->pair_logits, cap, sizeof *r->pair_logits))
+        return 0;
+    r->cap_pairs = (int)cap;
+    return 1;
+}
+
 static int grow_tokens(rr_sched_req *r, long need)
 {
     size_t cap = rr_grow_cap((size_t)r->cap_tok, (size_t)need, 4096);
@@ -121,16 +150,28 @@ static int grow_tokens(rr_sched_req *r, long need)
 /* Pair i's options: the request's, or its own (pair_flags). */
 static rr_pair_opts pair_opts(const rr_sched_req *r, int i)
 {
-    if (!r->pair_flags) return (rr_pair_opts){r->max_length, r->truncate, r->keep_last};
-    uint8_t f = r->pair_flags[i];
-    return (rr_pair_opts){r->max_length, (f & RR_PAIR_TRUNCATE) != 0, (f & RR_PAIR_KEEP_LAST) != 0};
+    rr_pair_opts o = {.max_length = r->max_length,
+                      .truncate = r->truncate,
+                      .keep_last = r->keep_last,
+                      .max_doc_tokens = r->max_doc_tokens,
+                      .chunk = r->chunk,
+                      .max_chunks = r->max_chunks,
+                      .overlap = r->overlap,
+                      .chunk_score = r->chunk_score};
+    if (r->pair_flags) {
+        o.truncate = (r->pair_flags[i] & RR_PAIR_TRUNCATE) != 0;
+        o.keep_last = (r->pair_flags[i] & RR_PAIR_KEEP_LAST) != 0;
+    }
+    return o;
 }
 
 /* Tokenizes each query once (a run of pairs sharing the same query text and options
- * reuses its encoding) and each document once, building every pair. Returns RR_OK or fills
- * r->err. */
+ * reuses its encoding) and each document once, building every pair (every window, when
+ * chunked). Returns RR_OK or fills r->err. */
 static rr_status tokenize(rr_sched *s, rr_sched_req *r, int32_t *qbuf, int32_t *dbuf)
 {
+    rr_chunk_plan plan;
+    int np = 0;
     rr_side q = {0};
     rr_text qt = {NULL, 0};
     rr_pair_opts qo = {0};
@@ -147,16 +188,32 @@ static rr_status tokenize(rr_sched *s, rr_sched_req *r, int32_t *qbuf, int32_t *
             qt = want;
             qo = o;
         }
-        if (!grow_tokens(r, off + r->max_length))
+        int most = r->chunk ? r->max_chunks : 1;
+        if (!grow_tokens(r, off + (long)most * r->max_length) || !grow_pairs(r, np + most))
             return rr_set_error(&r->err, RR_E_NOMEM, "out of memory for %d documents", r->n_docs);
-        int len = 0;
-        st = rr_pair_encode(s->tok, &q, r->docs[i].p, r->docs[i].len, &o, r->docs_field, i, dbuf,
-                            r->ids + off, r->type_ids + off, &len, &r->err);
-        if (st != RR_OK) return st;
-        r->pair_off[i] = off;
-        r->pair_len[i] = len;
-        off += len;
+        r->doc_first[i] = np;
+        if (r->chunk) {
+            st = rr_doc_windows(s->tok, &q, r->docs[i].p, r->docs[i].len, &o, r->docs_field, i,
+                                dbuf, s->dbuf_len, r->ids + off, r->type_ids + off, r->win + np,
+                                &plan, &r->err);
+            if (st != RR_OK) return st;
+            for (int k = 0; k < plan.n_windows; k++)
+                r->win[np + k].off += off;
+            r->n_possible[i] = plan.n_possible;
+            np += plan.n_windows;
+            off = r->win[np - 1].off + r->win[np - 1].len;
+        } else {
+            int len = 0;
+            st = rr_pair_encode(s->tok, &q, r->docs[i].p, r->docs[i].len, &o, r->docs_field, i,
+                                dbuf, r->ids + off, r->type_ids + off, &len, &r->err);
+            if (st != RR_OK) return st;
+            r->win[np++] = (rr_window){off, len, 0, 0};
+            r->n_possible[i] = 1;
+            off += len;
+        }
     }
+    r->doc_first[r->n_docs] = np;
+    r->n_pairs = np;
     r->total_tokens = off;
     return RR_OK;
 }
@@ -169,7 +226,7 @@ static void *worker_main(void *arg)
     while (id < s->n_workers && !pthread_equal(s->workers[id], pthread_self()))
         id++;
     pthread_mutex_unlock(&s->mu);
-    int32_t *qbuf = s->worker_buf + (size_t)id * 2 * s->model_max_length;
+    int32_t *qbuf = s->worker_buf + (size_t)id * (size_t)(s->model_max_length + s->dbuf_len);
     int32_t *dbuf = qbuf + s->model_max_length;
 
     for (;;) {
@@ -210,7 +267,7 @@ static void *worker_main(void *arg)
 
 static long remaining_tokens(const rr_sched_req *r)
 {
-    return r->next_pair < r->n_docs ? r->total_tokens - r->pair_off[r->next_pair] : 0;
+    return r->next_pair < r->n_pairs ? r->total_tokens - r->win[r->next_pair].off : 0;
 }
 
 /* Under s->mu: takes every cancelled or expired request out of the ready queue (all of it,
@@ -251,9 +308,9 @@ static int form_batch(rr_sched *s, int *n_tok_out, int *n_parts_out, rr_sched_re
          * whole in an empty one but not in what is left of this one. */
         if (n_tok > 0 && rem > budget - n_tok && rem <= budget) break;
         int first = r->next_pair;
-        while (r->next_pair < r->n_docs && n_tok + r->pair_len[r->next_pair] <= budget) {
-            int len = r->pair_len[r->next_pair];
-            long off = r->pair_off[r->next_pair];
+        while (r->next_pair < r->n_pairs && n_tok + r->win[r->next_pair].len <= budget) {
+            int len = r->win[r->next_pair].len;
+            long off = r->win[r->next_pair].off;
             memcpy(s->b_ids + n_tok, r->ids + off, (size_t)len * sizeof(int32_t));
             memcpy(s->b_types + n_tok, r->type_ids + off, (size_t)len * sizeof(int32_t));
             n_tok += len;
@@ -267,7 +324,7 @@ static int form_batch(rr_sched *s, int *n_tok_out, int *n_parts_out, rr_sched_re
                 r->queue_ns = now - r->t_ready;
             }
         }
-        if (r->next_pair < r->n_docs) break; /* budget full */
+        if (r->next_pair < r->n_pairs) break; /* budget full */
         pop(&s->ready_head, &s->ready_tail);
         atomic_fetch_sub(&s->stats.queued_engine, 1);
     }
@@ -329,7 +386,7 @@ static void *engine_main(void *arg)
             rr_sched_req *r = s->parts[p].r;
             r->infer_ns += dt;
             for (int j = 0; j < s->parts[p].count; j++)
-                r->logits[s->parts[p].first + j] = s->b_logits[seq + j];
+                r->pair_logits[s->parts[p].first + j] = s->b_logits[seq + j];
             seq += s->parts[p].count;
             r->n_scored += s->parts[p].count;
             if (st != RR_OK) {
@@ -339,7 +396,7 @@ static void *engine_main(void *arg)
                 rr_set_error(&r->err, RR_E_DEVICE,
                              "engine forward failed (%s) on a batch of %d pairs",
                              rr_status_name(st), n_seq);
-                if (r->next_pair < r->n_docs) {
+                if (r->next_pair < r->n_pairs) {
                     pthread_mutex_lock(&s->mu);
                     rr_sched_req **pp = &s->ready_head, *prev = NULL;
                     while (*pp && *pp != r) {
@@ -354,7 +411,7 @@ static void *engine_main(void *arg)
                     pthread_mutex_unlock(&s->mu);
                 }
                 finish(s, r, RR_SCHED_FAILED);
-            } else if (r->n_scored == r->n_docs) {
+            } else if (r->n_scored == r->n_pairs) {
                 finish(s, r, RR_SCHED_DONE);
             }
         }
@@ -375,6 +432,12 @@ rr_status rr_sched_init(const rr_model *m, rr_engine *e, const rr_sched_opts *o,
     s->engine = e;
     s->max_batch_tokens = rr_engine_max_batch_tokens(e);
     s->model_max_length = rr_model_get_info(m)->max_length;
+    s->max_chunks = o->max_chunks > 0 ? o->max_chunks : 1;
+    {
+        rr_pair_opts most = {.max_length = s->model_max_length, .max_chunks = s->max_chunks};
+        int reach = rr_chunk_doc_cap(&most);
+        s->dbuf_len = reach > s->model_max_length ? reach : s->model_max_length;
+    }
     /* s->n_workers counts the workers started, so a failure before them joins none. */
     int n_workers = o->tokenizer_workers > 0 ? o->tokenizer_workers : rr_cpu_count();
     pthread_mutex_init(&s->mu, NULL);
@@ -392,7 +455,8 @@ rr_status rr_sched_init(const rr_model *m, rr_engine *e, const rr_sched_opts *o,
 
     s->pool = rr_calloc((size_t)o->max_in_flight, sizeof *s->pool);
     s->workers = rr_calloc((size_t)n_workers, sizeof *s->workers);
-    s->worker_buf = rr_malloc((size_t)n_workers * 2 * s->model_max_length * sizeof(int32_t));
+    s->worker_buf = rr_malloc((size_t)n_workers * (size_t)(s->model_max_length + s->dbuf_len) *
+                              sizeof(int32_t));
     size_t bt = (size_t)s->max_batch_tokens;
     s->b_ids = rr_malloc(bt * sizeof(int32_t));
     s->b_types = rr_malloc(bt * sizeof(int32_t));
@@ -413,7 +477,7 @@ rr_status rr_sched_init(const rr_model *m, rr_engine *e, const rr_sched_opts *o,
      * allocate. */
     for (int i = 0; i < o->max_in_flight && i < PREFILL_REQUESTS; i++) {
         rr_sched_req *r = &s->pool[i];
-        if (rr_sched_reserve(r, PREFILL_DOCS, err) != RR_OK ||
+        if (rr_sched_reserve(r, PREFILL_DOCS, err) != RR_OK || !grow_pairs(r, PREFILL_DOCS) ||
             !grow_tokens(r, (long)PREFILL_DOCS * 64) || !rr_sched_scratch(r, 16384)) {
             st = rr_set_error(err, RR_E_NOMEM, "out of memory prefilling the request pool");
             goto fail;
@@ -461,8 +525,11 @@ void rr_sched_free(rr_sched *s)
             rr_free(r->logits);
             rr_free(r->ids);
             rr_free(r->type_ids);
-            rr_free(r->pair_off);
-            rr_free(r->pair_len);
+            rr_free(r->win);
+            rr_free(r->pair_logits);
+            rr_free(r->doc_first);
+            rr_free(r->best);
+            rr_free(r->n_possible);
             rr_free(r->scratch);
         }
     }
@@ -498,6 +565,11 @@ rr_sched_req *rr_sched_acquire(rr_sched *s)
     r->max_length = s->model_max_length;
     r->truncate = 1;
     r->keep_last = 0;
+    r->max_doc_tokens = 0;
+    r->chunk = 0;
+    r->max_chunks = 1;
+    r->overlap = -1;
+    r->chunk_score = RR_CHUNK_MAX;
     r->deadline_ns = 0;
     atomic_store(&r->cancelled, 0);
     r->done = NULL;
@@ -507,6 +579,7 @@ rr_sched_req *rr_sched_acquire(rr_sched *s)
     r->err.msg[0] = 0;
     r->query_tokens = 0;
     r->total_tokens = 0;
+    r->n_pairs = 0;
     r->t_submit = r->tokenize_ns = r->queue_ns = r->infer_ns = r->t_ready = 0;
     r->next_pair = r->n_scored = r->started = 0;
     r->next = NULL;
@@ -519,8 +592,9 @@ rr_status rr_sched_reserve(rr_sched_req *r, int n_docs, rr_error *err)
     if (cap == (size_t)r->cap_docs) return RR_OK;
     if (cap > INT_MAX || !rr_realloc_array(&r->docs, cap, sizeof *r->docs) ||
         !rr_realloc_array(&r->logits, cap, sizeof *r->logits) ||
-        !rr_realloc_array(&r->pair_off, cap, sizeof *r->pair_off) ||
-        !rr_realloc_array(&r->pair_len, cap, sizeof *r->pair_len))
+        !rr_realloc_array(&r->doc_first, cap + 1, sizeof *r->doc_first) ||
+        !rr_realloc_array(&r->best, cap, sizeof *r->best) ||
+        !rr_realloc_array(&r->n_possible, cap, sizeof *r->n_possible))
         return rr_set_error(err, RR_E_NOMEM, "out of memory reserving %d documents", n_docs);
     r->cap_docs = (int)cap;
     return RR_OK;

@@ -5,10 +5,12 @@
  * Flow: the edge acquires a request from the pool (NULL when --max-in-flight requests are
  * live), fills the input fields, and submits it. A tokenizer worker encodes the query once
  * and each document once and builds the [CLS] q [SEP] d [SEP] pairs into the request's own
- * token buffers. The engine thread packs pairs from all ready requests, first come first
- * served, into varlen batches of at most max_batch_tokens tokens (a request's pairs stay in
- * one batch when they fit in an empty one), forwards, and scatters the logits back. When a
- * request's last pair is scored, or it fails, is cancelled or expires, `done` is called —
+ * token buffers — one pair per document, or, with `chunk`, one per window of a long
+ * document (windows are ordinary pairs from here on; their logits are combined into the
+ * document's when the request is done). The engine thread packs pairs from all ready requests,
+ * first come first served, into varlen batches of at most max_batch_tokens tokens (a request's
+ * pairs stay in one batch when they fit in an empty one), forwards, and scatters the logits back.
+ * When a request's last pair is scored, or it fails, is cancelled or expires, `done` is called —
  * exactly once, from a worker or the engine thread — and the edge sends the response from
  * that thread, then releases the request.
  *
@@ -61,6 +63,11 @@ struct rr_sched_req {
     int max_length;            /* 3 ... model max_length (the caller validates) */
     int truncate;              /* 0: an over-long pair fails the request naming its index */
     int keep_last;             /* truncation direction: 1 keeps the end of each text */
+    int max_doc_tokens;        /* > 0: documents count only that many tokens (rr_pair_opts) */
+    int chunk;                 /* long documents in windows (rr_chunk_plan), not truncated */
+    int max_chunks;            /* chunk: windows per document, 1 ... opts.max_chunks */
+    int overlap;               /* chunk: tokens shared by neighbours; < 0 the default */
+    int chunk_score;           /* chunk: rr_chunk_score */
     uint64_t deadline_ns;      /* rr_now_ns() clock; 0 = none */
     atomic_int cancelled;      /* set by the caller at any time: work is dropped, done still runs */
     void (*done)(rr_sched_req *r);
@@ -69,7 +76,14 @@ struct rr_sched_req {
     /* Output, valid in `done`. */
     rr_sched_outcome outcome;
     rr_error err;
-    float *logits;        /* [n_docs], input order */
+    float *logits;        /* [n_docs], input order: each document's (combined) logit */
+    int n_pairs;          /* pairs scored: n_docs, or the windows of every document */
+    rr_window *win;       /* [n_pairs]: each pair, document i's being win[doc_first[i] ...
+                             doc_first[i + 1]) (tok_start / tok_end: its document tokens) */
+    float *pair_logits;   /* [n_pairs] */
+    int *doc_first;       /* [n_docs + 1] */
+    int *best;            /* [n_docs]: the window rr_chunk_combine picked (0 unchunked) */
+    int *n_possible;      /* [n_docs]: windows that would cover the whole document */
     int query_tokens;     /* of the (first) query, before truncation */
     long total_tokens;    /* sum of pair lengths after truncation */
     uint64_t t_submit;    /* rr_now_ns at submit */
@@ -78,11 +92,9 @@ struct rr_sched_req {
     uint64_t infer_ns;    /* forward time of the batches that carried its pairs */
 
     /* Private to sched.c. */
-    int cap_docs;
+    int cap_docs, cap_pairs;
     long cap_tok;
     int32_t *ids, *type_ids; /* packed pairs, [cap_tok] */
-    long *pair_off;          /* [cap_docs] */
-    int *pair_len;           /* [cap_docs] */
     int next_pair;           /* first pair not yet put in a batch */
     int n_scored;
     uint64_t t_ready;
@@ -95,6 +107,8 @@ struct rr_sched_req {
 typedef struct rr_sched_opts {
     int max_in_flight;     /* request objects in the pool */
     int tokenizer_workers; /* threads; 0 → the CPUs this process may use */
+    int max_chunks;        /* the most windows a request may ask per document (sizes each
+                              worker's document buffer); 0 → 1 */
 } rr_sched_opts;
 
 /* Cumulative statistics for the metrics endpoint, updated lock-free (relaxed atomics) by the
@@ -129,7 +143,8 @@ void rr_sched_free(rr_sched *s);
 /* A free request with cleared inputs and outputs, or NULL when max_in_flight are live. */
 rr_sched_req *rr_sched_acquire(rr_sched *s);
 
-/* Makes docs/logits hold n_docs entries (grows the high-water mark). RR_E_NOMEM. */
+/* Makes docs/logits/best/n_possible hold n_docs entries (grows the high-water mark; pair
+ * arrays grow as the worker builds the pairs). RR_E_NOMEM. */
 rr_status rr_sched_reserve(rr_sched_req *r, int n_docs, rr_error *err);
 
 /* A buffer of at least `bytes` owned by the request, for the caller's response building;

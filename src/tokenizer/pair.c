@@ -1,9 +1,12 @@
 /*
  * pair.c — the BERT pair template `[CLS] A [SEP] B [SEP]` and HF's longest_first
- * truncation (spec §2.5, §2.6), on ids produced by rr_tokenizer_encode; and the one
- * function that turns (query ids, document text) into a pair, with the one wording of its
- * errors, for the scheduler, rr_score_query and the CLI.
+ * truncation (spec §2.5, §2.6), on ids produced by rr_tokenizer_encode; the one function
+ * that turns (query ids, document text) into a pair, with the one wording of its errors,
+ * for the scheduler, rr_score_query and the CLI; and its chunked twin, which turns a long
+ * document into the pairs of its windows (rr_chunk_plan in rerank.h).
  */
+#include <math.h>
+
 #include "tokenizer/tokenizer_impl.h"
 #include "util/util.h"
 
@@ -97,13 +100,114 @@ rr_status rr_pair_encode(const rr_tokenizer *t, const rr_side *q, const char *do
         return rr_set_error(err, st, "%s[%d]: tokenizer failed (%s)", field, index,
                             rr_status_name(st));
     int stored = total < o->max_length ? total : o->max_length;
-    int n = rr_pair_build(t, q->ids, q->stored, q->total, dbuf, stored, total, o->max_length,
+    /* max_doc_tokens: the document is its first (last) N tokens; the pair keeps the first
+     * (last) of those, which are the first (last) of the stored ones. */
+    int counted = o->max_doc_tokens > 0 && total > o->max_doc_tokens ? o->max_doc_tokens : total;
+    if (stored > counted) stored = counted;
+    int n = rr_pair_build(t, q->ids, q->stored, q->total, dbuf, stored, counted, o->max_length,
                           o->truncate, o->keep_last, ids, type_ids);
     if (n < 0)
         return rr_set_error(err, RR_E_TOO_LONG,
                             "%s[%d]: the pair is %lld tokens, over max_length %d, and truncation "
                             "is disabled",
-                            field, index, (long long)q->total + total + 3, o->max_length);
+                            field, index, (long long)q->total + counted + 3, o->max_length);
     *n_out = n;
     return RR_OK;
+}
+
+void rr_chunk_plan_make(int q_total, int d_total, const rr_pair_opts *o, rr_chunk_plan *p)
+{
+    int budget = o->max_length - 3;
+    int d = o->max_doc_tokens > 0 && d_total > o->max_doc_tokens ? o->max_doc_tokens : d_total;
+    p->d_tokens = d;
+    if ((long)q_total + d <= budget) {
+        *p = (rr_chunk_plan){q_total, d, d, d, 1, 1};
+        return;
+    }
+    /* The query gets what the document leaves, but never less than half a pair when the
+     * document needs more: a long query must not squeeze the windows to nothing. */
+    int q_room = budget / 2 > budget - d ? budget / 2 : budget - d;
+    p->q_keep = q_total < q_room ? q_total : q_room;
+    p->window = budget - p->q_keep;
+    if (p->window < 1) p->window = 1; /* max_length 3, which rr_doc_windows refuses */
+    int ov = o->overlap < 0 ? p->window / 8 : o->overlap;
+    if (ov > p->window / 2) ov = p->window / 2;
+    p->stride = p->window - ov;
+    long rest = (long)d - p->window;
+    long n = 1 + (rest > 0 ? (rest + p->stride - 1) / p->stride : 0);
+    p->n_possible = n > INT32_MAX ? INT32_MAX : (int)n;
+    int cap = o->max_chunks > 0 ? o->max_chunks : 1;
+    p->n_windows = p->n_possible < cap ? p->n_possible : cap;
+}
+
+int rr_chunk_doc_cap(const rr_pair_opts *o)
+{
+    long cap =
+        (long)(o->max_chunks > 0 ? o->max_chunks : 1) * (o->max_length > 3 ? o->max_length - 3 : 1);
+    if (o->max_doc_tokens > 0 && o->max_doc_tokens < cap) cap = o->max_doc_tokens;
+    return cap > INT32_MAX ? INT32_MAX : (int)cap;
+}
+
+rr_status rr_doc_windows(const rr_tokenizer *t, const rr_side *q, const char *doc, size_t len,
+                         const rr_pair_opts *o, const char *field, int index, int32_t *dbuf,
+                         int dcap, int32_t *ids, int32_t *type_ids, rr_window *win,
+                         rr_chunk_plan *plan, rr_error *err)
+{
+    rr_status st = check_opts(o, err);
+    if (st != RR_OK) return st;
+    if (o->max_length < 4)
+        return rr_set_error(err, RR_E_INVALID,
+                            "chunking needs max_length 4 or more (a window of one token)");
+    if (o->max_chunks < 1 || dcap < rr_chunk_doc_cap(o))
+        return rr_set_error(err, RR_E_INVALID,
+                            "chunk options: max_chunks %d, document buffer %d under %d",
+                            o->max_chunks, dcap, rr_chunk_doc_cap(o));
+    int total = 0;
+    st = rr_tokenizer_encode(t, doc, len, 0, dbuf, dcap, &total);
+    if (st == RR_E_UTF8) return rr_set_error(err, st, "%s[%d] is not valid UTF-8", field, index);
+    if (st != RR_OK)
+        return rr_set_error(err, st, "%s[%d]: tokenizer failed (%s)", field, index,
+                            rr_status_name(st));
+    rr_chunk_plan_make(q->total, total, o, plan);
+    const int32_t *qk = o->keep_last ? q->ids + (q->stored - plan->q_keep) : q->ids;
+    long off = 0;
+    for (int k = 0; k < plan->n_windows; k++) {
+        int s = k * plan->stride, e = s + plan->window;
+        if (e > plan->d_tokens) e = plan->d_tokens;
+        int32_t *pi = ids + off, *pt = type_ids + off;
+        int n = 0;
+        pi[n] = t->cls_id;
+        pt[n++] = 0;
+        for (int i = 0; i < plan->q_keep; i++) {
+            pi[n] = qk[i];
+            pt[n++] = 0;
+        }
+        pi[n] = t->sep_id;
+        pt[n++] = 0;
+        for (int i = s; i < e; i++) {
+            pi[n] = dbuf[i];
+            pt[n++] = 1;
+        }
+        pi[n] = t->sep_id;
+        pt[n++] = 1;
+        win[k] = (rr_window){off, n, s, e};
+        off += n;
+    }
+    return RR_OK;
+}
+
+float rr_chunk_combine(const float *logits, int n, int rule, int *best)
+{
+    int b = 0;
+    for (int k = 1; k < n; k++)
+        if (!isnan(logits[b]) && (isnan(logits[k]) || logits[k] > logits[b])) b = k;
+    *best = b;
+    if (rule == RR_CHUNK_FIRST) return logits[0];
+    if (rule == RR_CHUNK_MEAN) {
+        double sum = 0;
+        for (int k = 0; k < n; k++)
+            sum += logits[k];
+        return (float)(sum / n);
+    }
+    return logits[b];
 }

@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "util/util.h"
 
@@ -33,4 +34,22 @@ void rr_strbuf_printf(rr_strbuf *b, const char *fmt, ...)
         b->p = p;
         b->cap = cap;
     }
+}
+
+void rr_strbuf_append(rr_strbuf *b, const char *s, size_t n)
+{
+    if (b->oom) return;
+    if (!b->p || b->cap - b->len <= n) {
+        size_t cap = rr_grow_cap(b->cap, b->len + n + 1, 4096);
+        char *p = rr_realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
 }

@@ -17,5 +17,7 @@ typedef struct rr_strbuf {
 } rr_strbuf;
 
 void rr_strbuf_printf(rr_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends n bytes as they are (they may hold NULs). */
+void rr_strbuf_append(rr_strbuf *b, const char *s, size_t n);
 
 #endif /* RR_STRBUF_H */

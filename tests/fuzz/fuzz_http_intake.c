@@ -5,7 +5,7 @@
  * model (models/tiny-bert-random: skipped without it) and given back unscored; and the
  * JSON string writer (rr_json_put_string) on the same bytes.
  *
- * Input: byte 0 picks the route (even /rerank, odd /v1/rerank); the rest is the body.
+ * Input: byte 0 picks the route (mod 3: /rerank, /v1/rerank, /v2/rerank); the rest is the body.
  *
  * Invariants, for every input:
  *   - an admitted request has 1 ... --max-docs documents, each one of the body's strings
@@ -54,7 +54,7 @@ static void check_string_writer(const char *s, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
-    int route = data[0] & 1;
+    int route = data[0] % 3;
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
     check_string_writer(body, len);

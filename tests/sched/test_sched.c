@@ -83,7 +83,7 @@ int main(void)
         lens[i] = strlen(docs[i]);
     }
     float ref[N_LONG];
-    rr_score_opts sco = {0, 1, 0};
+    rr_score_opts sco = {.max_length = 0, .truncate = 1, .keep_last = 0};
     CHECK(rr_score_query(e_ref, m, query, strlen(query), docs, lens, N_LONG, &sco, ref, &err) ==
           RR_OK);
 
@@ -177,7 +177,7 @@ int main(void)
         pq[j] = (rr_text){qs[j % 2], strlen(qs[j % 2])};
         pf[j] = RR_PAIR_TRUNCATE | (j == 2 ? RR_PAIR_KEEP_LAST : 0);
         b->docs[j] = (rr_text){pdocs[j], plens[j]};
-        rr_score_opts o1 = {48, 1, j == 2};
+        rr_score_opts o1 = {.max_length = 48, .truncate = 1, .keep_last = j == 2};
         float one;
         CHECK(rr_score_query(e_ref, m, qs[j % 2], strlen(qs[j % 2]), &pdocs[j], &plens[j], 1, &o1,
                              &one, &err) == RR_OK);
