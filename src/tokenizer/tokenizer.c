@@ -14,7 +14,9 @@
  *
  * ASCII takes a table-driven path (one lookup per byte for clean_text, whitespace,
  * punctuation and lowercasing); other characters go through the Unicode 8.0 tables
- * (unicode_tables.c) and utf8proc (NFD decomposition, combining classes, lowercase).
+ * (unicode_tables.c) and utf8proc (NFD decomposition, combining classes, lowercase), except
+ * that HF's NFD is Unicode 9.0: code points assigned later are neither decomposed nor
+ * reordered (rr_uc_nfd_new).
  *
  * Measured (single thread, CPU time, 2-core Debian dev VM shared with other jobs, 2026-11-28):
  * English prose in 1 KB documents 60 MB/s (38 MB/s before the ASCII word-run loop and the
@@ -212,13 +214,16 @@ static void strip_accents(rr_enc *e, uint32_t c)
     int last_boundclass = 0;
     utf8proc_ssize_t n =
         utf8proc_decompose_char((utf8proc_int32_t)c, buf, 8, UTF8PROC_DECOMPOSE, &last_boundclass);
-    if (n <= 0 || n > 8) {
+    /* HF's NFD is Unicode 9.0: it keeps whole what was given a decomposition later */
+    if (n <= 0 || n > 8 || (n > 1 && c >= 0x7FD && rr_uc_in(rr_uc_nfd_new, rr_uc_nfd_new_len, c))) {
         buf[0] = (utf8proc_int32_t)c;
         n = 1;
     }
     for (utf8proc_ssize_t i = 0; i < n; i++) {
         uint32_t d = (uint32_t)buf[i];
         int ccc = d < 0x300 ? 0 : utf8proc_get_property((utf8proc_int32_t)d)->combining_class;
+        /* ... and sees a code point unassigned in 9.0 as a starter */
+        if (ccc && d >= 0x7FD && rr_uc_in(rr_uc_nfd_new, rr_uc_nfd_new_len, d)) ccc = 0;
         int mn = d >= 0x300 && rr_uc_in(rr_uc_mn, rr_uc_mn_len, d);
         if (ccc == 0) {
             if (e->n_pend) flush_pending(e);
@@ -348,8 +353,9 @@ rr_status rr_tokenizer_encode(const rr_tokenizer *t, const char *text, size_t le
             }
         }
         if (b < 0x80) {
-            /* ASCII is a starter with no decomposition: it ends a reordering run */
-            if (e.n_pend) flush_pending(&e);
+            /* ASCII is a starter with no decomposition: it ends a reordering run, unless
+             * clean_text deletes it (HF cleans the whole piece before NFD sees the run) */
+            if (e.n_pend && cls[b] != RR_ASCII_DROP) flush_pending(&e);
             switch (cls[b]) {
             case RR_ASCII_KEEP:
                 word_add_byte(&e, (char)map[b]);
