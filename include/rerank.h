@@ -139,6 +139,30 @@ int32_t rr_tokenizer_unk_id(const rr_tokenizer *t);
 rr_status rr_tokenizer_encode(const rr_tokenizer *t, const char *text, size_t len, int keep_last,
                               int32_t *ids, int cap, int *n_total);
 
+/* rr_tokenizer_encode with keep_last = 0, plus where each token came from in the text: the
+ * offsets HF's fast tokenizer reports (return_offsets_mapping), in bytes instead of code
+ * points.
+ *   text, len   as rr_tokenizer_encode.
+ *   ids, cap    as rr_tokenizer_encode: the first min(n_total, cap) tokens.
+ *   offsets     caller's buffer of 2 * cap int32 (may be NULL when cap is 0): for each
+ *               stored token k, text[offsets[2k], offsets[2k+1]) is the non-empty, half-open
+ *               byte range it covers, on character boundaries. A WordPiece token covers the
+ *               raw characters its first and last normalized characters came from, and
+ *               everything between (a deleted control or format character, an accent:
+ *               "é" → "e" covers both bytes of "é", "İ" → "i̇" covers İ); an [UNK] the whole
+ *               word; an added token ("[SEP]" in the text) its own bytes. Tokens come in text
+ *               order (neither starts nor ends decrease) and overlap only where one raw
+ *               character gives several (a Hangul syllable gives one token per jamo, each
+ *               covering the syllable).
+ *   n_total     out: the number of tokens of the whole text, as rr_tokenizer_encode.
+ * The ids equal rr_tokenizer_encode's and the offsets HF's, including where canonical
+ * reordering moves a kept combining character (it covers the character whose place it
+ * took); in a reordering run of more than 256 combining characters an offset may differ.
+ * Same errors as rr_tokenizer_encode (RR_E_INVALID also for offsets NULL with cap > 0);
+ * nothing is written on error. Allocates nothing: safe on the request path. Thread-safe. */
+rr_status rr_tokenizer_encode_offsets(const rr_tokenizer *t, const char *text, size_t len,
+                                      int32_t *ids, int32_t *offsets, int cap, int *n_total);
+
 /* HF `longest_first` truncation (spec §2.6) for a pair of full lengths a, b and a maximum
  * total length max_length (≥ 3; includes the 3 special tokens). Writes the kept lengths. */
 void rr_truncate_longest_first(int a, int b, int max_length, int *a_keep, int *b_keep);

@@ -1,6 +1,7 @@
 /*
- * unicode_tables.h — Unicode 8.0 category tables of the HF fast BERT tokenizer (generated
- * into unicode_tables.c by tools/gen_unicode_tables.py) and their lookup.
+ * unicode_tables.h — Unicode 8.0 category tables of the HF fast BERT tokenizer, and the code
+ * points where its Unicode 9.0 NFD differs from utf8proc's (generated into unicode_tables.c
+ * by tools/gen_unicode_tables.py), and their lookup.
  */
 #ifndef RR_UNICODE_TABLES_H
 #define RR_UNICODE_TABLES_H
@@ -17,6 +18,8 @@ extern const rr_uc_range rr_uc_mn[]; /* Mn */
 extern const int rr_uc_mn_len;
 extern const rr_uc_range rr_uc_punct[]; /* P* */
 extern const int rr_uc_punct_len;
+extern const rr_uc_range rr_uc_nfd_new[]; /* after 9.0, ccc != 0 or canonical decomposition */
+extern const int rr_uc_nfd_new_len;
 
 /* 1 when cp lies in one of the n sorted ranges (binary search). */
 static inline int rr_uc_in(const rr_uc_range *r, int n, uint32_t cp)

@@ -8,6 +8,10 @@ from corpus.py (fixed seeds, CPython 3.11's own documentation), torch runs on on
 Writes (format: tests/golden/README.md):
   tokens.jsonl                 {"text", "ids"} for every corpus text, ids from the fast
                                tokenizer with add_special_tokens=False.
+  offsets.jsonl                {"text", "ids", "offsets"} for a subset of those texts (every
+                               adversarial text, every other prose text, one long text per
+                               size) plus OFFSET_TEXTS: offsets from return_offsets_mapping=True,
+                               [start, end) in code points as HF reports them.
   <model>/pairs.jsonl          {"qid", "query", "doc", "input_ids", "token_type_ids", "logit"}
                                ids from tokenizer([q], [d], truncation=True, max_length=512)
                                (the batch call CrossEncoder makes; see pair_ids),
@@ -19,6 +23,7 @@ Writes (format: tests/golden/README.md):
                                states (embeddings output, then each layer) for one short pair.
 
 Usage: HF_HUB_OFFLINE=1 .venv-oracle/bin/python tests/golden/make_golden.py [--models models]
+       [--only offsets | --only MODEL ...]    (--only offsets: offsets.jsonl alone, seconds)
 """
 
 import argparse
@@ -65,6 +70,22 @@ LAYER_MODELS = ["minilm-l6-bert", "minilm-l6-electra", "tiny-bert-random"]
 N_QUERIES = 60
 DOCS_PER_QUERY = 9
 
+# offsets.jsonl only: canonical reordering of kept combining characters, where HF hands a
+# moved character the source of the one whose place it took (the corpus has Mn marks only,
+# which strip_accents deletes). U+1D165/1D16E (ccc 216), U+1D16D (226) and U+302E/302F (224)
+# are Mc; U+1715 (Mc, ccc 9); U+0301 (Mn, 230), U+0316 (Mn, 220); U+1D160 decomposes to
+# 1D158 1D165 1D16E.
+OFFSET_TEXTS = [
+    "a\u0301\U0001d165", "a\U0001d16d\u0301\U0001d165", "the\u0301\U0001d165 cat",
+    "a\U0001d16d\u0000\U0001d165 b", "a\U0001d16d\u0001\U0001d165 b",
+    "a\U0001d16d\u200b\U0001d165", "\u00e9\U0001d165 \u00e9\U0001d16d\U0001d165",
+    "x\U0001d160\u0316y", "x\u0301\U0001d160\U0001d16d", "ka\u0301\u1715 ka\u1715\u0301",
+    "\U0001d165a", "\u302e\u302f\u0301ab", "x \u0301\U0001d165", "\u4e2d\u0301\U0001d165",
+    "\ud55c\u302e\uad6d\u302f\u0301", "\u0130\u0301\U0001d165", "I\u0307\u0301 i\u0301\u0307",
+    "a" + "\u0301" * 40 + "\U0001d165b", "a\u0301[SEP]\U0001d165\u0301",
+    "x\U0001d16d\u0316\U0001d165\u0301\U0001d16e.", "caf\u00e9\u0301\u0316\U0001d16d!",
+]
+
 
 def log(msg):
     print(f"make_golden: {msg}", flush=True)
@@ -79,10 +100,10 @@ def f32(x):
     return float(np.format_float_positional(np.float32(x), unique=True, trim="-"))
 
 
-def write_jsonl(path, rows):
+def write_jsonl(path, rows, compact=False):
     with open(path, "w") as f:
         for r in rows:
-            f.write(json.dumps(r) + "\n")
+            f.write((json.dumps(r, separators=(",", ":")) if compact else json.dumps(r)) + "\n")
     size = os.path.getsize(path)
     assert size < FILE_CAP, f"{path} is {size} bytes, over the 4 MiB cap"
     log(f"wrote {path} ({len(rows)} lines, {size} bytes)")
@@ -103,6 +124,25 @@ def token_texts(prose, adv, longs):
             seen.add(t)
             out.append(t)
     return out
+
+
+def offset_texts(prose, adv, longs):
+    """Texts of offsets.jsonl, in tokens.jsonl order. All of tokens.jsonl would pass the 4 MiB
+    cap, so: every adversarial text, the Berlin sentences, every other prose text of
+    token_texts, one long text per size; then OFFSET_TEXTS."""
+    n_topic = len(corpus.topic_passages())
+    keep = set(adv) | set(longs[::2]) | {BERLIN_QUERY, *BERLIN_DOCS}
+    keep |= set((prose[:n_topic] + prose[n_topic::3])[::2])
+    return [t for t in token_texts(prose, adv, longs) if t in keep] + OFFSET_TEXTS
+
+
+def offset_rows(tok, texts):
+    rows = []
+    for t in texts:
+        enc = tok(t, add_special_tokens=False, return_offsets_mapping=True)
+        rows.append({"text": t, "ids": enc["input_ids"],
+                     "offsets": [list(o) for o in enc["offset_mapping"]]})
+    return rows
 
 
 def build_pairs(prose, adv, longs):
@@ -247,13 +287,14 @@ def model_fixtures(models_dir, name, pairs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=os.path.join(HERE, "..", "..", "models"))
-    ap.add_argument("--only", action="append", choices=MODELS,
-                    help="write the fixtures of this model only (repeatable); tokens.jsonl "
-                         "is always rewritten")
+    ap.add_argument("--only", action="append", choices=MODELS + ["offsets"],
+                    help="write only offsets.jsonl (offsets) or only this model's fixtures "
+                         "(repeatable); tokens.jsonl is rewritten with any model")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    for name in MODELS:
+    models = [m for m in args.only if m != "offsets"] if args.only else MODELS
+    for name in models or MODELS[:1]:
         if not os.path.isdir(os.path.join(args.models, name)):
             sys.exit(f"make_golden: {args.models}/{name} missing; run scripts/make_models.py")
 
@@ -263,6 +304,14 @@ def main():
 
     tok = AutoTokenizer.from_pretrained(os.path.join(args.models, "minilm-l6-bert"))
     assert tok.is_fast
+    if not args.only or "offsets" in args.only:
+        rows = offset_rows(tok, offset_texts(prose, adv, longs))
+        assert all(len(r["ids"]) == len(r["offsets"]) for r in rows)
+        assert len(rows) >= 1500 and max(len(r["ids"]) for r in rows) > 4 * MAX_LENGTH
+        write_jsonl(os.path.join(HERE, "offsets.jsonl"), rows, compact=True)
+    if not models:
+        return
+
     texts = token_texts(prose, adv, longs)
     rows = [{"text": t, "ids": tok(t, add_special_tokens=False)["input_ids"]} for t in texts]
     assert len(rows) >= 2000, len(rows)
@@ -275,7 +324,7 @@ def main():
     berlin = tok(BERLIN_QUERY, BERLIN_DOCS[0])["input_ids"]
     assert berlin[0] == tok.cls_token_id == 101 and berlin.count(102) == 2, berlin
     log(f"Berlin pair ids: {berlin}")
-    for name in args.only or MODELS:
+    for name in models:
         bert_rows = model_fixtures(args.models, name, pairs if name == "minilm-l6-bert"
                                    else subset(pairs))
         if name == "minilm-l6-bert":
