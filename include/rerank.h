@@ -232,11 +232,14 @@ void rr_chunk_plan_make(int q_total, int d_total, const rr_pair_opts *o, rr_chun
 int rr_chunk_doc_cap(const rr_pair_opts *o);
 
 /* One scored window of a document: its pair sits at ids[off ...) of the output, len tokens
- * long; it covers the document's tokens [tok_start, tok_end). */
+ * long; it covers the document's tokens [tok_start, tok_end) and, when offsets were asked
+ * for, the bytes [byte_start, byte_end) of its text (the span of those tokens' HF offsets:
+ * from the first source byte of any of them to the last; an empty window is [0, 0)). */
 typedef struct rr_window {
     long off;
     int len;
     int tok_start, tok_end;
+    int byte_start, byte_end;
 } rr_window;
 
 /* One side of a pair as rr_query_encode leaves it: ids[0 .. stored) are the kept tokens
@@ -268,12 +271,14 @@ rr_status rr_pair_encode(const rr_tokenizer *t, const rr_side *q, const char *do
  * the same o) under o->chunk (rr_chunk_plan_make): pair k is `[CLS] q' [SEP] window_k [SEP]`
  * with q' the q_keep kept query tokens, laid end to end at ids / type_ids (capacity
  * o->max_chunks · o->max_length each); win[k] says where (capacity o->max_chunks); *plan
- * the plan. dbuf holds the document's ids, dcap ≥ rr_chunk_doc_cap(o). Errors as
+ * the plan. dbuf holds the document's ids, dcap ≥ rr_chunk_doc_cap(o); doffs, when not
+ * NULL, 2 · dcap int32 for their offsets (rr_tokenizer_encode_offsets), which fill each
+ * window's byte span (else the spans are [0, 0)). Errors as
  * rr_pair_encode, naming the document; RR_E_INVALID for max_length < 4 or max_chunks < 1.
  * Allocates nothing. */
 rr_status rr_doc_windows(const rr_tokenizer *t, const rr_side *q, const char *doc, size_t len,
                          const rr_pair_opts *o, const char *field, int index, int32_t *dbuf,
-                         int dcap, int32_t *ids, int32_t *type_ids, rr_window *win,
+                         int32_t *doffs, int dcap, int32_t *ids, int32_t *type_ids, rr_window *win,
                          rr_chunk_plan *plan, rr_error *err);
 
 /* Combines one document's window logits (n ≥ 1) by rule (rr_chunk_score); *best gets the

@@ -45,7 +45,8 @@ struct rr_sched {
 
     int n_workers;
     pthread_t *workers;
-    int32_t *worker_buf; /* per worker: query ids [model_max_length], document ids [dbuf_len] */
+    int32_t *worker_buf; /* per worker: query ids [model_max_length], document ids [dbuf_len]
+                        and their offsets [2 * dbuf_len] */
     pthread_t engine_thread;
     int engine_started;
 
@@ -168,7 +169,8 @@ static rr_pair_opts pair_opts(const rr_sched_req *r, int i)
 /* Tokenizes each query once (a run of pairs sharing the same query text and options
  * reuses its encoding) and each document once, building every pair (every window, when
  * chunked). Returns RR_OK or fills r->err. */
-static rr_status tokenize(rr_sched *s, rr_sched_req *r, int32_t *qbuf, int32_t *dbuf)
+static rr_status tokenize(rr_sched *s, rr_sched_req *r, int32_t *qbuf, int32_t *dbuf,
+                          int32_t *doffs)
 {
     rr_chunk_plan plan;
     int np = 0;
@@ -194,8 +196,8 @@ static rr_status tokenize(rr_sched *s, rr_sched_req *r, int32_t *qbuf, int32_t *
         r->doc_first[i] = np;
         if (r->chunk) {
             st = rr_doc_windows(s->tok, &q, r->docs[i].p, r->docs[i].len, &o, r->docs_field, i,
-                                dbuf, s->dbuf_len, r->ids + off, r->type_ids + off, r->win + np,
-                                &plan, &r->err);
+                                dbuf, doffs, s->dbuf_len, r->ids + off, r->type_ids + off,
+                                r->win + np, &plan, &r->err);
             if (st != RR_OK) return st;
             for (int k = 0; k < plan.n_windows; k++)
                 r->win[np + k].off += off;
@@ -207,7 +209,7 @@ static rr_status tokenize(rr_sched *s, rr_sched_req *r, int32_t *qbuf, int32_t *
             st = rr_pair_encode(s->tok, &q, r->docs[i].p, r->docs[i].len, &o, r->docs_field, i,
                                 dbuf, r->ids + off, r->type_ids + off, &len, &r->err);
             if (st != RR_OK) return st;
-            r->win[np++] = (rr_window){off, len, 0, 0};
+            r->win[np++] = (rr_window){off, len, 0, 0, 0, 0};
             r->n_possible[i] = 1;
             off += len;
         }
@@ -226,8 +228,8 @@ static void *worker_main(void *arg)
     while (id < s->n_workers && !pthread_equal(s->workers[id], pthread_self()))
         id++;
     pthread_mutex_unlock(&s->mu);
-    int32_t *qbuf = s->worker_buf + (size_t)id * (size_t)(s->model_max_length + s->dbuf_len);
-    int32_t *dbuf = qbuf + s->model_max_length;
+    int32_t *qbuf = s->worker_buf + (size_t)id * (size_t)(s->model_max_length + 3 * s->dbuf_len);
+    int32_t *dbuf = qbuf + s->model_max_length, *doffs = dbuf + s->dbuf_len;
 
     for (;;) {
         pthread_mutex_lock(&s->mu);
@@ -248,7 +250,7 @@ static void *worker_main(void *arg)
             continue;
         }
         uint64_t t0 = rr_now_ns();
-        rr_status st = tokenize(s, r, qbuf, dbuf);
+        rr_status st = tokenize(s, r, qbuf, dbuf, doffs);
         uint64_t t1 = rr_now_ns();
         r->tokenize_ns = t1 - t0;
         if (st != RR_OK) {
@@ -455,7 +457,7 @@ rr_status rr_sched_init(const rr_model *m, rr_engine *e, const rr_sched_opts *o,
 
     s->pool = rr_calloc((size_t)o->max_in_flight, sizeof *s->pool);
     s->workers = rr_calloc((size_t)n_workers, sizeof *s->workers);
-    s->worker_buf = rr_malloc((size_t)n_workers * (size_t)(s->model_max_length + s->dbuf_len) *
+    s->worker_buf = rr_malloc((size_t)n_workers * (size_t)(s->model_max_length + 3 * s->dbuf_len) *
                               sizeof(int32_t));
     size_t bt = (size_t)s->max_batch_tokens;
     s->b_ids = rr_malloc(bt * sizeof(int32_t));

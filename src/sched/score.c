@@ -66,7 +66,7 @@ static rr_status score_chunked(rr_engine *e, const rr_tokenizer *tok, const rr_s
                 goto done;
             }
             s = rr_doc_windows(tok, q, docs[i] ? docs[i] : "", doc_lens[i], o, "documents", i, dbuf,
-                               dcap, wids, wtypes, win, &plan, err);
+                               NULL, dcap, wids, wtypes, win, &plan, err);
             if (s != RR_OK) goto done;
             nwin[i] = plan.n_windows;
         }

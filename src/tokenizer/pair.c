@@ -150,7 +150,7 @@ int rr_chunk_doc_cap(const rr_pair_opts *o)
 
 rr_status rr_doc_windows(const rr_tokenizer *t, const rr_side *q, const char *doc, size_t len,
                          const rr_pair_opts *o, const char *field, int index, int32_t *dbuf,
-                         int dcap, int32_t *ids, int32_t *type_ids, rr_window *win,
+                         int32_t *doffs, int dcap, int32_t *ids, int32_t *type_ids, rr_window *win,
                          rr_chunk_plan *plan, rr_error *err)
 {
     rr_status st = check_opts(o, err);
@@ -163,7 +163,8 @@ rr_status rr_doc_windows(const rr_tokenizer *t, const rr_side *q, const char *do
                             "chunk options: max_chunks %d, document buffer %d under %d",
                             o->max_chunks, dcap, rr_chunk_doc_cap(o));
     int total = 0;
-    st = rr_tokenizer_encode(t, doc, len, 0, dbuf, dcap, &total);
+    st = doffs ? rr_tokenizer_encode_offsets(t, doc, len, dbuf, doffs, dcap, &total)
+               : rr_tokenizer_encode(t, doc, len, 0, dbuf, dcap, &total);
     if (st == RR_E_UTF8) return rr_set_error(err, st, "%s[%d] is not valid UTF-8", field, index);
     if (st != RR_OK)
         return rr_set_error(err, st, "%s[%d]: tokenizer failed (%s)", field, index,
@@ -190,7 +191,18 @@ rr_status rr_doc_windows(const rr_tokenizer *t, const rr_side *q, const char *do
         }
         pi[n] = t->sep_id;
         pt[n++] = 1;
-        win[k] = (rr_window){off, n, s, e};
+        win[k] = (rr_window){off, n, s, e, 0, 0};
+        if (doffs && e > s) {
+            /* HF's offsets are not monotone where combining marks are reordered or a Hangul
+             * syllable splits into jamo: take the span of every token's range */
+            int b0 = doffs[2 * s], b1 = doffs[2 * s + 1];
+            for (int i = s + 1; i < e; i++) {
+                if (doffs[2 * i] < b0) b0 = doffs[2 * i];
+                if (doffs[2 * i + 1] > b1) b1 = doffs[2 * i + 1];
+            }
+            win[k].byte_start = b0;
+            win[k].byte_end = b1;
+        }
         off += n;
     }
     return RR_OK;

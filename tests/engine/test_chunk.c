@@ -6,7 +6,8 @@
  * default/0/16/over half a window, max_chunks cutting or not, max_doc_tokens, a query over
  * half the pair kept from either end, a document that fits one pair):
  *   - rr_doc_windows gives the same plan (q_keep, window, stride, n_possible), the same
- *     windows (token spans) and the same pair ids, token types rebuilt from the template;
+ *     windows (token spans, and character spans from the tokenizer's offsets) and the same
+ *     pair ids, token types rebuilt from the template;
  *   - every window's logit from the CPU engine is within 1e-4 of HF's (the golden bound);
  *   - rr_chunk_combine: max/first/mean of the engine's logits within 1e-4 of the same over
  *     HF's, and the best window is HF's best unless two windows are within 2e-4;
@@ -64,6 +65,15 @@ static float score_one(rr_engine *e, const int32_t *ids, const int32_t *types, i
     return lg;
 }
 
+/* Code points in s[0 .. n). */
+static int code_points(const char *s, int n)
+{
+    int c = 0;
+    for (int i = 0; i < n; i++)
+        c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
 static double worst_logit, worst_combined;
 static int n_windows_checked;
 
@@ -84,7 +94,8 @@ static void check_case(rr_engine *e, rr_engine *e_small, const rr_model *m, cons
     int n_gold = cJSON_GetArraySize(gw), ml = o.max_length, mc = o.max_chunks;
     int dcap = rr_chunk_doc_cap(&o);
     int32_t *qbuf = malloc((size_t)ml * sizeof *qbuf), *dbuf = malloc((size_t)dcap * sizeof *dbuf);
-    int32_t *ids = malloc((size_t)mc * ml * sizeof *ids), *types = malloc((size_t)mc * ml * sizeof *types);
+    int32_t *ids = malloc((size_t)mc * ml * sizeof *ids),
+            *types = malloc((size_t)mc * ml * sizeof *types);
     rr_window *win = malloc((size_t)mc * sizeof *win);
     float *lg = malloc((size_t)mc * sizeof *lg), *hf = malloc((size_t)mc * sizeof *hf);
     rr_error err = {0};
@@ -92,8 +103,9 @@ static void check_case(rr_engine *e, rr_engine *e_small, const rr_model *m, cons
     rr_chunk_plan p;
     CHECK_MSG(rr_query_encode(tok, query, strlen(query), &o, qbuf, &q, &err) == RR_OK, "%s",
               err.msg);
-    rr_status st = rr_doc_windows(tok, &q, doc, strlen(doc), &o, "documents", 0, dbuf, dcap, ids,
-                                  types, win, &p, &err);
+    int32_t *offs = malloc(2 * (size_t)dcap * sizeof *offs);
+    rr_status st = rr_doc_windows(tok, &q, doc, strlen(doc), &o, "documents", 0, dbuf, offs, dcap,
+                                  ids, types, win, &p, &err);
     CHECK_MSG(st == RR_OK, "%s: %s", name, err.msg);
     if (st != RR_OK) goto out;
     CHECK_MSG(p.q_keep == item_int(c, "q_keep") && p.window == item_int(c, "window") &&
@@ -112,6 +124,10 @@ static void check_case(rr_engine *e, rr_engine *e_small, const rr_model *m, cons
             if (first_sep < 0 && ids[win[k].off + t] == rr_tokenizer_sep_id(tok)) first_sep = t;
             same = same && types[win[k].off + t] == (first_sep >= 0 && t > first_sep);
         }
+        int c0 = code_points(doc, win[k].byte_start), c1 = code_points(doc, win[k].byte_end);
+        CHECK_MSG(c0 == item_int(w, "char_start") && c1 == item_int(w, "char_end"),
+                  "%s: window %d characters [%d, %d) vs HF [%d, %d)", name, k, c0, c1,
+                  item_int(w, "char_start"), item_int(w, "char_end"));
         CHECK_MSG(same && win[k].tok_start == item_int(w, "tok_start") &&
                       win[k].tok_end == item_int(w, "tok_end"),
                   "%s: window %d differs (%d tokens [%d, %d) vs HF %d [%d, %d))", name, k,
@@ -150,7 +166,7 @@ static void check_case(rr_engine *e, rr_engine *e_small, const rr_model *m, cons
         }
     }
 out:
-    free(qbuf), free(dbuf), free(ids), free(types), free(win), free(lg), free(hf);
+    free(qbuf), free(dbuf), free(offs), free(ids), free(types), free(win), free(lg), free(hf);
 }
 
 static void check_plan_edges(const rr_model *m)
@@ -195,18 +211,18 @@ static void check_plan_edges(const rr_model *m)
     rr_side q;
     o = (rr_pair_opts){.max_length = 16, .chunk = 1, .max_chunks = 4, .overlap = -1};
     CHECK(rr_query_encode(tok, "query", 5, &o, qb, &q, &err) == RR_OK);
-    CHECK(rr_doc_windows(tok, &q, "d \xc3\x28", 4, &o, "texts", 7, db, 64, ids, types, win, &p,
-                         &err) == RR_E_UTF8);
+    CHECK(rr_doc_windows(tok, &q, "d \xc3\x28", 4, &o, "texts", 7, db, NULL, 64, ids, types, win,
+                         &p, &err) == RR_E_UTF8);
     CHECK_MSG(strcmp(err.msg, "texts[7] is not valid UTF-8") == 0, "%s", err.msg);
-    CHECK(rr_doc_windows(tok, &q, "d", 1, &o, "texts", 0, db, 10, ids, types, win, &p, &err) ==
-          RR_E_INVALID);
+    CHECK(rr_doc_windows(tok, &q, "d", 1, &o, "texts", 0, db, NULL, 10, ids, types, win, &p,
+                         &err) == RR_E_INVALID);
     o.max_chunks = 0;
-    CHECK(rr_doc_windows(tok, &q, "d", 1, &o, "texts", 0, db, 64, ids, types, win, &p, &err) ==
-          RR_E_INVALID);
+    CHECK(rr_doc_windows(tok, &q, "d", 1, &o, "texts", 0, db, NULL, 64, ids, types, win, &p,
+                         &err) == RR_E_INVALID);
     o.max_chunks = 4;
     o.max_length = 3;
-    CHECK(rr_doc_windows(tok, &q, "d", 1, &o, "texts", 0, db, 64, ids, types, win, &p, &err) ==
-          RR_E_INVALID);
+    CHECK(rr_doc_windows(tok, &q, "d", 1, &o, "texts", 0, db, NULL, 64, ids, types, win, &p,
+                         &err) == RR_E_INVALID);
     CHECK_MSG(strstr(err.msg, "max_length 4") != NULL, "%s", err.msg);
     /* combine: NaN is never hidden; mean; first */
     float l[3] = {1.0f, NAN, 3.0f};

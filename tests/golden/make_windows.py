@@ -24,7 +24,9 @@ Usage: HF_HUB_OFFLINE=1 .venv-oracle/bin/python tests/golden/make_windows.py [--
 About a minute on two cores. Line format:
   {"name", "query", "doc", "max_length", "overlap" (-1: default), "max_chunks",
    "max_doc_tokens", "keep_last", "q_keep", "window", "stride", "n_possible",
-   "windows": [{"tok_start", "tok_end", "input_ids", "logit"}]}
+      "windows": [{"tok_start", "tok_end", "input_ids", "char_start", "char_end", "logit"}]}
+char_start / char_end: the window's span in code points of the document, from the smallest
+start to the largest end of its tokens' offsets (return_offsets_mapping).
 """
 
 import argparse
@@ -66,7 +68,8 @@ def plan(q, d_total, max_length, overlap, max_chunks, max_doc_tokens):
 def windows(tok, query, doc, max_length, overlap=-1, max_chunks=10, max_doc_tokens=0,
             keep_last=False):
     q = tok(query, add_special_tokens=False)["input_ids"]
-    d = tok(doc, add_special_tokens=False)["input_ids"]
+    enc = tok(doc, add_special_tokens=False, return_offsets_mapping=True)
+    d, offs = enc["input_ids"], enc["offset_mapping"]
     p = plan(len(q), len(d), max_length, overlap, max_chunks, max_doc_tokens)
     qk = q[len(q) - p["q_keep"]:] if keep_last else q[:p["q_keep"]]
     out = []
@@ -74,7 +77,10 @@ def windows(tok, query, doc, max_length, overlap=-1, max_chunks=10, max_doc_toke
         s = k * p["stride"]
         e = min(s + p["window"], p["d"])
         ids = [tok.cls_token_id] + qk + [tok.sep_token_id] + d[s:e] + [tok.sep_token_id]
+        span = offs[s:e]
         out.append({"tok_start": s, "tok_end": e, "input_ids": ids,
+                    "char_start": min(a for a, _ in span) if span else 0,
+                    "char_end": max(b for _, b in span) if span else 0,
                     "token_type_ids": [0] * (len(qk) + 2) + [1] * (e - s + 1)})
     return p, out
 
