@@ -4,6 +4,7 @@
  *
  *   rerank score    --model DIR --query TEXT [--docs FILE|-] [--top-n N] [--json]
  *                   [--device cpu|cuda:N] [--threads N] [--max-length N] [--no-truncate]
+ *                   [--chunk] [--max-chunks N] [--chunk-overlap N] [--chunk-score max|first|mean]
  *   rerank tokenize --model DIR [--query TEXT] [--docs FILE|-] [--max-length N] [--no-truncate]
  *
  * Documents come one per line, or as JSONL objects with a "text" field (and an optional "id"
@@ -42,6 +43,7 @@ typedef struct cli_opts {
     int threads;
     int max_length;
     int truncate;
+    int chunk, max_chunks, overlap, chunk_score;
 } cli_opts;
 
 static void usage(FILE *f)
@@ -49,13 +51,17 @@ static void usage(FILE *f)
     fputs("usage:\n"
           "  rerank score    --model DIR --query TEXT [--docs FILE|-] [--top-n N] [--json]\n"
           "                  [--device cpu|cuda:N] [--threads N] [--max-length N] [--no-truncate]\n"
+          "                  [--chunk] [--max-chunks N] [--chunk-overlap N]\n"
+          "                  [--chunk-score max|first|mean]\n"
           "  rerank tokenize --model DIR [--query TEXT] [--docs FILE|-] [--max-length N]\n"
           "                  [--no-truncate]\n"
           "\n"
           "Documents: one per line, or JSONL with a \"text\" field (optional \"id\"); standard\n"
           "input when --docs is absent or '-'. score prints rank, index, raw logit, sigmoid\n"
           "score and text, best first; tokenize prints one JSON line per input (per pair with\n"
-          "--query) with input_ids and token_type_ids.\n",
+          "--query) with input_ids and token_type_ids. --chunk scores a document longer than\n"
+          "the pair in overlapping windows (the first --max-chunks, default 10; overlap default\n"
+          "1/8 window) and gives it the best window's logit (--chunk-score).\n",
           f);
 }
 
@@ -77,6 +83,8 @@ static int parse_args(int argc, char **argv, cli_opts *o)
     memset(o, 0, sizeof *o);
     o->truncate = 1;
     o->device = "cpu";
+    o->max_chunks = 10;
+    o->overlap = -1;
     if (argc < 2) return -1;
     o->cmd = argv[1];
     if (strcmp(o->cmd, "score") && strcmp(o->cmd, "tokenize")) {
@@ -120,6 +128,24 @@ static int parse_args(int argc, char **argv, cli_opts *o)
             o->json = 1;
         } else if (!strcmp(a, "--no-truncate")) {
             o->truncate = 0;
+        } else if (!strcmp(a, "--chunk")) {
+            o->chunk = 1;
+        } else if (!strcmp(a, "--max-chunks")) {
+            NEED_VALUE();
+            if (parse_int(v, a, 1, &o->max_chunks)) return -1;
+        } else if (!strcmp(a, "--chunk-overlap")) {
+            NEED_VALUE();
+            if (parse_int(v, a, 0, &o->overlap)) return -1;
+        } else if (!strcmp(a, "--chunk-score")) {
+            NEED_VALUE();
+            o->chunk_score = !strcmp(v, "max")     ? RR_CHUNK_MAX
+                             : !strcmp(v, "first") ? RR_CHUNK_FIRST
+                             : !strcmp(v, "mean")  ? RR_CHUNK_MEAN
+                                                   : -1;
+            if (o->chunk_score < 0) {
+                fprintf(stderr, "rerank: --chunk-score is max, first or mean, got '%s'\n", v);
+                return -1;
+            }
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             return 1;
         } else {
@@ -290,7 +316,12 @@ static int cmd_score(const cli_opts *o, const rr_model *m, const doc_list *d)
         fprintf(stderr, "rerank: out of memory\n");
         goto done;
     }
-    rr_score_opts so = {.max_length = o->max_length, .truncate = o->truncate};
+    rr_score_opts so = {.max_length = o->max_length,
+                        .truncate = o->truncate,
+                        .chunk = o->chunk,
+                        .max_chunks = o->max_chunks,
+                        .overlap = o->overlap,
+                        .chunk_score = o->chunk_score};
     rr_status st = rr_score_query(e, m, o->query, strlen(o->query), (const char *const *)d->text,
                                   d->len, d->n, &so, logits, &err);
     if (st != RR_OK) {

@@ -131,6 +131,23 @@ def main():
                        stdin=b"a\n")
     check(rc == 2 and "tpu" in err, f"bad device: {rc} {err}")
 
+    # --chunk: the 5k-token golden document (tests/golden/minilm-l6-bert/windows.jsonl) gets
+    # HF's best window logit (first 10 windows), and its first / mean by --chunk-score
+    wpath = os.path.join(repo, "tests/golden/minilm-l6-bert/windows.jsonl")
+    case = [json.loads(line) for line in open(wpath, encoding="utf-8")][0]
+    lg = [w["logit"] for w in case["windows"]]
+    docs = os.path.join(tmp, "long.jsonl")
+    with open(docs, "w", encoding="utf-8") as f:
+        f.write(json.dumps({"text": case["doc"]}) + "\n")
+    for rule, want in (("max", max(lg)), ("first", lg[0]), ("mean", sum(lg) / len(lg))):
+        rc, out, err = run(["score", "--model", model, "--query", case["query"], "--docs", docs,
+                            "--json", "--chunk", "--chunk-score", rule])
+        got = json.loads(out)["results"][0]["logit"] if rc == 0 else None
+        check(rc == 0 and abs(got - want) <= 1e-4, f"--chunk --chunk-score {rule}: {got} vs HF {want}")
+    rc, out, err = run(["score", "--model", model, "--query", "q", "--chunk-score", "median"],
+                       stdin=b"a\n")
+    check(rc == 2 and "median" in err, f"bad --chunk-score: {rc} {err}")
+
     print(f"test_cli: {n_groups} query groups, max |logit - HF| = {max_diff:.3g}")
     print(f"test_cli: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
