@@ -80,6 +80,9 @@ def main():
             while not stop.is_set():
                 docs = [pb.Document(text=rnd.choice(DOCS), id=str(i)) for i in range(rnd.randint(1, 8))]
                 req = pb.RerankRequest(query="how do cats purr", documents=docs, top_n=rnd.randint(0, 9))
+                if rnd.random() < 0.3:  # long documents in small windows (several pairs each)
+                    req.chunking.mode = pb.LONG_DOCUMENTS_CHUNK
+                    req.truncation.max_length = 12
                 if rnd.random() < 0.2:  # a call cancelled while queued or scored
                     f = stub.Rerank.future(req, timeout=30)
                     time.sleep(rnd.random() * 0.01)
