@@ -84,9 +84,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(json_is_array(list) && json_array_size(list) == (size_t)r->n_docs &&
                        r->n_docs >= 1 && r->n_docs <= MAX_DOCS,
                    "%d documents admitted", r->n_docs);
+        /* rank_fields: object documents are ranked on their joined fields, kept in order in
+         * the tree under "\0joined" (rerank.c) */
+        const json_t *joined = json_object_getn(json, "\0joined", 7);
+        size_t n_obj = 0;
         for (int i = 0; i < r->n_docs; i++) {
             const json_t *d = json_array_get(list, (size_t)i);
-            if (json_is_object(d)) d = json_object_get(d, "text");
+            if (json_is_object(d))
+                d = joined ? json_array_get(joined, n_obj++) : json_object_get(d, "text");
             FUZZ_CHECK(json_is_string(d) && json_string_length(d) == r->docs[i].len &&
                            json_string_value(d) == r->docs[i].p,
                        "document %d is not the body's string", i);
@@ -96,6 +101,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(
             r->max_length >= 3 && r->max_length <= srv.info->max_length && r->deadline_ns == 99,
             "max_length %d, deadline %llu", r->max_length, (unsigned long long)r->deadline_ns);
+        FUZZ_CHECK(!r->chunk || (r->max_chunks >= 1 && r->max_chunks <= 8 &&
+                                 r->n_docs * r->max_chunks <= 64 && r->chunk_score >= 0 &&
+                                 r->chunk_score <= RR_CHUNK_MEAN && r->max_length >= 4),
+                   "chunked with %d windows of %d documents, rule %d, max_length %d", r->max_chunks,
+                   r->n_docs, r->chunk_score, r->max_length);
         int top = rr_front_top(o.top_n, r->n_docs);
         FUZZ_CHECK(top >= 1 && top <= r->n_docs, "top %d of %d", top, r->n_docs);
         rr_front_abort(&srv, r);

@@ -15,7 +15,9 @@ static inline void fuzz_tiny_server(rr_server *srv, const char *target, int max_
                      .max_docs = max_docs,
                      .max_in_flight = 4,
                      .tokenizer_workers = 1,
-                     .max_message_bytes = 4 << 20};
+                     .max_message_bytes = 4 << 20,
+                     .max_chunks_per_doc = 8,
+                     .max_chunks_per_request = 64};
     rr_edge_init(srv, &cfg);
     rr_error err = {0};
     rr_status s = rr_model_load(cfg.model_dir, &srv->model, &err);
@@ -24,7 +26,7 @@ static inline void fuzz_tiny_server(rr_server *srv, const char *target, int max_
     srv->info = rr_model_get_info(srv->model);
     rr_engine_opts eo = {.device = -1, .n_threads = 1};
     FUZZ_CHECK(rr_engine_init(srv->model, &eo, &srv->engine, &err) == RR_OK, "%s", err.msg);
-    rr_sched_opts so = {.max_in_flight = 4, .tokenizer_workers = 1};
+    rr_sched_opts so = {.max_in_flight = 4, .tokenizer_workers = 1, .max_chunks = 8};
     FUZZ_CHECK(rr_sched_init(srv->model, srv->engine, &so, &srv->sched, &err) == RR_OK, "%s",
                err.msg);
     atomic_store(&srv->ready, 1);

@@ -459,10 +459,18 @@ def seeds_grpc_intake():
         "nul": fb(1, "q\x00") + doc("a\x00b", "x\x00y"),
         "bad-utf8-id": fb(1, "q") + doc("a", b"\xff\xfe"),
         "unknown-fields": fb(1, "q") + doc("a") + fv(15, 0) * 8 + fb(99, "zz"),
+        # Chunking {mode CHUNK, max_chunks_per_doc, overlap, score MEAN}, max_tokens_per_doc
+        "chunk": fb(1, "q") + doc("a b c d e f g h i j k l") + trunc(0, 8, 0) +
+                 fb(6, fv(1, 2) + fv(2, 3) + fv(3, 1) + fv(4, 2)) + fv(7, 9),
+        "chunk-bad-mode": fb(1, "q") + doc("a") + fb(6, fv(1, 7) + fv(4, 9)),
+        "chunk-huge": fb(1, "q") + doc("a") + fb(6, fv(1, 2) + fv(2, 2 ** 32 - 1) + fv(3, 2 ** 32 - 1)) +
+                      fv(7, 2 ** 32 - 1),
         "empty": b"",
     }
     stream = {
         "open": fb(1, fb(1, "q") + fv(2, 3) + fv(3, 1) + fb(4, fv(2, 64))),
+        "open-chunk": fb(1, fb(1, "q") + fb(4, fv(2, 6)) + fb(5, fv(1, 2) + fv(2, 4)) + fv(6, 5)) +
+                      fb(2, doc("one two three four five six seven eight nine")),
         "batch": fb(2, doc("a") + doc("b", "id")),
         "empty-batch": fb(2, b""),
         "two-batches": fb(2, doc("a")) + fb(2, doc("b")),
@@ -486,7 +494,7 @@ def seeds_grpc_intake():
 
 
 def seeds_http_intake():
-    """Byte 0 picks the route (even /rerank, odd /v1/rerank), then the body."""
+    """Byte 0 picks the route (mod 3: /rerank, /v1/rerank, /v2/rerank), then the body."""
     bodies = {
         "tei": (0, {"query": "how do cats purr", "texts": ["Cats purr.", "Tides."], "raw_scores": True,
                     "return_text": True, "truncate": False, "truncation_direction": "left"}),
@@ -497,6 +505,15 @@ def seeds_http_intake():
         "nul": (0, {"query": "q", "texts": ["a\u0000b"]}),
         "wrong-types": (0, {"query": 3, "texts": "a"}),
         "empty": (0, {"query": "q", "texts": []}),
+        "chunk-tei": (0, {"query": "q", "texts": ["a b c d e f g h i j"], "long_documents": "chunk",
+                          "max_chunks_per_doc": 3, "chunk_overlap": 1, "chunk_score": "mean",
+                          "max_tokens_per_doc": 7}),
+        "chunk-cohere-v2": (2, {"query": "q", "documents": ["a b c d e f"], "max_chunks_per_doc": 2,
+                                "max_tokens_per_doc": 4096, "return_documents": True}),
+        "rank-fields": (1, {"query": "q", "documents": [{"title": "t", "text": "x", "n": 1}, "s"],
+                            "rank_fields": ["title", "text", "missing"], "return_documents": True}),
+        "chunk-bad": (1, {"query": "q", "documents": ["a"], "long_documents": "split",
+                          "chunk_score": 7, "max_chunks_per_doc": -1}),
     }
     for name, (route, body) in bodies.items():
         write("fuzz_http_intake", name, bytes([route]) + json.dumps(body).encode())
