@@ -319,10 +319,9 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
     int given[N_FLAGS] = {0};
     opterr = 0; /* our messages, which name the flag and point to --help */
     for (;;) {
-        int prev = optind;
         int id = getopt_long(argc, argv, ":h", opts, NULL);
         if (id == -1) break;
-        const char *typed = argv[prev < argc ? prev : argc - 1];
+        const char *typed = argv[optind - 1]; /* the flag just read (with a bad one: it) */
         if (id == F_HELP) {
             usage(stdout);
             exit(0);
