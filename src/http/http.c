@@ -90,13 +90,6 @@ static char *info_json(rr_server *srv, size_t *len)
     return o.p;
 }
 
-int rr_http_authorized(rr_http *h, struct MHD_Connection *conn)
-{
-    const char *v =
-        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    return rr_auth_check(&h->srv->auth, RR_AUTH_HTTP, v, v ? strlen(v) : 0);
-}
-
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)

@@ -598,6 +598,13 @@ void rr_http_rerank_init(rr_http *h)
 
 /* ---- the MHD side ------------------------------------------------------------------------ */
 
+int rr_http_authorized(rr_http *h, struct MHD_Connection *conn)
+{
+    const char *v =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    return rr_auth_check(&h->srv->auth, RR_AUTH_HTTP, v, v ? strlen(v) : 0);
+}
+
 int rr_http_rerank_route(const char *url)
 {
     if (strcmp(url, "/rerank") == 0) return 0;

@@ -75,7 +75,7 @@ void rr_http_watch_stop(rr_http *h);
 int rr_http_watch(rr_http *h, rr_sched_req *r, int fd, int *slot);
 void rr_http_unwatch(rr_http *h, int slot);
 
-/* http.c: whether the request's Authorization header carries the API key (1 also when no
+/* rerank.c: whether the request's Authorization header carries the API key (1 also when no
  * key is set; a refusal is counted), and the body of the 401 that refuses it: TEI's error
  * shape, nothing about the key. */
 int rr_http_authorized(rr_http *h, struct MHD_Connection *conn);
