@@ -30,6 +30,7 @@ void rr_edge_free(rr_server *srv)
     srv->metrics_cap = 0;
     pthread_mutex_destroy(&srv->health_mu);
     pthread_mutex_destroy(&srv->metrics_mu);
+    rr_auth_free(&srv->auth);
 }
 
 rr_health rr_health_get(rr_server *srv)

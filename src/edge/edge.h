@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "edge/auth.h"
 #include "rerank.h"
 #include "sched/sched.h"
 #include "util/strbuf.h"
@@ -40,6 +41,9 @@ typedef struct rr_config {
     int chunk_default;          /* --long-documents chunk: requests that do not say are chunked */
     int max_chunks_per_doc;     /* windows per document: the default and the most asked */
     int max_chunks_per_request; /* documents × windows per document, at most */
+    const char *api_key;        /* --api-key; NULL = none */
+    const char *api_key_file;   /* --api-key-file; NULL = none */
+    int api_key_protect_ops;    /* /metrics and /info need the key too */
 } rr_config;
 
 typedef enum rr_health {
@@ -93,6 +97,10 @@ typedef struct rr_server {
     } wings[RR_MAX_WINGS];
     int n_wings;
     double boot_unix; /* wall-clock start, for process_start_time_seconds */
+
+    /* The API key (auth.h): set up by the composition root after rr_edge_init, checked by
+     * the wings; refusals are counted here and rendered by metrics.c. */
+    rr_auth auth;
 } rr_server;
 
 /* Zeroes srv, takes cfg, makes the locks; health NOT_SERVING. */

@@ -120,6 +120,12 @@ const char *rr_metrics_render(rr_server *srv, size_t *len)
                       "Token budget of one engine batch (--max-batch-tokens).");
     rr_strbuf_printf(&b, "rerankd_max_batch_tokens %d\n",
                      ready ? rr_engine_max_batch_tokens(srv->engine) : srv->cfg.max_batch_tokens);
+    rr_metrics_header(&b, "rerankd_auth_refused_total", "counter",
+                      "Requests refused for a missing or wrong API key, by protocol.");
+    static const char *const protocols[RR_AUTH_PROTOCOLS] = {"grpc", "http"};
+    for (int p = 0; p < RR_AUTH_PROTOCOLS; p++)
+        rr_strbuf_printf(&b, "rerankd_auth_refused_total{protocol=\"%s\"} %llu\n", protocols[p],
+                         (unsigned long long)atomic_load(&srv->auth.refused[p]));
     rr_metrics_header(&b, "process_start_time_seconds", "gauge",
                       "Start time of the process since the Unix epoch.");
     rr_strbuf_printf(&b, "process_start_time_seconds %.3f\n", srv->boot_unix);

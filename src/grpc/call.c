@@ -516,6 +516,20 @@ void rr_svc_unimplemented(rr_call *c)
     gpr_free(path);
 }
 
+/* The call's `authorization` metadata against the API key (edge/auth.h). */
+static int authorized(rr_call *c)
+{
+    const char *v = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < c->md.count; i++)
+        if (grpc_slice_str_cmp(c->md.metadata[i].key, "authorization") == 0) {
+            v = (const char *)GRPC_SLICE_START_PTR(c->md.metadata[i].value);
+            n = GRPC_SLICE_LENGTH(c->md.metadata[i].value);
+            break;
+        }
+    return rr_auth_check(&c->srv->auth, RR_AUTH_GRPC, v, n);
+}
+
 static void on_new(rr_tag *t, int ok)
 {
     rr_call *c = CALL_OF(t, t_new);
@@ -528,7 +542,13 @@ static void on_new(rr_tag *t, int ok)
     if (!atomic_load(&c->g->shutting_down)) rr_call_arm(c->g, c->method);
     pthread_mutex_lock(&c->mu);
     note_big(c);
-    if (watch_close(c)) c->g->methods[c->method].handler(c);
+    if (watch_close(c)) {
+        if (c->g->methods[c->method].keyed && !authorized(c))
+            rr_call_finish(c, GRPC_STATUS_UNAUTHENTICATED,
+                           "rerankd: missing or wrong API key (authorization: Bearer <key>)");
+        else
+            c->g->methods[c->method].handler(c);
+    }
     pthread_mutex_unlock(&c->mu);
     rr_call_unref(c); /* the armed request's reference */
 }

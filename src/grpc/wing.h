@@ -78,6 +78,7 @@ typedef struct rr_method_def {
                                   * call (GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, guide §2.4) */
     int armed;                   /* requests kept armed: hot methods more (guide §2.4) */
     void (*handler)(rr_call *c); /* on the CQ thread when a call arrives, under c->mu */
+    int keyed; /* 1: needs `authorization: Bearer <key>` when a key is set (rerank.v1, tei.v1) */
 } rr_method_def;
 
 /* Indexed by rr_method, RR_M_GENERIC included. server.c hands it to the wing (g->methods),

@@ -3,7 +3,9 @@
  * the JSON reranking API (rerank.c); GET /metrics (Prometheus, edge/metrics.c), GET /health
  * (200 "SERVING" or 503 "NOT_SERVING": the status grpc.health.v1 reports, for probes that
  * speak only HTTP), GET /info (the model and limits as JSON, shaped like TEI's /info). HEAD
- * is accepted wherever GET is; other methods get 405, unknown paths 404.
+ * is accepted wherever GET is; other methods get 405, unknown paths 404. With an API key
+ * (edge/auth.h) the reranking routes answer 401 without `Authorization: Bearer <key>`, and
+ * so do /metrics and /info with --api-key-protect-ops; /health is always open (probes).
  *
  * It starts before the model loads (so probes see 503 "loading", like the gRPC health
  * service) and stops after the scheduler, whose shutdown answers suspended reranking
@@ -106,6 +108,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (route >= 0) return text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "POST a JSON body here\n");
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD are served here\n");
+    /* /health stays open for probes; /metrics and /info with --api-key-protect-ops. */
+    if (h->srv->auth.protect_ops && (strcmp(url, "/metrics") == 0 || strcmp(url, "/info") == 0) &&
+        !rr_http_authorized(h, conn))
+        return (enum MHD_Result)reply(conn, MHD_HTTP_UNAUTHORIZED, "application/json",
+                                      (char *)RR_HTTP_UNAUTHORIZED, sizeof RR_HTTP_UNAUTHORIZED - 1,
+                                      0);
     if (strcmp(url, "/metrics") == 0) {
         size_t len = 0;
         pthread_mutex_lock(&srv->metrics_mu);

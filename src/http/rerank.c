@@ -67,6 +67,7 @@ struct rr_http_req {
     char *body;
     size_t len, cap;
     int too_big, submitted;
+    int refused; /* no or a wrong API key: the body is dropped and 401 answered */
     uint64_t t_start;
     double timeout; /* s, from x-request-timeout or --http-timeout; 0 none; < 0 invalid */
 
@@ -515,6 +516,12 @@ static int start(rr_http_req *q)
 {
     rr_server *srv = q->h->srv;
     rr_problem p;
+    if (q->refused) {
+        rr_strbuf o = {0};
+        rr_strbuf_printf(&o, "%s", RR_HTTP_UNAUTHORIZED);
+        set_answer(q, MHD_HTTP_UNAUTHORIZED, &o);
+        return 0;
+    }
     if (q->too_big)
         return fail(q, RR_FAIL_TOO_BIG, "the body is over %d bytes (--max-message-bytes)",
                     srv->cfg.max_message_bytes);
@@ -544,7 +551,8 @@ static int start(rr_http_req *q)
 
 /* ---- counting --------------------------------------------------------------------------- */
 
-static const unsigned counted[RR_HTTP_CODES - 1] = {200, 400, 413, 422, 424, 429, 499, 500, 503};
+static const unsigned counted[RR_HTTP_CODES - 1] = {200, 400, 401, 413, 422,
+                                                    424, 429, 499, 500, 503};
 
 static void count(rr_http *h, int route, unsigned status, uint64_t t_start)
 {
@@ -589,6 +597,13 @@ void rr_http_rerank_init(rr_http *h)
 }
 
 /* ---- the MHD side ------------------------------------------------------------------------ */
+
+int rr_http_authorized(rr_http *h, struct MHD_Connection *conn)
+{
+    const char *v =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    return rr_auth_check(&h->srv->auth, RR_AUTH_HTTP, v, v ? strlen(v) : 0);
+}
 
 int rr_http_rerank_route(const char *url)
 {
@@ -648,12 +663,14 @@ int rr_http_rerank(rr_http *h, struct MHD_Connection *conn, int route, const cha
         q->slot = -1;
         q->t_start = rr_now_ns();
         q->timeout = request_timeout(conn, srv->cfg.http_timeout);
+        q->refused = !rr_http_authorized(h, conn);
         *con_cls = q;
         return MHD_YES;
     }
     if (*upload_data_size) { /* a piece of the body */
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (q->refused) return MHD_YES; /* read and dropped, so the 401 can be sent */
         if (q->too_big || q->len + n > (size_t)srv->cfg.max_message_bytes) {
             q->too_big = 1; /* keep reading (and dropping) so the answer can be sent */
             return MHD_YES;

@@ -26,8 +26,8 @@ struct MHD_Connection;
 
 /* Reranking routes: /rerank (TEI's shape) and /v1|v2/rerank (Cohere/Jina shape). */
 #define RR_HTTP_ROUTES 3
-/* Statuses counted per route: 200 400 413 422 424 429 499 500 503, and other. */
-#define RR_HTTP_CODES 10
+/* Statuses counted per route: 200 400 401 413 422 424 429 499 500 503, and other. */
+#define RR_HTTP_CODES 11
 
 typedef struct rr_http_req rr_http_req;
 
@@ -74,6 +74,12 @@ int rr_http_watch_start(rr_http *h, int n_slots);
 void rr_http_watch_stop(rr_http *h);
 int rr_http_watch(rr_http *h, rr_sched_req *r, int fd, int *slot);
 void rr_http_unwatch(rr_http *h, int slot);
+
+/* rerank.c: whether the request's Authorization header carries the API key (1 also when no
+ * key is set; a refusal is counted), and the body of the 401 that refuses it: TEI's error
+ * shape, nothing about the key. */
+int rr_http_authorized(rr_http *h, struct MHD_Connection *conn);
+#define RR_HTTP_UNAUTHORIZED "{\"error\":\"unauthorized\",\"error_type\":\"Unauthorized\"}"
 
 /* rerank.c: the reranking routes. rr_http_rerank_route: 0 /rerank, 1 /v1|v2/rerank, -1
  * other. rr_http_rerank: the MHD access handler for them; rr_http_rerank_free: the

@@ -13,12 +13,14 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "edge/edge.h"
@@ -35,11 +37,88 @@ static void on_signal(int sig)
     (void)w;
 }
 
+/* Every flag: its name, whether it takes a value, and TEI's environment name for it where
+ * TEI has the flag (text-embeddings-inference's router/src/main.rs; HOSTNAME is not read: every
+ * shell sets it). Each flag is also read from RERANKD_<NAME> (upper snake case); the command
+ * line wins over the environment, RERANKD_* over TEI's name. */
+enum {
+    F_MODEL = 256,
+    F_DEVICE,
+    F_HOST,
+    F_PORT,
+    F_MAX_BATCH_TOKENS,
+    F_MAX_DOCS,
+    F_MAX_MESSAGE_BYTES,
+    F_MAX_IN_FLIGHT,
+    F_THREADS,
+    F_TOKENIZER_WORKERS,
+    F_GRACE_SECONDS,
+    F_TLS_CERT,
+    F_TLS_KEY,
+    F_TLS_CLIENT_CA,
+    F_HTTP_PORT,
+    F_HTTP_MAX_CONNECTIONS,
+    F_HTTP_MAX_CONNECTIONS_PER_IP,
+    F_HTTP_IDLE_TIMEOUT,
+    F_HTTP_TIMEOUT,
+    F_LONG_DOCUMENTS,
+    F_MAX_CHUNKS_PER_DOC,
+    F_MAX_CHUNKS_PER_REQUEST,
+    F_API_KEY,
+    F_API_KEY_FILE,
+    F_API_KEY_PROTECT_OPS,
+    F_END,
+    F_HELP = 'h',
+    F_VERSION = F_END + 1,
+};
+
+static const struct {
+    const char *name;
+    int has_arg;
+    const char *tei_env;
+} flags[F_END - F_MODEL] = {
+    [F_MODEL - F_MODEL] = {"model", 1, "MODEL_ID"},
+    [F_DEVICE - F_MODEL] = {"device", 1, NULL},
+    [F_HOST - F_MODEL] = {"host", 1, NULL},
+    [F_PORT - F_MODEL] = {"port", 1, "PORT"},
+    [F_MAX_BATCH_TOKENS - F_MODEL] = {"max-batch-tokens", 1, "MAX_BATCH_TOKENS"},
+    [F_MAX_DOCS - F_MODEL] = {"max-docs", 1, "MAX_CLIENT_BATCH_SIZE"},
+    [F_MAX_MESSAGE_BYTES - F_MODEL] = {"max-message-bytes", 1, "PAYLOAD_LIMIT"},
+    [F_MAX_IN_FLIGHT - F_MODEL] = {"max-in-flight", 1, "MAX_CONCURRENT_REQUESTS"},
+    [F_THREADS - F_MODEL] = {"threads", 1, NULL},
+    [F_TOKENIZER_WORKERS - F_MODEL] = {"tokenizer-workers", 1, "TOKENIZATION_WORKERS"},
+    [F_GRACE_SECONDS - F_MODEL] = {"grace-seconds", 1, NULL},
+    [F_TLS_CERT - F_MODEL] = {"tls-cert", 1, NULL},
+    [F_TLS_KEY - F_MODEL] = {"tls-key", 1, NULL},
+    [F_TLS_CLIENT_CA - F_MODEL] = {"tls-client-ca", 1, NULL},
+    [F_HTTP_PORT - F_MODEL] = {"http-port", 1, NULL},
+    [F_HTTP_MAX_CONNECTIONS - F_MODEL] = {"http-max-connections", 1, NULL},
+    [F_HTTP_MAX_CONNECTIONS_PER_IP - F_MODEL] = {"http-max-connections-per-ip", 1, NULL},
+    [F_HTTP_IDLE_TIMEOUT - F_MODEL] = {"http-idle-timeout", 1, NULL},
+    [F_HTTP_TIMEOUT - F_MODEL] = {"http-timeout", 1, NULL},
+    [F_LONG_DOCUMENTS - F_MODEL] = {"long-documents", 1, NULL},
+    [F_MAX_CHUNKS_PER_DOC - F_MODEL] = {"max-chunks-per-doc", 1, NULL},
+    [F_MAX_CHUNKS_PER_REQUEST - F_MODEL] = {"max-chunks-per-request", 1, NULL},
+    [F_API_KEY - F_MODEL] = {"api-key", 1, "API_KEY"},
+    [F_API_KEY_FILE - F_MODEL] = {"api-key-file", 1, NULL},
+    [F_API_KEY_PROTECT_OPS - F_MODEL] = {"api-key-protect-ops", 0, NULL},
+};
+#define N_FLAGS (F_END - F_MODEL)
+
+/* RERANKD_<FLAG IN UPPER SNAKE CASE> into out (64 bytes). */
+static void env_name(const char *flag, char *out)
+{
+    int n = snprintf(out, 64, "RERANKD_");
+    for (const char *p = flag; *p && n < 63; p++)
+        out[n++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+    out[n] = 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: rerankd --model DIR [options]\n"
+        "usage: rerankd --model DIR [options]    (--flag VALUE and --flag=VALUE both work)\n"
         "  --model DIR              Hugging Face cross-encoder folder (required)\n"
         "  --device auto|cpu|cuda:N auto: cuda:0 when built with CUDA and a device exists,\n"
         "                           else cpu (default auto)\n"
@@ -57,10 +136,9 @@ static void usage(FILE *f)
         "  --tls-cert FILE          serve gRPC over TLS with this PEM certificate chain ...\n"
         "  --tls-key FILE           ... and this PEM private key; both re-read when they change\n"
         "  --tls-client-ca FILE     mutual TLS: require client certificates signed by this PEM CA\n"
-        "  --http-port N            also serve the JSON reranking API (POST /rerank, /v1/rerank,\n"
-        "                           /v2/rerank) and GET /metrics, /health, /info over HTTP on\n"
-        "                           --host:N (0 = ephemeral; `HTTP <port>` is printed on stdout\n"
-        "                           before READY); default: no HTTP listener\n"
+        "  --http-port N            also serve the JSON reranking API and the operations routes\n"
+        "                           (below) over HTTP on --host:N (0 = ephemeral; `HTTP <port>`\n"
+        "                           is printed on stdout before READY); default: no HTTP listener\n"
         "  --http-max-connections N open HTTP connections at once (default 4096; capped by\n"
         "                           the open file limit)\n"
         "  --http-max-connections-per-ip N\n"
@@ -78,7 +156,29 @@ static void usage(FILE *f)
         "                           most a request may ask (default 10, as Cohere's)\n"
         "  --max-chunks-per-request N\n"
         "                           documents x windows per document, at most (default 10000)\n"
-        "  --help                   this text\n");
+        "  --api-key KEY            require `Authorization: Bearer KEY` (HTTP) / metadata\n"
+        "                           `authorization: Bearer KEY` (gRPC) on the reranking calls:\n"
+        "                           else 401 / UNAUTHENTICATED\n"
+        "  --api-key-file FILE      the same, the key read from FILE (a trailing newline\n"
+        "                           stripped) and re-read when FILE changes\n"
+        "  --api-key-protect-ops    /metrics and /info need the key too (health never does)\n"
+        "  --version                print `rerankd <version>` and exit\n"
+        "  --help                   this text\n"
+        "\n"
+        "HTTP routes (--http-port): POST /rerank (TEI), /v1/rerank and /v2/rerank (Cohere/Jina);\n"
+        "GET /metrics (Prometheus), /health (probes), /info (model and limits).\n"
+        "gRPC services: rerank.v1.Reranker, tei.v1.Rerank, tei.v1.Info, grpc.health.v1.Health,\n"
+        "grpc.reflection.v1 and v1alpha.\n"
+        "\n"
+        "Environment: every flag is also read from a variable, the command line winning (an\n"
+        "empty variable counts as unset; --api-key-protect-ops takes 1/true/yes or 0/false/no):\n");
+    for (int i = 0; i < N_FLAGS; i++) {
+        char env[64];
+        env_name(flags[i].name, env);
+        fprintf(f, "  --%-28s %s", flags[i].name, env);
+        if (flags[i].tei_env) fprintf(f, ", then TEI's %s", flags[i].tei_env);
+        fprintf(f, "\n");
+    }
 }
 
 static int parse_int(const char *flag, const char *v, long lo, long hi, int *out)
@@ -108,6 +208,86 @@ static int parse_seconds(const char *flag, const char *v, double *out)
     return 1;
 }
 
+/* One flag's value from `who` (the flag as typed, or the environment variable: errors name
+ * it); v is NULL for a flag without a value given on the command line. 0 with a message. */
+static int apply(rr_config *cfg, int id, const char *who, const char *v)
+{
+    switch (id) {
+    case F_MODEL:
+        cfg->model_dir = v;
+        return 1;
+    case F_DEVICE:
+        cfg->device = v;
+        return 1;
+    case F_HOST:
+        cfg->host = v;
+        return 1;
+    case F_PORT:
+        return parse_int(who, v, 0, 65535, &cfg->port);
+    case F_MAX_BATCH_TOKENS:
+        return parse_int(who, v, 1, 1 << 24, &cfg->max_batch_tokens);
+    case F_MAX_DOCS:
+        return parse_int(who, v, 1, 1 << 20, &cfg->max_docs);
+    case F_MAX_MESSAGE_BYTES:
+        return parse_int(who, v, 1024, INT_MAX, &cfg->max_message_bytes);
+    case F_MAX_IN_FLIGHT:
+        return parse_int(who, v, 1, 1 << 20, &cfg->max_in_flight);
+    case F_THREADS:
+        return parse_int(who, v, 0, 4096, &cfg->threads);
+    case F_TOKENIZER_WORKERS:
+        return parse_int(who, v, 1, 1024, &cfg->tokenizer_workers);
+    case F_GRACE_SECONDS:
+        return parse_seconds(who, v, &cfg->grace_seconds);
+    case F_TLS_CERT:
+        cfg->tls_cert = v;
+        return 1;
+    case F_TLS_KEY:
+        cfg->tls_key = v;
+        return 1;
+    case F_TLS_CLIENT_CA:
+        cfg->tls_client_ca = v;
+        return 1;
+    case F_HTTP_PORT:
+        return parse_int(who, v, 0, 65535, &cfg->http_port);
+    case F_HTTP_MAX_CONNECTIONS:
+        return parse_int(who, v, 16, 1 << 20, &cfg->http_max_connections);
+    case F_HTTP_MAX_CONNECTIONS_PER_IP:
+        return parse_int(who, v, 0, 1 << 20, &cfg->http_max_connections_per_ip);
+    case F_HTTP_IDLE_TIMEOUT:
+        return parse_int(who, v, 1, 86400, &cfg->http_idle_timeout);
+    case F_HTTP_TIMEOUT:
+        return parse_seconds(who, v, &cfg->http_timeout);
+    case F_LONG_DOCUMENTS:
+        if (strcmp(v, "truncate") != 0 && strcmp(v, "chunk") != 0) {
+            fprintf(stderr, "rerankd: %s is truncate or chunk (got %s)\n", who, v);
+            return 0;
+        }
+        cfg->chunk_default = strcmp(v, "chunk") == 0;
+        return 1;
+    case F_MAX_CHUNKS_PER_DOC:
+        return parse_int(who, v, 1, 1024, &cfg->max_chunks_per_doc);
+    case F_MAX_CHUNKS_PER_REQUEST:
+        return parse_int(who, v, 1, 1 << 24, &cfg->max_chunks_per_request);
+    case F_API_KEY:
+        cfg->api_key = v;
+        return 1;
+    case F_API_KEY_FILE:
+        cfg->api_key_file = v;
+        return 1;
+    case F_API_KEY_PROTECT_OPS:
+        if (!v || strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0)
+            cfg->api_key_protect_ops = 1;
+        else if (strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0)
+            cfg->api_key_protect_ops = 0;
+        else {
+            fprintf(stderr, "rerankd: %s is 1/true/yes or 0/false/no (got %s)\n", who, v);
+            return 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, rr_config *cfg)
 {
     *cfg = (rr_config){.device = "auto",
@@ -129,67 +309,49 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
                        .chunk_default = 0,
                        .max_chunks_per_doc = 10,
                        .max_chunks_per_request = 10000};
-    for (int i = 1; i < argc; i += 2) { /* every flag but --help takes a value */
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int ok = 1;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    struct option opts[N_FLAGS + 3];
+    for (int i = 0; i < N_FLAGS; i++)
+        opts[i] = (struct option){flags[i].name, flags[i].has_arg ? required_argument : no_argument,
+                                  NULL, F_MODEL + i};
+    opts[N_FLAGS] = (struct option){"help", no_argument, NULL, F_HELP};
+    opts[N_FLAGS + 1] = (struct option){"version", no_argument, NULL, F_VERSION};
+    opts[N_FLAGS + 2] = (struct option){0};
+    int given[N_FLAGS] = {0};
+    opterr = 0; /* our messages, which name the flag and point to --help */
+    for (;;) {
+        int id = getopt_long(argc, argv, ":h", opts, NULL);
+        if (id == -1) break;
+        const char *typed = argv[optind - 1]; /* the flag just read (with a bad one: it) */
+        if (id == F_HELP) {
             usage(stdout);
             exit(0);
-        } else if (strcmp(a, "--model") == 0) {
-            cfg->model_dir = v, ok = v != NULL;
-        } else if (strcmp(a, "--device") == 0) {
-            cfg->device = v, ok = v != NULL;
-        } else if (strcmp(a, "--host") == 0) {
-            cfg->host = v, ok = v != NULL;
-        } else if (strcmp(a, "--port") == 0) {
-            ok = parse_int(a, v, 0, 65535, &cfg->port);
-        } else if (strcmp(a, "--max-batch-tokens") == 0) {
-            ok = parse_int(a, v, 1, 1 << 24, &cfg->max_batch_tokens);
-        } else if (strcmp(a, "--max-docs") == 0) {
-            ok = parse_int(a, v, 1, 1 << 20, &cfg->max_docs);
-        } else if (strcmp(a, "--max-message-bytes") == 0) {
-            ok = parse_int(a, v, 1024, INT_MAX, &cfg->max_message_bytes);
-        } else if (strcmp(a, "--max-in-flight") == 0) {
-            ok = parse_int(a, v, 1, 1 << 20, &cfg->max_in_flight);
-        } else if (strcmp(a, "--threads") == 0) {
-            ok = parse_int(a, v, 0, 4096, &cfg->threads);
-        } else if (strcmp(a, "--tokenizer-workers") == 0) {
-            ok = parse_int(a, v, 1, 1024, &cfg->tokenizer_workers);
-        } else if (strcmp(a, "--tls-cert") == 0) {
-            cfg->tls_cert = v, ok = v != NULL;
-        } else if (strcmp(a, "--tls-key") == 0) {
-            cfg->tls_key = v, ok = v != NULL;
-        } else if (strcmp(a, "--tls-client-ca") == 0) {
-            cfg->tls_client_ca = v, ok = v != NULL;
-        } else if (strcmp(a, "--http-port") == 0) {
-            ok = parse_int(a, v, 0, 65535, &cfg->http_port);
-        } else if (strcmp(a, "--http-max-connections") == 0) {
-            ok = parse_int(a, v, 16, 1 << 20, &cfg->http_max_connections);
-        } else if (strcmp(a, "--http-max-connections-per-ip") == 0) {
-            ok = parse_int(a, v, 0, 1 << 20, &cfg->http_max_connections_per_ip);
-        } else if (strcmp(a, "--http-idle-timeout") == 0) {
-            ok = parse_int(a, v, 1, 86400, &cfg->http_idle_timeout);
-        } else if (strcmp(a, "--long-documents") == 0) {
-            ok = v && (strcmp(v, "truncate") == 0 || strcmp(v, "chunk") == 0);
-            if (ok) cfg->chunk_default = strcmp(v, "chunk") == 0;
-            if (v && !ok)
-                fprintf(stderr, "rerankd: --long-documents is truncate or chunk (got %s)\n", v);
-        } else if (strcmp(a, "--max-chunks-per-doc") == 0) {
-            ok = parse_int(a, v, 1, 1024, &cfg->max_chunks_per_doc);
-        } else if (strcmp(a, "--max-chunks-per-request") == 0) {
-            ok = parse_int(a, v, 1, 1 << 24, &cfg->max_chunks_per_request);
-        } else if (strcmp(a, "--grace-seconds") == 0) {
-            ok = parse_seconds(a, v, &cfg->grace_seconds);
-        } else if (strcmp(a, "--http-timeout") == 0) {
-            ok = parse_seconds(a, v, &cfg->http_timeout);
-        } else {
-            fprintf(stderr, "rerankd: unknown option %s (see --help)\n", a);
+        } else if (id == F_VERSION) {
+            printf("rerankd %s\n", RR_SERVER_VERSION);
+            exit(0);
+        } else if (id == ':') {
+            fprintf(stderr, "rerankd: %s needs a value\n", typed);
+            return 0;
+        } else if (id == '?') {
+            fprintf(stderr, "rerankd: unknown option %s (see --help)\n", typed);
             return 0;
         }
-        if (!ok) {
-            if (!v) fprintf(stderr, "rerankd: %s needs a value\n", a);
-            return 0;
-        }
+        char who[64];
+        snprintf(who, sizeof who, "--%s", flags[id - F_MODEL].name);
+        if (!apply(cfg, id, who, optarg)) return 0;
+        given[id - F_MODEL] = 1;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "rerankd: unknown option %s (see --help)\n", argv[optind]);
+        return 0;
+    }
+    /* The environment, for the flags the command line did not give. */
+    for (int i = 0; i < N_FLAGS; i++) {
+        if (given[i]) continue;
+        char env[64];
+        env_name(flags[i].name, env);
+        const char *name = env, *v = getenv(env);
+        if ((!v || !*v) && flags[i].tei_env) name = flags[i].tei_env, v = getenv(name);
+        if (v && *v && !apply(cfg, F_MODEL + i, name, v)) return 0;
     }
     if (!cfg->model_dir) {
         fprintf(stderr, "rerankd: --model DIR is required (see --help)\n");
@@ -204,6 +366,10 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
     if ((cfg->tls_cert || cfg->tls_key || cfg->tls_client_ca) && !(cfg->tls_cert && cfg->tls_key)) {
         fprintf(stderr,
                 "rerankd: TLS needs both --tls-cert and --tls-key (--tls-client-ca adds mTLS)\n");
+        return 0;
+    }
+    if (cfg->api_key && cfg->api_key_file) {
+        fprintf(stderr, "rerankd: --api-key and --api-key-file are exclusive\n");
         return 0;
     }
     return 1;
@@ -284,6 +450,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (!rr_auth_init(&srv.auth, cfg.api_key, cfg.api_key_file, cfg.api_key_protect_ops)) goto stop;
     /* HTTP first: a failure here leaves no gRPC listener to unwind. */
     if (cfg.http_port >= 0) {
         if (!rr_http_start(&srv, &http)) goto stop;
