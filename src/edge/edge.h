@@ -37,6 +37,7 @@ typedef struct rr_config {
     int http_max_connections_per_ip;                /* 0 = no per-address limit */
     int http_idle_timeout; /* s: a connection that has sent no (further) request is closed */
     double http_timeout;   /* s: default deadline of an HTTP reranking request; 0 = none */
+    int admission_control; /* 1: refuse requests whose deadline cannot be met (admit.h) */
 } rr_config;
 
 typedef enum rr_health {

@@ -54,6 +54,10 @@ static void usage(FILE *f)
         "                           may use: affinity and cgroup quota)\n"
         "  --tokenizer-workers N    tokenization threads (default 2)\n"
         "  --grace-seconds S        drain period on SIGTERM/SIGINT (default 5)\n"
+        "  --admission-control on|off\n"
+        "                           refuse at once (DEADLINE_EXCEEDED / 503) a request whose\n"
+        "                           deadline cannot be met behind the work already queued, as\n"
+        "                           estimated from measured forward times (default on)\n"
         "  --tls-cert FILE          serve gRPC over TLS with this PEM certificate chain ...\n"
         "  --tls-key FILE           ... and this PEM private key; both re-read when they change\n"
         "  --tls-client-ca FILE     mutual TLS: require client certificates signed by this PEM CA\n"
@@ -117,7 +121,8 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
                        .http_max_connections = 4096,
                        .http_max_connections_per_ip = 0,
                        .http_idle_timeout = 10,
-                       .http_timeout = 0};
+                       .http_timeout = 0,
+                       .admission_control = 1};
     for (int i = 1; i < argc; i += 2) { /* every flag but --help takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -162,6 +167,10 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
             ok = parse_seconds(a, v, &cfg->grace_seconds);
         } else if (strcmp(a, "--http-timeout") == 0) {
             ok = parse_seconds(a, v, &cfg->http_timeout);
+        } else if (strcmp(a, "--admission-control") == 0) {
+            ok = v && (strcmp(v, "on") == 0 || strcmp(v, "off") == 0);
+            if (ok) cfg->admission_control = strcmp(v, "on") == 0;
+            if (v && !ok) fprintf(stderr, "rerankd: %s needs on or off (got %s)\n", a, v);
         } else {
             fprintf(stderr, "rerankd: unknown option %s (see --help)\n", a);
             return 0;
@@ -225,7 +234,8 @@ static int load(rr_server *srv)
     if (!(srv->engine = open_engine(srv, &err))) goto fail;
     snprintf(srv->device_desc, sizeof srv->device_desc, "%s", rr_engine_describe(srv->engine));
     rr_sched_opts so = {.max_in_flight = srv->cfg.max_in_flight,
-                        .tokenizer_workers = srv->cfg.tokenizer_workers};
+                        .tokenizer_workers = srv->cfg.tokenizer_workers,
+                        .admission_control = srv->cfg.admission_control};
     if (rr_sched_init(srv->model, srv->engine, &so, &srv->sched, &err) != RR_OK) goto fail;
     atomic_store(&srv->ready, 1);
     rr_health_set(srv, RR_HEALTH_SERVING);
