@@ -1,5 +1,5 @@
 /*
- * test_admit.c — the deadline-aware admission estimator (src/sched/admit.c) on its own, with
+ * test_sched_admit.c — the deadline-aware admission estimator (src/sched/admit.c) on its own, with
  * made-up forward times and clocks (no model, no threads, no timing): the cold start never
  * refuses and the first forwards are not learned; each batch size learns its own cost per
  * token as a 1/8-weighted moving average; a bucket without data borrows the nearest one above,
@@ -173,5 +173,5 @@ int main(void)
     CHECK_MSG(strcmp(msg, "refused at admission: estimated 600 ms to score the 30000 tokens "
                           "queued ahead, 0.5 ms left before the deadline") == 0,
               "%s", msg);
-    return test_summary("test_admit");
+    return test_summary("test_sched_admit");
 }
