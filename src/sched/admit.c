@@ -28,11 +28,30 @@ void rr_admit_init(rr_admit *a, int max_batch_tokens, int enabled)
     memset(a, 0, sizeof *a);
     a->enabled = enabled != 0;
     a->max_batch_tokens = max_batch_tokens > 0 ? max_batch_tokens : 1;
+    atomic_store_explicit(&a->tail_deadline, UINT64_MAX, RLX);
 }
 
-void rr_admit_enqueue(rr_admit *a, long n_tok)
+/* 1 when n_tok more tokens behind `queued` go into the same batch as the last of them: the
+ * queue's last batch has begun and has room (the batcher starts a request that does not fit
+ * in what is left of a batch in the next one). */
+static int joins_tail(const rr_admit *a, long queued, long n_tok)
 {
-    atomic_fetch_add_explicit(&a->queued_tokens, n_tok, RLX);
+    long b = a->max_batch_tokens, used = queued % b;
+    return queued > 0 && used != 0 && used + n_tok <= b;
+}
+
+void rr_admit_enqueue(rr_admit *a, long n_tok, uint64_t deadline_ns)
+{
+    long before = atomic_fetch_add_explicit(&a->queued_tokens, n_tok, RLX);
+    uint64_t d = deadline_ns ? deadline_ns : UINT64_MAX;
+    if (!joins_tail(a, before, n_tok)) { /* it starts the last batch */
+        atomic_store_explicit(&a->tail_deadline, d, RLX);
+        return;
+    }
+    uint64_t cur = atomic_load_explicit(&a->tail_deadline, RLX);
+    while (d < cur &&
+           !atomic_compare_exchange_weak_explicit(&a->tail_deadline, &cur, d, RLX, RLX)) {
+    }
 }
 
 void rr_admit_drop(rr_admit *a, long n_tok)
@@ -95,21 +114,22 @@ uint64_t rr_admit_cost_ns(const rr_admit *a, long n_tok)
 rr_admit_est rr_admit_estimate(const rr_admit *a, long n_tok, uint64_t now)
 {
     rr_admit_est e = {0};
-    if (ps_per_tok(a, 0) == 0) {
-        e.cold = 1;
-        return e;
-    }
     long queued = atomic_load_explicit(&a->queued_tokens, RLX);
     long flying = atomic_load_explicit(&a->batch_tokens, RLX);
     uint64_t t0 = atomic_load_explicit(&a->batch_t0, RLX);
     if (queued < 0) queued = 0; /* a drop seen before its enqueue */
+    if (flying < 0) flying = 0;
+    e.ahead_tokens = queued + flying;
+    if (ps_per_tok(a, 0) == 0) {
+        e.cold = 1;
+        return e;
+    }
     double left_of_batch = 0;
     if (flying > 0) {
         double ran = now > t0 ? (double)(now - t0) : 0;
         left_of_batch = cost_ns(a, flying) - ran;
         if (left_of_batch < 0) left_of_batch = 0;
     }
-    e.ahead_tokens = queued + (flying > 0 ? flying : 0);
     e.ns = (uint64_t)(left_of_batch + cost_ns(a, queued + (n_tok > 0 ? n_tok : 0)));
     return e;
 }
@@ -125,23 +145,43 @@ static const char *ms(char *buf, size_t cap, double ns)
 int rr_admit_check(rr_admit *a, rr_admit_stage stage, uint64_t deadline_ns, long n_tok,
                    uint64_t now, char *msg, size_t cap)
 {
+    /* Without a deadline (or past it) there is nothing to decide here: such a request is not
+     * refused with DEADLINE_EXCEEDED for others' deadlines; the expiry path answers the rest. */
     if (!a->enabled || deadline_ns == 0 || now >= deadline_ns) return 1;
-    rr_admit_est e = rr_admit_estimate(a, stage == RR_ADMIT_INTAKE ? 0 : n_tok, now);
+    if (stage == RR_ADMIT_INTAKE) n_tok = 0;
+    /* The earliest deadline in the batch it would join (one already passed is ignored: that
+     * request is dropped before its batch is computed). */
+    uint64_t tail = UINT64_MAX;
+    long queued = atomic_load_explicit(&a->queued_tokens, RLX);
+    if (n_tok > 0 && joins_tail(a, queued, n_tok)) {
+        tail = atomic_load_explicit(&a->tail_deadline, RLX);
+        if (tail <= now) tail = UINT64_MAX;
+    }
+    rr_admit_est e = rr_admit_estimate(a, n_tok, now);
     if (e.cold) return 1;
     double left = (double)(deadline_ns - now);
-    if ((double)e.ns <= left * RR_ADMIT_SLACK) return 1;
+    double other = tail != UINT64_MAX ? (double)(tail - now) : 0;
+    int miss_own = (double)e.ns > left;
+    int miss_other = tail != UINT64_MAX && (double)e.ns > other;
+    if (!miss_own && !miss_other) return 1;
     atomic_fetch_add_explicit(&a->refused[stage], 1, RLX);
     char b1[32], b2[32];
+    ms(b1, sizeof b1, (double)e.ns);
     if (stage == RR_ADMIT_INTAKE)
         snprintf(msg, cap,
                  "refused at admission: estimated %s to score the %ld tokens queued ahead, %s "
                  "left before the deadline",
-                 ms(b1, sizeof b1, (double)e.ns), e.ahead_tokens, ms(b2, sizeof b2, left));
-    else
+                 b1, e.ahead_tokens, ms(b2, sizeof b2, left));
+    else if (miss_own)
         snprintf(msg, cap,
                  "refused at admission: estimated %s to score %ld tokens behind %ld queued, %s "
                  "left before the deadline",
-                 ms(b1, sizeof b1, (double)e.ns), n_tok, e.ahead_tokens, ms(b2, sizeof b2, left));
+                 b1, n_tok, e.ahead_tokens, ms(b2, sizeof b2, left));
+    else
+        snprintf(msg, cap,
+                 "refused at admission: estimated %s to score %ld tokens behind %ld queued, past "
+                 "the deadline of a request queued in the batch it would join (%s left)",
+                 b1, n_tok, e.ahead_tokens, ms(b2, sizeof b2, other));
     return 0;
 }
 

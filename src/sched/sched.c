@@ -208,7 +208,7 @@ static void *worker_main(void *arg)
         r->t_ready = t1;
         pthread_mutex_lock(&s->mu);
         push(&s->ready_head, &s->ready_tail, r);
-        rr_admit_enqueue(&s->admit, r->total_tokens); /* admission: tokens queued */
+        rr_admit_enqueue(&s->admit, r->total_tokens, r->deadline_ns); /* admission */
         atomic_fetch_add(&s->stats.queued_engine, 1);
         pthread_cond_signal(&s->ready_cv);
         pthread_mutex_unlock(&s->mu);

@@ -1,7 +1,7 @@
 /*
- * test_sched_admit.c — the deadline-aware admission estimator (src/sched/admit.c) on its own, with
- * made-up forward times and clocks (no model, no threads, no timing): the cold start never
- * refuses and the first forwards are not learned; each batch size learns its own cost per
+ * test_sched_admit.c — the deadline-aware admission estimator (src/sched/admit.c) on its
+ * own, with made-up forward times and clocks (no model, no threads, no timing): the cold start
+ * never refuses and the first forwards are not learned; each batch size learns its own cost per
  * token as a 1/8-weighted moving average; a bucket without data borrows the nearest one above,
  * else below; work is costed as full batches plus the rest; the batch in flight counts what
  * is left of it; queued tokens come and go; the refusal threshold sits at 1.25 × the time
@@ -33,7 +33,7 @@ static int near(uint64_t x, uint64_t y)
 /* One forward of n_tok tokens that took ns, from an empty queue. */
 static void forward(rr_admit *a, long n_tok, uint64_t ns)
 {
-    rr_admit_enqueue(a, n_tok);
+    rr_admit_enqueue(a, n_tok, 0);
     rr_admit_batch_begin(a, n_tok, 0);
     rr_admit_batch_end(a, n_tok, ns, 1);
 }
@@ -49,7 +49,7 @@ int main(void)
 
     /* Cold: nothing known, nothing refused, however hopeless the request looks. */
     rr_admit_init(&a, 1024, 1);
-    rr_admit_enqueue(&a, 1000000);
+    rr_admit_enqueue(&a, 1000000, 0);
     CHECK(rr_admit_estimate(&a, 10, now).cold == 1);
     CHECK(rr_admit_check(&a, RR_ADMIT_INTAKE, now + 1, 0, now, msg, sizeof msg) == 1);
     CHECK(rr_admit_check(&a, RR_ADMIT_TOKENIZED, now + 1, 1000000, now, msg, sizeof msg) == 1);
@@ -96,7 +96,7 @@ int main(void)
     CHECK(rr_admit_cost_ns(&b, 16384) == 16384ull * 1000000 / 1000);
 
     /* The queue: what is waiting, what is in flight (only its unfinished part), what left. */
-    rr_admit_enqueue(&a, 5000);
+    rr_admit_enqueue(&a, 5000, 0);
     rr_admit_est e = rr_admit_estimate(&a, 0, now);
     CHECK(e.ahead_tokens == 5000 && e.ns == rr_admit_cost_ns(&a, 5000));
     e = rr_admit_estimate(&a, 2000, now);
@@ -114,14 +114,13 @@ int main(void)
     rr_admit_drop(&a, 3976);
     CHECK(rr_admit_estimate(&a, 0, now).ahead_tokens == 0);
 
-    /* The decision, behind 5000 queued tokens that take W: refused when W > 1.25 × left. */
-    rr_admit_enqueue(&a, 5000);
+    /* The decision, behind 5000 queued tokens that take W: refused when W > the time left. */
+    rr_admit_enqueue(&a, 5000, 0);
     uint64_t w = rr_admit_cost_ns(&a, 5000);
     CHECK(rr_admit_check(&a, RR_ADMIT_INTAKE, now + w, 0, now, msg, sizeof msg) == 1);
-    CHECK(rr_admit_check(&a, RR_ADMIT_INTAKE, now + w * 85 / 100, 0, now, msg, sizeof msg) == 1);
     CHECK(rr_admit_refused(&a, RR_ADMIT_INTAKE) == 0);
     msg[0] = 0;
-    CHECK(rr_admit_check(&a, RR_ADMIT_INTAKE, now + w * 75 / 100, 0, now, msg, sizeof msg) == 0);
+    CHECK(rr_admit_check(&a, RR_ADMIT_INTAKE, now + w - 1, 0, now, msg, sizeof msg) == 0);
     CHECK(rr_admit_refused(&a, RR_ADMIT_INTAKE) == 1 &&
           rr_admit_refused(&a, RR_ADMIT_TOKENIZED) == 0);
     CHECK_MSG(strstr(msg, "refused at admission: estimated ") == msg &&
@@ -129,12 +128,13 @@ int main(void)
                   strstr(msg, "left before the deadline"),
               "%s", msg);
     /* After tokenization its own tokens count: 2000 more tip a deadline the queue alone meets. */
-    uint64_t w2 = rr_admit_cost_ns(&a, 7000);
-    CHECK(rr_admit_check(&a, RR_ADMIT_TOKENIZED, now + w, 2000, now, msg, sizeof msg) ==
-          (w2 <= w * 125 / 100));
-    CHECK(rr_admit_check(&a, RR_ADMIT_TOKENIZED, now + w2 / 2, 2000, now, msg, sizeof msg) == 0);
-    CHECK_MSG(strstr(msg, "to score 2000 tokens behind 5000 queued"), "%s", msg);
-    CHECK(rr_admit_refused(&a, RR_ADMIT_TOKENIZED) >= 1);
+    CHECK(rr_admit_check(&a, RR_ADMIT_TOKENIZED, now + w, 2000, now, msg, sizeof msg) == 0);
+    CHECK_MSG(strstr(msg, "to score 2000 tokens behind 5000 queued") &&
+                  strstr(msg, "left before the deadline"),
+              "%s", msg);
+    CHECK(rr_admit_check(&a, RR_ADMIT_TOKENIZED, now + rr_admit_cost_ns(&a, 7000), 2000, now, msg,
+                         sizeof msg) == 1);
+    CHECK(rr_admit_refused(&a, RR_ADMIT_TOKENIZED) == 1);
     /* Never refused: no deadline; a deadline already passed (the expiry path answers it). */
     uint64_t before = rr_admit_refused(&a, RR_ADMIT_INTAKE);
     CHECK(rr_admit_check(&a, RR_ADMIT_INTAKE, 0, 0, now, msg, sizeof msg) == 1);
@@ -148,9 +148,33 @@ int main(void)
     CHECK(rr_admit_check(&a, RR_ADMIT_TOKENIZED, now + 1000, 1000000, now, msg, sizeof msg) == 0);
     CHECK_MSG(strstr(msg, "to score 1000000 tokens behind 0 queued"), "%s", msg);
 
+    /* The queue's last batch: a request that would join it must not push it past the earliest
+     * deadline already in it. 300 + 200 tokens queued (deadlines now + 0.5 ms and + 1 s) in
+     * 1024-token batches; 400 more would end that batch after 0.88 ms. */
+    rr_admit_enqueue(&a, 300, now + MS / 2);
+    rr_admit_enqueue(&a, 200, now + 1000 * MS);
+    uint64_t far = now + 1000 * MS;
+    CHECK(rr_admit_check(&a, RR_ADMIT_TOKENIZED, far, 400, now, msg, sizeof msg) == 0);
+    CHECK_MSG(strstr(msg, "to score 400 tokens behind 500 queued, past the deadline of a request "
+                          "queued in the batch it would join (0.5 ms left)"),
+              "%s", msg);
+    CHECK(rr_admit_check(&a, RR_ADMIT_TOKENIZED, far, 10, now, msg, sizeof msg) == 1);  /* 0.5 ms */
+    CHECK(rr_admit_check(&a, RR_ADMIT_TOKENIZED, far, 600, now, msg, sizeof msg) == 1); /* next */
+    CHECK_MSG(rr_admit_check(&a, RR_ADMIT_TOKENIZED, 0, 400, now, msg, sizeof msg) == 1,
+              "no deadline: never refused");
+    CHECK_MSG(rr_admit_check(&a, RR_ADMIT_TOKENIZED, far, 400, now + MS, msg, sizeof msg) == 1,
+              "the deadline in the batch has passed: that request will be dropped");
+    CHECK(rr_admit_check(&a, RR_ADMIT_INTAKE, far, 0, now, msg, sizeof msg) == 1);
+    /* 600 more do not fit in what is left of that batch: they start the next one, whose
+     * earliest deadline is theirs; later joiners answer to it. */
+    rr_admit_enqueue(&a, 600, now + 2 * MS);
+    CHECK(rr_admit_check(&a, RR_ADMIT_TOKENIZED, far, 100, now, msg, sizeof msg) == 1);
+    CHECK(rr_admit_check(&a, RR_ADMIT_TOKENIZED, far, 100, now + MS * 3 / 2, msg, sizeof msg) == 0);
+    rr_admit_drop(&a, 1100);
+
     /* Admission off: the same hopeless requests pass; the estimate is still kept. */
     a.enabled = 0;
-    rr_admit_enqueue(&a, 5000);
+    rr_admit_enqueue(&a, 5000, 0);
     uint64_t r0 = rr_admit_refused(&a, RR_ADMIT_INTAKE),
              r1 = rr_admit_refused(&a, RR_ADMIT_TOKENIZED);
     CHECK(rr_admit_check(&a, RR_ADMIT_INTAKE, now + 1, 0, now, msg, sizeof msg) == 1);
@@ -164,7 +188,7 @@ int main(void)
     rr_admit_init(&c, 1000, 1);
     warm(&c);
     forward(&c, 1000, 20 * MS);
-    rr_admit_enqueue(&c, 30000);
+    rr_admit_enqueue(&c, 30000, 0);
     CHECK(rr_admit_check(&c, RR_ADMIT_TOKENIZED, now + 200 * MS, 12000, now, msg, sizeof msg) == 0);
     CHECK_MSG(strcmp(msg, "refused at admission: estimated 840 ms to score 12000 tokens behind "
                           "30000 queued, 200 ms left before the deadline") == 0,
