@@ -26,7 +26,7 @@ DOCS = ["Cats purr by rapidly twitching the muscles of the larynx.",
         "Tides are caused by the gravitational pull of the moon.",
         "Sourdough bread needs a starter of wild yeast.", "Ünïcödé — naïve café, 東京, emoji 🐱."]
 LONG = " ".join(["tide moon sea"] * 170)  # ~512 tokens: the engine's slowest pair
-N_BIG = 600
+N_BIG = 300
 ADMISSION = "refused at admission"
 
 
