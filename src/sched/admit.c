@@ -117,7 +117,7 @@ rr_admit_est rr_admit_estimate(const rr_admit *a, long n_tok, uint64_t now)
     long queued = atomic_load_explicit(&a->queued_tokens, RLX);
     long flying = atomic_load_explicit(&a->batch_tokens, RLX);
     uint64_t t0 = atomic_load_explicit(&a->batch_t0, RLX);
-    if (queued < 0) queued = 0; /* a drop seen before its enqueue */
+    if (queued < 0) queued = 0; /* defensive: tokens leave only after they entered */
     if (flying < 0) flying = 0;
     e.ahead_tokens = queued + flying;
     if (ps_per_tok(a, 0) == 0) {

@@ -29,17 +29,20 @@
  * at 2 s deadlines (smaller batches) 23 %, 18 %, 26 % and 30 %; admission off, 0 %. At
  * 0.3x capacity nothing was refused and every request met its deadline.
  *
- * Never refused: no deadline (not even for others' deadlines: DEADLINE_EXCEEDED would be a
- * wrong answer to a request that set none), admission off, a cold estimator (the first
- * RR_ADMIT_WARMUP forwards touch the mmapped weights and the workspace for the first time and are
- * not learned from — minilm on the VM: 0.77 ms per token, later 0.64-0.74 at the same size — and
- * nothing is refused until a later one has been), a deadline already passed (the scheduler's expiry
- * answers those); at the intake, where only the queue counts, nothing is refused behind an empty
- * queue. What is not counted makes the estimate lower, so the error is on the side of admitting:
- * requests still waiting for a tokenizer worker (their tokens are not known yet), and the
- * keep-a-request-together rule of the batcher (batches are a little less than full). A
- * request dropped from the queue (cancelled) leaves its deadline in tail_deadline until the
- * last batch changes, which can only refuse more.
+ * Never refused: no deadline (not even for others' deadlines: DEADLINE_EXCEEDED would be
+ * a wrong answer to a request that set none), admission off, a cold estimator (the first
+ * RR_ADMIT_WARMUP forwards touch the mmapped weights and the workspace for the first time
+ * and are not learned from; minilm on the VM: 0.77 ms per token, later 0.64-0.74 at the
+ * same size; nothing is refused until a later one has been), a deadline already passed
+ * (the scheduler's expiry answers those); at the intake, where only the queue counts,
+ * nothing is refused behind an empty queue.
+ *
+ * What is not counted makes the estimate lower, so the error is on the side of admitting:
+ * requests still waiting for a tokenizer worker (their tokens are not known yet); the
+ * keep-a-request-together rule of the batcher (batches are a little less than full); a
+ * request larger than a batch, whose first pairs fill what is left of the last batch, is
+ * not held to the deadlines in it. A request dropped from the queue (cancelled) leaves its
+ * deadline in tail_deadline until the last batch changes, which can only refuse more.
  *
  * Threads: the engine thread alone writes the per-token costs and the batch in flight;
  * tokenizer workers and the engine thread move the queued-token count; any thread estimates
