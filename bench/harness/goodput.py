@@ -4,7 +4,8 @@ open loop (arrivals on a clock, latency from the scheduled arrival, every call w
 gRPC deadline D) at OVERLOAD × the capacity measured first with the closed loop, and at LOW ×
 capacity (where admission control must refuse nothing). Every (deadline, load) pair runs
 ROUNDS times, on and off interleaved (the order flips each round), each on a fresh server
-warmed by a few seconds of one closed-loop client. Writes bench/results/<NAME>-<date>.md
+warmed by a few seconds of one closed-loop client; the capacity is measured again before
+each group of runs (the shared machine's speed drifts) and the group's rates follow it. Writes bench/results/<NAME>-<date>.md
 with the command, the machine, the load average around every run, and every run's numbers.
 
     .venv/bin/python bench/harness/goodput.py [--build build-bench] [--model models/minilm-l6-bert]
@@ -79,20 +80,22 @@ def bench(a, port, out, extra):
     cmd = [os.path.join(a.build, "bench", "harness", "rerank-bench"), "--target", "127.0.0.1:%d" % port,
            "--inputs", a.inputs, "--k", str(a.k), "--sweep-k", str(a.k), "--no-unary", "--no-stream",
            "--validate-max-k", "0", "--no-progress", "--out", out] + extra
-    r = subprocess.run(cmd, capture_output=True, text=True)
     path = os.path.join(out, "report.json")
+    if os.path.exists(path):
+        os.unlink(path)  # never read an earlier run's report
+    r = subprocess.run(cmd, capture_output=True, text=True)
     if not os.path.exists(path):  # rc 1 only means some calls failed, which overload makes
         sys.exit("rerank-bench failed (rc %d):\n%s" % (r.returncode, r.stderr[-3000:]))
     with open(path) as f:
         return json.load(f), r.stderr
 
 
-def capacity(a):
-    srv = Server(a, "on", os.path.join(a.out, "rerankd-capacity.log"))
+def capacity(a, tag="capacity", conc=None, seconds=None):
+    srv = Server(a, "on", os.path.join(a.out, "rerankd-%s.log" % tag))
     try:
-        rep, _ = bench(a, srv.port, os.path.join(a.out, "capacity"),
-                       ["--concurrency", a.conc, "--sweep-seconds", str(a.sweep_seconds), "--warmup", "2",
-                        "--rate", "0"])
+        rep, _ = bench(a, srv.port, os.path.join(a.out, tag),
+                       ["--concurrency", conc or a.conc, "--sweep-seconds", str(seconds or a.sweep_seconds),
+                        "--warmup", "2", "--rate", "0"])
     finally:
         srv.stop()
     rows = [(p["clients"], p["requests_per_s"], p["latency_s"]["p50"], p["latency_s"]["p99"], p["requests"])
@@ -114,6 +117,7 @@ def open_run(a, admission, rate, deadline, tag):
                           "--warmup", str(warmup), "--timeout", str(deadline)])
         refused = {s: srv.metric("rerankd_admission_refused_total", stage=s) for s in ("intake", "tokenized")}
         expired = srv.metric("rerankd_requests_total", outcome="expired")
+        cancelled = srv.metric("rerankd_requests_total", outcome="cancelled")
         done = srv.metric("rerankd_requests_total", outcome="done")
     finally:
         srv.stop()
@@ -121,8 +125,8 @@ def open_run(a, admission, rate, deadline, tag):
     g = o["goodput"]
     return {"tag": tag, "admission": admission, "rate": rate, "deadline": deadline, "warmup": warmup, "arrived": g["arrived"], "good": g["in_deadline"],
             "share": g["share"], "refused_client": g["refused_at_admission"], "refused": refused,
-            "expired": expired, "done": done, "ok": o["requests"], "p50": o["latency_s"]["p50"],
-            "p99": o["latency_s"]["p99"], "load": "%s → %s" % (la0, loadavg())}
+            "expired": expired, "cancelled": cancelled, "done": done, "ok": o["requests"], "p50": o["latency_s"].get("p50"),
+            "p99": o["latency_s"].get("p99"), "load": "%s → %s" % (la0, loadavg())}
 
 
 def main():
@@ -136,6 +140,8 @@ def main():
     ap.add_argument("--low", type=float, default=0.3, help="the low-load rate / capacity")
     ap.add_argument("--conc", default="1,2,4,8,16")
     ap.add_argument("--sweep-seconds", type=float, default=8)
+    ap.add_argument("--recheck-conc", default="1,4", help="closed-loop clients of the capacity re-check")
+    ap.add_argument("--recheck-seconds", type=float, default=5)
     ap.add_argument("--open-seconds", type=float, default=30)
     ap.add_argument("--warmup", type=float, default=None, help="open-loop warm-up, s (default 2 × deadline)")
     ap.add_argument("--rounds", type=int, default=2)
@@ -160,10 +166,14 @@ def main():
     runs = []
     for rnd in range(1, a.rounds + 1):
         for dl in a.deadlines:
+            # This machine's speed drifts with the other jobs on it: the capacity is measured
+            # again before each group, and its rates follow it.
+            now_cap, _ = capacity(a, "capacity-%gs-%d" % (dl, rnd), a.recheck_conc, a.recheck_seconds)
+            print("capacity now: %.2f req/s" % now_cap, file=sys.stderr)
             for name, factor in (("overload", a.overload), ("low", a.low)):
                 for adm in (("on", "off") if rnd % 2 else ("off", "on")):
-                    r = open_run(a, adm, factor * cap, dl, "%s-%gs-%s-%d" % (name, dl, adm, rnd))
-                    r["load_name"], r["factor"], r["round"] = name, factor, rnd
+                    r = open_run(a, adm, factor * now_cap, dl, "%s-%gs-%s-%d" % (name, dl, adm, rnd))
+                    r["load_name"], r["factor"], r["round"], r["capacity"] = name, factor, rnd, now_cap
                     runs.append(r)
                     print("%-8s %gs %-3s round %d: %.2f req/s offered, %d/%d within deadline (%.1f %%), "
                           "refused %d+%d, load %s" % (name, dl, adm, rnd, r["rate"], r["good"], r["arrived"],
@@ -198,22 +208,28 @@ def write_report(a, cap, cap_rows, runs, started, wall):
           "|---|---|---|---|---|\n")
         for c, rps, p50, p99, n in cap_rows:
             w("| %d | %.2f | %.0f | %.0f | %d |\n" % (c, rps, 1e3 * p50, 1e3 * p99, n))
-        w("\nCapacity = the best: **%.2f req/s**.\n\n" % cap)
+        w("\nCapacity = the best: **%.2f req/s** at the start. Before each group of runs below (one deadline, "
+          "one round: overload and low load, on and off) it is measured again (closed loop, %s clients, %g s "
+          "each) and that group's rates are OVERLOAD and LOW times it.\n\n" % (cap, a.recheck_conc, a.recheck_seconds))
         w("## Open loop, every run in the order it ran\n\n"
-          "| load | D | admission | round | offered req/s | arrivals | within D | goodput | refused at "
-          "admission (intake + tokenized) | expired in the queue | OK p50 / p99 ms | load average before → after |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+          "| load | D | admission | round | capacity just before, req/s | offered req/s | arrivals | within D | "
+          "goodput | refused at admission (intake + tokenized) | dropped before compute | scored | OK p50 / p99 ms | "
+          "load average before → after |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
         for r in runs:
-            w("| %s (%.1f×) | %g s | %s | %d | %.2f | %d | %d | **%.1f %%** | %d + %d | %d | %s / %s | %s |\n" %
-              (r["load_name"], r["factor"], r["deadline"], r["admission"], r["round"], r["rate"], r["arrived"],
+            w("| %s (%.1f×) | %g s | %s | %d | %.2f | %.2f | %d | %d | **%.1f %%** | %d + %d | %d | %d | %s / %s | %s |\n" %
+              (r["load_name"], r["factor"], r["deadline"], r["admission"], r["round"], r["capacity"], r["rate"],
+               r["arrived"],
                r["good"], 100 * r["share"], r["refused"]["intake"], r["refused"]["tokenized"],
-               r["expired"] - r["refused"]["tokenized"],
+               r["expired"] - r["refused"]["tokenized"] + r["cancelled"], r["done"],
                "%.0f" % (1e3 * r["p50"]) if r["ok"] else "–", "%.0f" % (1e3 * r["p99"]) if r["ok"] else "–",
                r["load"]))
-        w("\nRefusal and expiry counts are the server's (`rerankd_admission_refused_total`, and "
-          "`rerankd_requests_total{outcome=\"expired\"}` less the refusals after tokenization, which finish as "
-          "expired) over the whole run, warm-ups included; arrivals and goodput are the measured window's. "
-          "Latency percentiles are of the requests the client saw answered OK.\n\n")
+        w("\nRefused, dropped and scored are the server's counts over the whole run, warm-ups included "
+          "(`rerankd_admission_refused_total`; dropped = `rerankd_requests_total` expired, less the refusals "
+          "after tokenization, which finish as expired, plus cancelled: gRPC cancels a call whose deadline "
+          "passes, and the scheduler drops it before compute as cancelled; scored = done); arrivals and "
+          "goodput are the measured window's. Latency percentiles are of the requests the client saw "
+          "answered OK.\n\n")
         w("## Summary (mean of the rounds)\n\n| load | D | admission | goodput per round | mean |\n"
           "|---|---|---|---|---|\n")
         for dl in a.deadlines:
