@@ -130,6 +130,11 @@ typedef struct rb_point {
     double wall_s; /* measured window */
     long pairs, tokens;
     int late_starts; /* open loop: arrivals started late because every slot was busy */
+    /* Open loop, goodput: arrivals in the window; of them, answered OK within the call
+     * deadline (--timeout) counted from the scheduled arrival; refused by the server's
+     * deadline-aware admission (DEADLINE_EXCEEDED "refused at admission ..."). */
+    int arrived, in_deadline, refused;
+    double deadline_s;
     rb_summary s_lat, s_first, s_tok, s_queue, s_inf, s_srv;
 } rb_point;
 

@@ -49,7 +49,8 @@ static void usage(FILE *f)
         "  --peers FILE           peers' JSON (bench/peers/peers.py) for ratios and validation\n"
         "  --out DIR              report.json, report.md, *.dat, *.png (default "
         "bench/out/harness)\n"
-        "  --timeout S            per-call deadline (default 600)\n"
+        "  --timeout S            per-call deadline (default 600); the open loop reports its\n"
+        "                         goodput: arrivals answered within it\n"
         "  --no-progress          no progress bar (default: shown when stderr is a terminal)\n");
 }
 

@@ -63,6 +63,14 @@ static cJSON *point_json(const rb_point *p, int with_stages)
     cJSON_AddNumberToObject(o, "errors", p->n_err);
     if (p->n_err) cJSON_AddStringToObject(o, "first_error", p->first_err);
     if (p->late_starts) cJSON_AddNumberToObject(o, "late_starts", p->late_starts);
+    if (p->arrived) {
+        cJSON *g = cJSON_AddObjectToObject(o, "goodput");
+        cJSON_AddNumberToObject(g, "deadline_s", p->deadline_s);
+        cJSON_AddNumberToObject(g, "arrived", p->arrived);
+        cJSON_AddNumberToObject(g, "in_deadline", p->in_deadline);
+        cJSON_AddNumberToObject(g, "share", (double)p->in_deadline / p->arrived);
+        cJSON_AddNumberToObject(g, "refused_at_admission", p->refused);
+    }
     cJSON_AddNumberToObject(o, "wall_s", p->wall_s);
     cJSON_AddNumberToObject(o, "requests_per_s", rb_per_s(p, p->n));
     cJSON_AddNumberToObject(o, "pairs_per_s", rb_per_s(p, (double)p->pairs));
@@ -445,6 +453,12 @@ static void md_open_loop(const report *rp, FILE *f)
     fprintf(f, "| %d | %.1f | %.1f | %d | %s | %s | %s | %s | %s | %s | %d |\n", p->k, p->rate,
             rb_per_s(p, p->n), p->n, M(p->s_lat.p50), M(p->s_lat.p90), M(p->s_lat.p99),
             M(p->s_lat.max), M(p->s_queue.p50), M(p->s_queue.p99), p->n_err);
+    if (p->arrived)
+        fprintf(f,
+                "\nGoodput: %d of %d arrivals answered within the %.3f s deadline (%.1f %%); %d "
+                "refused at admission.\n",
+                p->in_deadline, p->arrived, p->deadline_s, 100.0 * p->in_deadline / p->arrived,
+                p->refused);
 }
 
 static void markdown(const report *rp, FILE *f)

@@ -113,7 +113,8 @@ typedef struct run_ctx {
     double t_measure; /* time mode: completions from here ... */
     double t_end;     /* ... to here are measured; later ones are ignored */
     int time_mode, open_loop;
-    long n_done; /* completions so far, warm-up included */
+    double deadline_s; /* open loop: the call deadline, for goodput */
+    long n_done;       /* completions so far, warm-up included */
     double first_measured_start, last_end;
 } run_ctx;
 
@@ -132,6 +133,14 @@ static void on_reply(void *user, const rb_reply *r)
         measured = x->open_loop ? r->t_start >= x->t_measure : t_done >= x->t_measure;
     } else {
         measured = r->cookie >= x->warmup_n;
+    }
+    if (x->open_loop && measured) {
+        p->arrived++;
+        if (r->status == 0 && r->n_scored == r->n_docs && r->latency_s <= x->deadline_s)
+            p->in_deadline++;
+        if (r->status == GRPC_STATUS_DEADLINE_EXCEEDED &&
+            strncmp(r->msg, "refused at admission", 20) == 0)
+            p->refused++;
     }
     if (r->status != 0 || r->n_scored != r->n_docs) {
         if (!p->n_err)
@@ -223,9 +232,9 @@ static int run_closed(rb_client *cli, rb_k_inputs *kp, int streaming, int client
 /* Open loop: arrivals every 1/rate s for warmup_s + measure_s; latency from the scheduled
  * arrival. Calls left over at the end are waited for (bounded by the call deadline). */
 static int run_open(rb_client *cli, rb_k_inputs *kp, double rate, double warmup_s, double measure_s,
-                    rb_point *p, const char *label)
+                    double deadline_s, rb_point *p, const char *label)
 {
-    run_ctx x = {.p = p, .kp = kp, .time_mode = 1, .open_loop = 1};
+    run_ctx x = {.p = p, .kp = kp, .time_mode = 1, .open_loop = 1, .deadline_s = deadline_s};
     double t0 = rb_now_s(), next = t0, step = 1.0 / rate;
     long seq = 0;
     char err[256];
@@ -258,6 +267,7 @@ static int run_open(rb_client *cli, rb_k_inputs *kp, double rate, double warmup_
     progress(label, 1, 1);
     p->rate = rate;
     p->wall_s = measure_s;
+    p->deadline_s = deadline_s;
     rb_point_finish(p);
     return 0;
 }
@@ -386,13 +396,18 @@ static int open_at_rate(const rb_opts *o, rb_k_inputs *kp, rb_client *cli, doubl
     char label[64];
     snprintf(label, sizeof label, "open loop, %.1f req/s, K=%d", rate, kp->k);
     if (rb_point_init(&r->open, "open", kp->k, 1024) ||
-        run_open(cli, kp, rate, o->warmup_s, o->open_s, &r->open, label)) {
+        run_open(cli, kp, rate, o->warmup_s, o->open_s, o->timeout_s, &r->open, label)) {
         rb_point_free(&r->open);
         return -1;
     }
     r->have_open = 1;
     fprintf(stderr, "  open loop %.1f req/s: p50 %s ms, p99 %s ms, %d errors\n", rate,
             rb_ms_str(r->open.s_lat.p50), rb_ms_str(r->open.s_lat.p99), r->open.n_err);
+    fprintf(stderr,
+            "  goodput: %d of %d arrivals answered within %.3f s (%.1f %%), %d refused at "
+            "admission\n",
+            r->open.in_deadline, r->open.arrived, o->timeout_s,
+            r->open.arrived ? 100.0 * r->open.in_deadline / r->open.arrived : 0.0, r->open.refused);
     return 0;
 }
 

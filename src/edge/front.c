@@ -1,9 +1,11 @@
 /*
  * front.c — the protocol-neutral request front (contract in front.h): intake checks in one
- * order for every wing, the admission gate around the scheduler, outcome → class, ranking.
+ * order for every wing, the admission gate around the scheduler, deadline-aware admission
+ * (sched/admit.h) before tokenization, outcome → class, ranking.
  *
  * Order of the intake checks (so the same bad input gets the same first complaint on every
- * path): ready → documents present → --max-docs → max_length → query → --max-in-flight.
+ * path): ready → documents present → --max-docs → max_length → query → deadline
+ * admission → --max-in-flight.
  */
 #include "edge/front.h"
 
@@ -124,6 +126,14 @@ rr_sched_req *rr_front_begin(rr_server *srv, const rr_intake *in, rr_problem *p)
         rr_problem_set(p, RR_FAIL_UNAVAILABLE, "server is shutting down");
         return NULL;
     }
+    /* Deadline-aware admission (sched/admit.h), before tokenization: the work queued alone
+     * outlasts the deadline → DEADLINE now, not after waiting for it. */
+    if (!rr_admit_check(rr_sched_admit(srv->sched), RR_ADMIT_INTAKE, in->deadline_ns, 0,
+                        rr_now_ns(), p->msg, sizeof p->msg)) {
+        gate_leave(srv);
+        p->fail = RR_FAIL_DEADLINE;
+        return NULL;
+    }
     rr_sched_req *r = rr_sched_acquire(srv->sched);
     if (!r) {
         gate_leave(srv);
@@ -214,8 +224,10 @@ int rr_front_outcome(const rr_sched_req *r, rr_problem *p)
     switch (r->outcome) {
     case RR_SCHED_DONE:
         return 1;
-    case RR_SCHED_EXPIRED:
-        return rr_problem_set(p, RR_FAIL_DEADLINE, "the deadline passed before scoring finished");
+    case RR_SCHED_EXPIRED: /* err.msg: refused at admission after tokenization (admit.h) */
+        return rr_problem_set(p, RR_FAIL_DEADLINE, "%s",
+                              r->err.msg[0] ? r->err.msg
+                                            : "the deadline passed before scoring finished");
     case RR_SCHED_CANCELLED:
         return rr_problem_set(p, RR_FAIL_CANCELLED, "cancelled by the client");
     case RR_SCHED_SHUTDOWN:

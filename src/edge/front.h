@@ -29,7 +29,8 @@ typedef enum rr_fail {
     RR_FAIL_TOO_BIG,     /* over --max-message-bytes, or its decoding over its budget */
     RR_FAIL_OVERLOADED,  /* --max-in-flight reached, or out of memory */
     RR_FAIL_UNAVAILABLE, /* loading, draining, stopped */
-    RR_FAIL_DEADLINE,    /* the deadline passed before the pairs were scored */
+    RR_FAIL_DEADLINE,    /* the deadline passed before the pairs were scored, or cannot be
+                          * met (refused at admission) */
     RR_FAIL_CANCELLED,   /* the client went away */
     RR_FAIL_TOKENIZER,   /* the tokenizer failed on valid input */
     RR_FAIL_BACKEND,     /* the engine failed, or produced NaN */
@@ -94,7 +95,9 @@ int rr_front_options(rr_server *srv, const rr_intake *in, rr_problem *p);
 /* Checks the request against the server's state, limits and the model, then takes a
  * scheduler request for it with the options, query and deadline set. NULL with *p:
  * UNAVAILABLE (loading, stopping), EMPTY, TOO_MANY (--max-docs), INVALID (query empty or
- * not UTF-8, max_length outside 3 ... the model's), OVERLOADED (--max-in-flight, memory).
+ * not UTF-8, max_length outside 3 ... the model's), DEADLINE ("refused at admission": the
+ * work queued ahead alone outlasts in->deadline_ns, sched/admit.h), OVERLOADED
+ * (--max-in-flight, memory).
  * On success the wing sets every document with rr_front_doc, then rr_front_submit, or
  * gives the request back with rr_front_abort. */
 rr_sched_req *rr_front_begin(rr_server *srv, const rr_intake *in, rr_problem *p);

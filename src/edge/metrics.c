@@ -66,6 +66,47 @@ static void put_hist_metric(rr_strbuf *b, const char *name, const char *help, co
     rr_metrics_hist(b, name, "", h);
 }
 
+/* Deadline-aware admission (sched/admit.h): the work it sees queued, its estimate, its
+ * refusals. */
+static void put_admission(rr_strbuf *b, rr_admit *a, rr_engine *e)
+{
+    rr_admit_est est = rr_admit_estimate(a, 0, rr_now_ns());
+    rr_metrics_header(b, "rerankd_queued_tokens", "gauge",
+                      "Tokens of tokenized requests waiting for the engine, plus the batch being "
+                      "computed (what a new request waits behind).");
+    rr_strbuf_printf(b, "rerankd_queued_tokens %ld\n", est.ahead_tokens);
+    rr_metrics_header(b, "rerankd_admission_control", "gauge",
+                      "1 when requests whose deadline cannot be met are refused at admission "
+                      "(--admission-control).");
+    rr_strbuf_printf(b, "rerankd_admission_control %d\n", a->enabled);
+    rr_metrics_header(b, "rerankd_admission_refused_total", "counter",
+                      "Requests refused at admission (DEADLINE_EXCEEDED / 503) because their "
+                      "deadline could not be met: before tokenization (the queue alone) or after.");
+    rr_strbuf_printf(b, "rerankd_admission_refused_total{stage=\"intake\"} %llu\n",
+                     (unsigned long long)rr_admit_refused(a, RR_ADMIT_INTAKE));
+    rr_strbuf_printf(b, "rerankd_admission_refused_total{stage=\"tokenized\"} %llu\n",
+                     (unsigned long long)rr_admit_refused(a, RR_ADMIT_TOKENIZED));
+    rr_metrics_header(
+        b, "rerankd_admission_seconds_per_token", "gauge",
+        "Estimated engine time per token for a batch of at most batch_tokens_le tokens "
+        "(moving average of measured forwards; buckets without data are absent).");
+    int max_tok = rr_engine_max_batch_tokens(e);
+    for (int i = 0; i < RR_ADMIT_BUCKETS; i++) {
+        double spt = rr_admit_seconds_per_token(a, i);
+        if (spt > 0)
+            rr_strbuf_printf(b,
+                             "rerankd_admission_seconds_per_token{batch_tokens_le=\"%ld\"} %.6g\n",
+                             rr_admit_bucket_le(i), spt);
+        if (rr_admit_bucket_le(i) >= max_tok) break;
+    }
+    if (!est.cold) {
+        rr_metrics_header(b, "rerankd_admission_wait_seconds", "gauge",
+                          "Estimated wait of a new request for the work queued ahead of it "
+                          "(absent until the estimator has data).");
+        rr_strbuf_printf(b, "rerankd_admission_wait_seconds %.6g\n", (double)est.ns * 1e-9);
+    }
+}
+
 static const char *const outcome_names[5] = {"done", "failed", "cancelled", "expired", "shutdown"};
 
 void rr_metrics_add(rr_server *srv, rr_metrics_fn fn, void *ctx)
@@ -159,6 +200,7 @@ const char *rr_metrics_render(rr_server *srv, size_t *len)
                          atomic_load(&st->queued_tokenize));
         rr_strbuf_printf(&b, "rerankd_queued_requests{stage=\"engine\"} %d\n",
                          atomic_load(&st->queued_engine));
+        put_admission(&b, rr_sched_admit(srv->sched), srv->engine);
         rr_metrics_header(&b, "rerankd_requests_total", "counter",
                           "Finished scoring requests by outcome.");
         for (int o = 0; o < 5; o++)

@@ -67,6 +67,7 @@ enum {
     F_API_KEY,
     F_API_KEY_FILE,
     F_API_KEY_PROTECT_OPS,
+    F_ADMISSION_CONTROL,
     F_END,
     F_HELP = 'h',
     F_VERSION = F_END + 1,
@@ -102,6 +103,7 @@ static const struct {
     [F_API_KEY - F_MODEL] = {"api-key", 1, "API_KEY"},
     [F_API_KEY_FILE - F_MODEL] = {"api-key-file", 1, NULL},
     [F_API_KEY_PROTECT_OPS - F_MODEL] = {"api-key-protect-ops", 0, NULL},
+    [F_ADMISSION_CONTROL - F_MODEL] = {"admission-control", 1, NULL},
 };
 #define N_FLAGS (F_END - F_MODEL)
 
@@ -133,6 +135,10 @@ static void usage(FILE *f)
         "                           may use: affinity and cgroup quota)\n"
         "  --tokenizer-workers N    tokenization threads (default 2)\n"
         "  --grace-seconds S        drain period on SIGTERM/SIGINT (default 5)\n"
+        "  --admission-control on|off\n"
+        "                           refuse at once (DEADLINE_EXCEEDED / 503) a request whose\n"
+        "                           deadline cannot be met behind the work already queued, as\n"
+        "                           estimated from measured forward times (default on)\n"
         "  --tls-cert FILE          serve gRPC over TLS with this PEM certificate chain ...\n"
         "  --tls-key FILE           ... and this PEM private key; both re-read when they change\n"
         "  --tls-client-ca FILE     mutual TLS: require client certificates signed by this PEM CA\n"
@@ -257,6 +263,13 @@ static int apply(rr_config *cfg, int id, const char *who, const char *v)
         return parse_int(who, v, 1, 86400, &cfg->http_idle_timeout);
     case F_HTTP_TIMEOUT:
         return parse_seconds(who, v, &cfg->http_timeout);
+    case F_ADMISSION_CONTROL:
+        if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+            fprintf(stderr, "rerankd: %s needs on or off (got %s)\n", who, v);
+            return 0;
+        }
+        cfg->admission_control = strcmp(v, "on") == 0;
+        return 1;
     case F_LONG_DOCUMENTS:
         if (strcmp(v, "truncate") != 0 && strcmp(v, "chunk") != 0) {
             fprintf(stderr, "rerankd: %s is truncate or chunk (got %s)\n", who, v);
@@ -308,7 +321,8 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
                        .http_timeout = 0,
                        .chunk_default = 0,
                        .max_chunks_per_doc = 10,
-                       .max_chunks_per_request = 10000};
+                       .max_chunks_per_request = 10000,
+                       .admission_control = 1};
     struct option opts[N_FLAGS + 3];
     for (int i = 0; i < N_FLAGS; i++)
         opts[i] = (struct option){flags[i].name, flags[i].has_arg ? required_argument : no_argument,
@@ -412,7 +426,8 @@ static int load(rr_server *srv)
     snprintf(srv->device_desc, sizeof srv->device_desc, "%s", rr_engine_describe(srv->engine));
     rr_sched_opts so = {.max_in_flight = srv->cfg.max_in_flight,
                         .tokenizer_workers = srv->cfg.tokenizer_workers,
-                        .max_chunks = srv->cfg.max_chunks_per_doc};
+                        .max_chunks = srv->cfg.max_chunks_per_doc,
+                        .admission_control = srv->cfg.admission_control};
     if (rr_sched_init(srv->model, srv->engine, &so, &srv->sched, &err) != RR_OK) goto fail;
     atomic_store(&srv->ready, 1);
     rr_health_set(srv, RR_HEALTH_SERVING);

@@ -51,6 +51,7 @@ struct rr_sched {
     int engine_started;
 
     rr_sched_stats stats;
+    rr_admit admit; /* deadline-aware admission: queued tokens, cost per token (admit.h) */
 
     /* Engine batch, allocated once. */
     int32_t *b_ids, *b_types, *b_cu;
@@ -257,9 +258,16 @@ static void *worker_main(void *arg)
             finish(s, r, RR_SCHED_FAILED);
             continue;
         }
+        /* Admission (admit.h): its deadline cannot be met behind the queue → refused now. */
+        if (!rr_admit_check(&s->admit, RR_ADMIT_TOKENIZED, r->deadline_ns, r->total_tokens, t1,
+                            r->err.msg, sizeof r->err.msg)) {
+            finish(s, r, RR_SCHED_EXPIRED);
+            continue;
+        }
         r->t_ready = t1;
         pthread_mutex_lock(&s->mu);
         push(&s->ready_head, &s->ready_tail, r);
+        rr_admit_enqueue(&s->admit, r->total_tokens, r->deadline_ns); /* admission */
         atomic_fetch_add(&s->stats.queued_engine, 1);
         pthread_cond_signal(&s->ready_cv);
         pthread_mutex_unlock(&s->mu);
@@ -290,6 +298,7 @@ static void drop_ready(rr_sched *s, uint64_t now, rr_sched_req **drop)
         *pp = r->next;
         if (s->ready_tail == r) s->ready_tail = prev;
         atomic_fetch_sub(&s->stats.queued_engine, 1);
+        rr_admit_drop(&s->admit, remaining_tokens(r)); /* admission: tokens leave unscored */
         r->outcome = o;
         r->next = *drop;
         *drop = r;
@@ -358,6 +367,7 @@ static void *engine_main(void *arg)
             rr_sched_req *r;
             while ((r = pop(&s->ready_head, &s->ready_tail))) {
                 atomic_fetch_sub(&s->stats.queued_engine, 1);
+                rr_admit_drop(&s->admit, remaining_tokens(r)); /* admission: unscored */
                 r->outcome = RR_SCHED_SHUTDOWN;
                 r->next = drop;
                 drop = r;
@@ -377,8 +387,10 @@ static void *engine_main(void *arg)
                       .type_ids = s->b_types,
                       .cu_seqlens = s->b_cu};
         uint64_t t0 = rr_now_ns();
+        rr_admit_batch_begin(&s->admit, n_tok, t0); /* admission: queued → in flight */
         rr_status st = rr_engine_forward(s->engine, &b, s->b_logits);
         uint64_t dt = rr_now_ns() - t0;
+        rr_admit_batch_end(&s->admit, n_tok, dt, st == RR_OK); /* admission: learns the cost */
         rr_hist_observe(&s->stats.batch_tokens, (uint64_t)n_tok);
         rr_hist_observe(&s->stats.batch_pairs, (uint64_t)n_seq);
         rr_hist_observe(&s->stats.forward_seconds, dt);
@@ -408,6 +420,7 @@ static void *engine_main(void *arg)
                     if (*pp) {
                         *pp = r->next;
                         atomic_fetch_sub(&s->stats.queued_engine, 1);
+                        rr_admit_drop(&s->admit, remaining_tokens(r)); /* admission */
                         if (s->ready_tail == r) s->ready_tail = prev;
                     }
                     pthread_mutex_unlock(&s->mu);
@@ -440,6 +453,7 @@ rr_status rr_sched_init(const rr_model *m, rr_engine *e, const rr_sched_opts *o,
         int reach = rr_chunk_doc_cap(&most);
         s->dbuf_len = reach > s->model_max_length ? reach : s->model_max_length;
     }
+    rr_admit_init(&s->admit, s->max_batch_tokens, o->admission_control);
     /* s->n_workers counts the workers started, so a failure before them joins none. */
     int n_workers = o->tokenizer_workers > 0 ? o->tokenizer_workers : rr_cpu_count();
     pthread_mutex_init(&s->mu, NULL);
@@ -634,6 +648,11 @@ void rr_sched_release(rr_sched *s, rr_sched_req *r)
     s->free_list = r;
     s->n_live--;
     pthread_mutex_unlock(&s->mu);
+}
+
+rr_admit *rr_sched_admit(rr_sched *s)
+{
+    return &s->admit;
 }
 
 int rr_sched_live(rr_sched *s)

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "rerank.h"
+#include "sched/admit.h"
 #include "util/hist.h"
 
 typedef struct rr_sched rr_sched;
@@ -45,7 +46,8 @@ typedef enum rr_sched_outcome {
     RR_SCHED_DONE = 0,      /* logits[] hold every document's logit */
     RR_SCHED_FAILED = 1,    /* err says why (RR_E_UTF8, RR_E_TOO_LONG naming an index, ...) */
     RR_SCHED_CANCELLED = 2, /* `cancelled` was set before the work was done */
-    RR_SCHED_EXPIRED = 3,   /* deadline passed before the work was done */
+    RR_SCHED_EXPIRED = 3,   /* deadline passed before the work was done, or it cannot be met:
+                             * refused at admission (admit.h), err.msg says so */
     RR_SCHED_SHUTDOWN = 4,  /* the scheduler stopped */
 } rr_sched_outcome;
 
@@ -109,6 +111,7 @@ typedef struct rr_sched_opts {
     int tokenizer_workers; /* threads; 0 → the CPUs this process may use */
     int max_chunks;        /* the most windows a request may ask per document (sizes each
                               worker's document buffer); 0 → 1 */
+    int admission_control; /* 1: refuse a request whose deadline cannot be met (admit.h) */
 } rr_sched_opts;
 
 /* Cumulative statistics for the metrics endpoint, updated lock-free (relaxed atomics) by the
@@ -159,5 +162,9 @@ void rr_sched_release(rr_sched *s, rr_sched_req *r);
 
 /* Requests acquired and not yet released. */
 int rr_sched_live(rr_sched *s);
+
+/* The deadline-aware admission state (admit.h): the front checks a request against it
+ * before tokenization, /metrics reads its estimate and refusals. */
+rr_admit *rr_sched_admit(rr_sched *s);
 
 #endif /* RR_SCHED_H */
