@@ -44,8 +44,6 @@ typedef struct rr_config {
     const char *api_key;        /* --api-key; NULL = none */
     const char *api_key_file;   /* --api-key-file; NULL = none */
     int api_key_protect_ops;    /* /metrics and /info need the key too */
-    int http_idle_timeout;      /* s: a connection that has sent no (further) request is closed */
-    double http_timeout;        /* s: default deadline of an HTTP reranking request; 0 = none */
     int admission_control;      /* 1: refuse requests whose deadline cannot be met (admit.h) */
 } rr_config;
 
