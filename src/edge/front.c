@@ -168,28 +168,20 @@ int rr_front_chunked(const rr_sched_req *r)
     return r->chunk;
 }
 
-/* Code points in s[0 .. n) (s is valid UTF-8: the tokenizer checked it). */
-static int code_points(const char *s, int n)
-{
-    int c = 0;
-    for (int i = 0; i < n; i++)
-        c += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return c;
-}
-
 void rr_front_window_of(const rr_sched_req *r, int i, rr_front_window *w)
 {
     int f = r->doc_first[i], b = r->best[i];
     const rr_window *x = &r->win[f + b];
-    int c0 = code_points(r->docs[i].p, x->byte_start);
-    *w = (rr_front_window){
-        .index = b,
-        .scored = r->doc_first[i + 1] - f,
-        .possible = r->n_possible[i],
-        .token_start = x->tok_start,
-        .token_end = x->tok_end,
-        .char_start = c0,
-        .char_end = c0 + code_points(r->docs[i].p + x->byte_start, x->byte_end - x->byte_start)};
+    int c0 = (int)rr_utf8_chars(r->docs[i].p, (size_t)x->byte_start);
+    *w = (rr_front_window){.index = b,
+                           .scored = r->doc_first[i + 1] - f,
+                           .possible = r->n_possible[i],
+                           .token_start = x->tok_start,
+                           .token_end = x->tok_end,
+                           .char_start = c0,
+                           .char_end =
+                               c0 + (int)rr_utf8_chars(r->docs[i].p + x->byte_start,
+                                                       (size_t)(x->byte_end - x->byte_start))};
 }
 
 int rr_front_doc(rr_sched_req *r, int i, rr_text text, rr_text id, rr_problem *p)
