@@ -71,6 +71,7 @@ typedef struct cuda_engine {
     rr_dtype dt;
     char desc[320];
     int d_model, d_embed, n_layer, n_head, d_head, d_ff, n_labels, max_tok, electra;
+    int pos_pad; /* rr_model_info.pos_pad: XLM-R position ids when >= 0 */
     float eps;
     cudaStream_t stream;
     cublasHandle_t blas;
@@ -324,6 +325,7 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
     e->n_labels = mi->n_labels;
     e->max_tok = o->max_batch_tokens;
     e->electra = mi->arch == RR_ARCH_ELECTRA;
+    e->pos_pad = mi->pos_pad;
     e->eps = mi->layer_norm_eps;
 
     CK(cudaSetDevice(o->device), "cudaSetDevice");
@@ -520,8 +522,12 @@ static rr_status cuda_forward(void *impl, const rr_batch *b, float *logits)
     const int tok_cap = g ? g->tok_cap : n_tok, seq_cap = g ? g->seq_cap : n_seq;
     for (int s = 0; s < n_seq; s++) {
         const int begin = b->cu_seqlens[s], end = b->cu_seqlens[s + 1];
-        for (int t = begin; t < end; t++)
-            e->toks_h[t] = (rr_tok3){b->tokens[t], b->type_ids[t], t - begin};
+        /* XLM-R positions start at pad + 1 and skip pad tokens (rr_seq_positions) */
+        int next = e->pos_pad + 1;
+        for (int t = begin; t < end; t++) {
+            int p = e->pos_pad < 0 ? t - begin : b->tokens[t] == e->pos_pad ? e->pos_pad : next++;
+            e->toks_h[t] = (rr_tok3){b->tokens[t], b->type_ids[t], p};
+        }
         e->cls_rows_h[s] = begin;
     }
     for (int t = n_tok; t < tok_cap; t++)

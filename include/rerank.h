@@ -59,8 +59,9 @@ const char *rr_status_name(rr_status s);
  *
  * A folder holds config.json, model.safetensors and tokenizer files (tokenizer.json, or
  * vocab.txt; plus tokenizer_config.json and special_tokens_map.json when present).
- * Supported architectures: BertForSequenceClassification (MiniLM, TinyBERT, BERT) and
- * ElectraForSequenceClassification. Anything else is refused with RR_E_UNSUPPORTED and a
+ * Supported architectures: BertForSequenceClassification (MiniLM, TinyBERT, BERT),
+ * ElectraForSequenceClassification and XLMRobertaForSequenceClassification (bge-reranker-*,
+ * multilingual MiniLM cross-encoders). Anything else is refused with RR_E_UNSUPPORTED and a
  * message naming what is unsupported. Weights may be stored as F32, F16 or BF16; they are
  * widened to fp32 once at load time into one allocation.
  */
@@ -70,6 +71,7 @@ typedef struct rr_model rr_model;
 typedef enum rr_arch {
     RR_ARCH_BERT = 1,    /* BertForSequenceClassification: pooler tanh + classifier */
     RR_ARCH_ELECTRA = 2, /* ElectraForSequenceClassification: dense + GELU + out_proj */
+    RR_ARCH_XLMR = 3,    /* XLMRobertaForSequenceClassification: dense + tanh + out_proj */
 } rr_arch;
 
 /* What sentence-transformers' CrossEncoder applies to the logit by default (spec §5.1). */
@@ -92,10 +94,14 @@ typedef struct rr_model_info {
     int d_ff;
     int d_embed; /* ELECTRA embedding_size; == d_model otherwise */
     int max_position;
+    int pos_pad;     /* XLM-R: padding_idx (pad_token_id); token positions start at pos_pad + 1
+                        and pad tokens get pos_pad (spec §4.6). -1: position = index (BERT) */
+    int max_seq;     /* longest sequence the position table allows: max_position, or
+                        max_position - pos_pad - 1 for XLM-R (512 for 514, 8192 for 8194) */
     int type_vocab_size;
     int n_labels;
     float layer_norm_eps;
-    int max_length; /* effective pair length: min(tokenizer model_max_length, max_position) */
+    int max_length; /* effective pair length: min(tokenizer model_max_length, max_seq) */
     rr_activation default_activation;
 } rr_model_info;
 
@@ -109,7 +115,7 @@ void rr_model_free(rr_model *m);
 const rr_model_info *rr_model_get_info(const rr_model *m);
 
 /* ---------------------------------------------------------------------------------------
- * Tokenizer: the HF fast BERT WordPiece tokenizer, exactly
+ * Tokenizer: the HF fast tokenizers, exactly — BERT WordPiece and SentencePiece Unigram (XLM-R)
  */
 
 typedef struct rr_tokenizer rr_tokenizer;
@@ -167,15 +173,20 @@ rr_status rr_tokenizer_encode_offsets(const rr_tokenizer *t, const char *text, s
  * total length max_length (≥ 3; includes the 3 special tokens). Writes the kept lengths. */
 void rr_truncate_longest_first(int a, int b, int max_length, int *a_keep, int *b_keep);
 
-/* Assemble `[CLS] q [SEP] d [SEP]` with token type ids 0 for `[CLS] q [SEP]` and 1 for
- * `d [SEP]`, truncating longest_first to max_length when truncate is non-zero.
+/* Special tokens the tokenizer's pair template adds: 3 for BERT's `[CLS] q [SEP] d [SEP]`,
+ * 4 for XLM-R's `<s> q </s> </s> d </s>`. Truncation budgets are max_length minus this. */
+int rr_tokenizer_pair_specials(const rr_tokenizer *t);
+
+/* Assemble the tokenizer's pair template around q and d: BERT `[CLS] q [SEP] d [SEP]` with
+ * token type ids 0 for `[CLS] q [SEP]` and 1 for `d [SEP]`; XLM-R `<s> q </s> </s> d </s>`,
+ * all type ids 0. Truncates longest_first to max_length when truncate is non-zero.
  *   q, q_stored, q_total   the query's ids as returned by rr_tokenizer_encode (stored count
  *                          and whole-text count); likewise d for the passage. The same
  *                          keep_last must have been used for both encodes; a stored count
  *                          must be ≥ min(total, max_length).
  *   ids, type_ids          out, capacity max_length each.
- * Returns the pair length (≥ 3), or -1 when truncate is 0 and the pair is longer than
- * max_length (RR_E_TOO_LONG territory for the caller). */
+ * Returns the pair length (≥ rr_tokenizer_pair_specials), or -1 when truncate is 0 and the
+ * pair is longer than max_length (RR_E_TOO_LONG territory for the caller). */
 int rr_pair_build(const rr_tokenizer *t, const int32_t *q, int q_stored, int q_total,
                   const int32_t *d, int d_stored, int d_total, int max_length, int truncate,
                   int keep_last, int32_t *ids, int32_t *type_ids);
@@ -184,7 +195,7 @@ int rr_pair_build(const rr_tokenizer *t, const int32_t *q, int q_stored, int q_t
  * over-long pair is truncated (HF longest_first) or refused, and which end of a text
  * truncation keeps. */
 typedef struct rr_pair_opts {
-    int max_length; /* 3 ... the model's max_length */
+    int max_length; /* the pair's special tokens (3 or 4) ... the model's max_length */
     int truncate;   /* non-zero: longest_first truncation; zero: RR_E_TOO_LONG when too long */
     int keep_last;  /* 0 keeps the start of each text (HF "right"), 1 the end ("left") */
     /* Long documents. Zero-initialised fields mean today's single truncated pair. */
@@ -223,13 +234,17 @@ typedef struct rr_chunk_plan {
 } rr_chunk_plan;
 
 /* The plan for a query of q_total and a document of d_total tokens under o (o->chunk
- * non-zero, o->max_length ≥ 4, o->max_chunks ≥ 1). Pure arithmetic: the one definition the
- * scheduler, rr_score_query, the CLI and the golden script (tests/golden) follow. */
-void rr_chunk_plan_make(int q_total, int d_total, const rr_pair_opts *o, rr_chunk_plan *p);
+ * non-zero, o->max_length ≥ n_special + 1, o->max_chunks ≥ 1). n_special is the template's
+ * (rr_tokenizer_pair_specials): the 3 of the formulas above is n_special. Pure arithmetic:
+ * the one definition the scheduler, rr_score_query, the CLI and the golden script
+ * (tests/golden) follow. */
+void rr_chunk_plan_make(int n_special, int q_total, int d_total, const rr_pair_opts *o,
+                        rr_chunk_plan *p);
 
 /* The most document tokens the windows under o can reach: what a document buffer for
- * rr_doc_windows must hold (max_chunks · (max_length − 3), or max_doc_tokens if less). */
-int rr_chunk_doc_cap(const rr_pair_opts *o);
+ * rr_doc_windows must hold (max_chunks · (max_length − n_special), or max_doc_tokens if
+ * less). */
+int rr_chunk_doc_cap(int n_special, const rr_pair_opts *o);
 
 /* One scored window of a document: its pair sits at ids[off ...) of the output, len tokens
  * long; it covers the document's tokens [tok_start, tok_end) and, when offsets were asked
@@ -274,7 +289,8 @@ rr_status rr_pair_encode(const rr_tokenizer *t, const rr_side *q, const char *do
  * the plan. dbuf holds the document's ids, dcap ≥ rr_chunk_doc_cap(o); doffs, when not
  * NULL, 2 · dcap int32 for their offsets (rr_tokenizer_encode_offsets), which fill each
  * window's byte span (else the spans are [0, 0)). Errors as
- * rr_pair_encode, naming the document; RR_E_INVALID for max_length < 4 or max_chunks < 1.
+ * rr_pair_encode, naming the document; RR_E_INVALID for max_length < n_special + 1 or
+ * max_chunks < 1.
  * Allocates nothing. */
 rr_status rr_doc_windows(const rr_tokenizer *t, const rr_side *q, const char *doc, size_t len,
                          const rr_pair_opts *o, const char *field, int index, int32_t *dbuf,

@@ -72,10 +72,11 @@ static int chunked(const rr_server *srv, const rr_intake *in)
 int rr_front_options(rr_server *srv, const rr_intake *in, rr_problem *p)
 {
     int model_max = srv->info->max_length;
-    if (in->max_length != 0 && (in->max_length < 3 || in->max_length > (uint64_t)model_max))
+    int sp = rr_tokenizer_pair_specials(rr_model_tokenizer(srv->model));
+    if (in->max_length != 0 && (in->max_length < (uint64_t)sp || in->max_length > (uint64_t)model_max))
         return rr_problem_set(p, RR_FAIL_INVALID,
-                              "max_length %llu is outside 3 ... %d (the model's max length)",
-                              (unsigned long long)in->max_length, model_max);
+                              "max_length %llu is outside %d ... %d (the model's max length)",
+                              (unsigned long long)in->max_length, sp, model_max);
     if (in->max_doc_tokens > INT32_MAX)
         return rr_problem_set(p, RR_FAIL_INVALID, "max_tokens_per_doc %llu is over %d",
                               (unsigned long long)in->max_doc_tokens, INT32_MAX);
@@ -85,9 +86,10 @@ int rr_front_options(rr_server *srv, const rr_intake *in, rr_problem *p)
                                   "max_chunks_per_doc %llu is over the limit of %d "
                                   "(--max-chunks-per-doc)",
                                   (unsigned long long)in->max_chunks, srv->cfg.max_chunks_per_doc);
-        if (in->max_length == 3)
+        if (in->max_length == (uint64_t)sp)
             return rr_problem_set(p, RR_FAIL_INVALID,
-                                  "chunking needs max_length 4 or more (room for one token)");
+                                  "chunking needs max_length %d or more (room for one token)",
+                                  sp + 1);
         if ((unsigned)in->chunk_score > RR_CHUNK_MEAN)
             return rr_problem_set(p, RR_FAIL_INVALID, "chunk_score %d is not max, first or mean",
                                   in->chunk_score);

@@ -19,7 +19,7 @@ struct rr_engine {
     rr_dtype dtype;
     int vocab_size;
     int type_vocab_size;
-    int max_position;
+    int max_seq; /* longest sequence the position table allows (rr_model_info.max_seq) */
 };
 
 rr_status rr_engine_init(const rr_model *m, const rr_engine_opts *opts, rr_engine **out,
@@ -36,10 +36,10 @@ rr_status rr_engine_init(const rr_model *m, const rr_engine_opts *opts, rr_engin
     if (o.n_threads <= 0) o.n_threads = rr_cpu_count();
 
     const rr_model_info *info = rr_model_get_info(m);
-    if (o.max_batch_tokens < info->max_position)
+    if (o.max_batch_tokens < info->max_seq)
         return rr_set_error(err, RR_E_INVALID,
-                            "max_batch_tokens %d is below the model's max_position %d",
-                            o.max_batch_tokens, info->max_position);
+                            "max_batch_tokens %d is below the model's longest sequence %d",
+                            o.max_batch_tokens, info->max_seq);
 
     e = rr_calloc(1, sizeof *e);
     if (!e) return rr_set_error(err, RR_E_NOMEM, "out of memory creating the engine");
@@ -48,7 +48,7 @@ rr_status rr_engine_init(const rr_model *m, const rr_engine_opts *opts, rr_engin
     e->dtype = o.device < 0 ? RR_DTYPE_F32 : o.dtype;
     e->vocab_size = info->vocab_size;
     e->type_vocab_size = info->type_vocab_size;
-    e->max_position = info->max_position;
+    e->max_seq = info->max_seq;
 
     if (o.device < 0) {
         e->backend = &rr_backend_cpu;
@@ -92,7 +92,7 @@ static rr_status validate_batch(const rr_engine *e, const rr_batch *b)
     if (b->cu_seqlens[0] != 0 || b->cu_seqlens[b->n_seq] != b->n_tok) return RR_E_INVALID;
     for (int s = 0; s < b->n_seq; s++) {
         int len = b->cu_seqlens[s + 1] - b->cu_seqlens[s];
-        if (len < 1 || len > e->max_position) return RR_E_INVALID;
+        if (len < 1 || len > e->max_seq) return RR_E_INVALID;
     }
     for (int t = 0; t < b->n_tok; t++) {
         if (b->tokens[t] < 0 || b->tokens[t] >= e->vocab_size) return RR_E_INVALID;

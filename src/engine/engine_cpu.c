@@ -1,5 +1,5 @@
 /*
- * engine_cpu.c — the CPU backend (rr_backend_cpu): a BERT/ELECTRA encoder forward over a
+ * engine_cpu.c — the CPU backend (rr_backend_cpu): a BERT/ELECTRA/XLM-R encoder forward over a
  * packed varlen batch in fp32, built from the ops of ops.h.
  *
  * Per batch: embeddings + LayerNorm (+ ELECTRA embeddings_project) → per layer: fused QKV
@@ -51,6 +51,7 @@ typedef struct cpu_engine {
     float *tmp; /* [max_tok, d_model] post-attention state */
     float *ff;  /* [max_tok, d_ff] */
     float *emb; /* [max_tok, d_embed] before ELECTRA's projection (NULL when none) */
+    int32_t *pos; /* [max_tok] XLM-R position ids (NULL for BERT: position = index) */
     char desc[64];
 } cpu_engine;
 
@@ -83,6 +84,14 @@ static rr_status cpu_create(const rr_model *m, const rr_engine_opts *opts, void 
     c->tmp = c->ctx + T * d;
     c->ff = c->tmp + T * d;
     c->emb = n_emb ? c->ff + T * (size_t)in->d_ff : NULL;
+    if (in->pos_pad >= 0) {
+        c->pos = rr_malloc(T * sizeof *c->pos);
+        if (!c->pos) {
+            rr_free(c->ws);
+            rr_free(c);
+            return rr_set_error(err, RR_E_NOMEM, "out of memory for the CPU workspace");
+        }
+    }
     snprintf(c->desc, sizeof c->desc, "cpu (%d thread%s, fp32)", c->n_threads,
              c->n_threads == 1 ? "" : "s");
     *impl = c;
@@ -92,6 +101,7 @@ static rr_status cpu_create(const rr_model *m, const rr_engine_opts *opts, void 
 static void cpu_destroy(void *impl)
 {
     cpu_engine *c = impl;
+    rr_free(c->pos);
     rr_free(c->ws);
     rr_free(c);
 }
@@ -199,14 +209,18 @@ static rr_status cpu_run(cpu_engine *c, const rr_batch *b, float *logits, float 
     omp_set_num_threads(c->n_threads);
     openblas_set_num_threads(1);
 
+    if (c->pos)
+        for (int s = 0; s < b->n_seq; s++)
+            rr_seq_positions(b->tokens + b->cu_seqlens[s], b->cu_seqlens[s + 1] - b->cu_seqlens[s],
+                             in->pos_pad, c->pos + b->cu_seqlens[s]);
     if (w->emb_proj_w) {
-        rr_embed_ln_cpu(b->tokens, b->type_ids, b->cu_seqlens, b->n_seq, n, w->word_emb, w->pos_emb,
+        rr_embed_ln_cpu(b->tokens, b->type_ids, c->pos, b->cu_seqlens, b->n_seq, n, w->word_emb, w->pos_emb,
                         w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps, in->d_embed,
                         c->emb);
         seq_linear(c->emb, w->emb_proj_w, w->emb_proj_b, b->cu_seqlens, b->n_seq, in->d_embed, d,
                    c->x, d);
     } else {
-        rr_embed_ln_cpu(b->tokens, b->type_ids, b->cu_seqlens, b->n_seq, n, w->word_emb, w->pos_emb,
+        rr_embed_ln_cpu(b->tokens, b->type_ids, c->pos, b->cu_seqlens, b->n_seq, n, w->word_emb, w->pos_emb,
                         w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps, d, c->x);
     }
     if (hidden) memcpy(hidden, c->x, block * sizeof(float));

@@ -12,11 +12,13 @@
 
 #include <stdint.h>
 
-/* out[t,:] = LayerNorm(word[tokens[t]] + pos[t - start(seq(t))] + type[type_ids[t]]),
- * eps inside the sqrt, biased variance. d = embedding width. */
-void rr_embed_ln_cpu(const int32_t *tokens, const int32_t *type_ids, const int32_t *cu_seqlens,
-                     int n_seq, int n_tok, const float *word, const float *pos, const float *type,
-                     const float *gamma, const float *beta, float eps, int d, float *out);
+/* out[t,:] = LayerNorm(word[tokens[t]] + type[type_ids[t]] + pos[p(t)]), eps inside the
+ * sqrt, biased variance; p(t) = positions[t] when positions is not NULL (XLM-R, from
+ * rr_seq_positions), else t - start(seq(t)). d = embedding width. */
+void rr_embed_ln_cpu(const int32_t *tokens, const int32_t *type_ids, const int32_t *positions,
+                     const int32_t *cu_seqlens, int n_seq, int n_tok, const float *word,
+                     const float *pos, const float *type, const float *gamma, const float *beta,
+                     float eps, int d, float *out);
 
 /* y[n_tok, n_out] = x[n_tok, n_in] · w[n_out, n_in]ᵀ (+ bias[n_out] when bias != NULL).
  * OpenBLAS sgemm; rows are computed independently of each other. */

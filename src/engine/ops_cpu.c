@@ -91,9 +91,10 @@ static inline float gelu_erf(float v)
     return 0.5f * v * (v < 0.0f ? erfc : 2.0f - erfc);
 }
 
-void rr_embed_ln_cpu(const int32_t *tokens, const int32_t *type_ids, const int32_t *cu_seqlens,
-                     int n_seq, int n_tok, const float *word, const float *pos, const float *type,
-                     const float *gamma, const float *beta, float eps, int d, float *out)
+void rr_embed_ln_cpu(const int32_t *tokens, const int32_t *type_ids, const int32_t *positions,
+                     const int32_t *cu_seqlens, int n_seq, int n_tok, const float *word,
+                     const float *pos, const float *type, const float *gamma, const float *beta,
+                     float eps, int d, float *out)
 {
 #pragma omp parallel for schedule(static) if ((long)n_tok * d >= RR_OMP_MIN_ELEMS)
     for (int t = 0; t < n_tok; t++) {
@@ -106,7 +107,7 @@ void rr_embed_ln_cpu(const int32_t *tokens, const int32_t *type_ids, const int32
             else
                 hi = mid - 1;
         }
-        int p = t - cu_seqlens[lo];
+        int p = positions ? positions[t] : t - cu_seqlens[lo];
         const float *w = word + (size_t)tokens[t] * d, *ty = type + (size_t)type_ids[t] * d;
         const float *ps = pos + (size_t)p * d;
         float *o = out + (size_t)t * d;

@@ -173,17 +173,22 @@ static rr_status parse_config(rr_model *m, const char *path, const char *text, s
     } else if (strcmp(a0->valuestring, "ElectraForSequenceClassification") == 0) {
         in->arch = RR_ARCH_ELECTRA;
         in->arch_name = "ElectraForSequenceClassification";
+    } else if (strcmp(a0->valuestring, "XLMRobertaForSequenceClassification") == 0) {
+        in->arch = RR_ARCH_XLMR;
+        in->arch_name = "XLMRobertaForSequenceClassification";
     } else {
         s = rr_set_error(err, RR_E_UNSUPPORTED,
                          "%s: architecture \"%.200s\" is not supported (BertForSequence"
-                         "Classification or ElectraForSequenceClassification)",
+                         "Classification, ElectraForSequenceClassification or "
+                         "XLMRobertaForSequenceClassification)",
                          path, a0->valuestring);
         goto done;
     }
 
+    static const char *const default_type[] = {"", "bert", "electra", "xlm-roberta"};
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(cfg, "model_type");
-    m->model_type = rr_strdup(cJSON_IsString(mt) ? mt->valuestring
-                                                 : (in->arch == RR_ARCH_BERT ? "bert" : "electra"));
+    m->model_type =
+        rr_strdup(cJSON_IsString(mt) ? mt->valuestring : default_type[in->arch]);
     if (!m->model_type) {
         s = rr_set_error(err, RR_E_NOMEM, "out of memory reading %s", path);
         goto done;
@@ -198,6 +203,22 @@ static rr_status parse_config(rr_model *m, const char *path, const char *text, s
         (s = cfg_int(cfg, path, "max_position_embeddings", -1, &in->max_position, err)) ||
         (s = cfg_int(cfg, path, "type_vocab_size", 2, &in->type_vocab_size, err)))
         goto done;
+    in->pos_pad = -1;
+    in->max_seq = in->max_position;
+    if (in->arch == RR_ARCH_XLMR) {
+        /* RobertaEmbeddings: padding_idx = pad_token_id (1), positions pad+1, pad+2, ... */
+        const cJSON *pad = cJSON_GetObjectItemCaseSensitive(cfg, "pad_token_id");
+        double pv = cJSON_IsNumber(pad) ? pad->valuedouble : (pad ? -1.0 : 1.0);
+        if (!(pv >= 0) || pv != floor(pv) || pv + 2 > in->max_position) {
+            s = rr_set_error(err, RR_E_FORMAT,
+                             "%s: pad_token_id must be an integer below max_position_embeddings - "
+                             "1",
+                             path);
+            goto done;
+        }
+        in->pos_pad = (int)pv;
+        in->max_seq = in->max_position - in->pos_pad - 1;
+    }
     in->d_embed = in->d_model;
     if (in->arch == RR_ARCH_ELECTRA &&
         (s = cfg_int(cfg, path, "embedding_size", in->d_model, &in->d_embed, err)))
@@ -333,7 +354,7 @@ static rr_status build_wants(rr_model *m, want_list *wl, rr_error *err)
         want_region(wl, 1, &w->head_dense_b, d, 0, "pooler.dense.bias", 0);
         want_region(wl, 0, &w->head_out_w, in->n_labels, d, "classifier.weight", 0);
         want_region(wl, 0, &w->head_out_b, in->n_labels, 0, "classifier.bias", 0);
-    } else {
+    } else { /* ELECTRA and XLM-R: classifier.dense + classifier.out_proj, no pooler */
         want_region(wl, 0, &w->head_dense_w, d, d, "classifier.dense.weight", 0);
         want_region(wl, 0, &w->head_dense_b, d, 0, "classifier.dense.bias", 0);
         want_region(wl, 0, &w->head_out_w, in->n_labels, d, "classifier.out_proj.weight", 0);
@@ -428,7 +449,8 @@ static rr_status load_weights(rr_model *m, const char *st_path, rr_error *err)
     rr_safetensors st;
     want_list wl = {0};
     int has[3] = {0, 0, 0};
-    const char *prefix = m->info.arch == RR_ARCH_BERT ? "bert" : "electra";
+    static const char *const prefixes[] = {"", "bert", "electra", "roberta"};
+    const char *prefix = prefixes[m->info.arch];
     rr_status s = rr_st_open(st_path, &st, err);
     if (s != RR_OK) return s;
 
@@ -522,7 +544,12 @@ rr_status rr_model_load(const char *dir, rr_model **out, rr_error *err)
         goto fail;
     }
     int mml = rr_tokenizer_model_max_length(m->tok);
-    m->info.max_length = mml > 0 && mml < m->info.max_position ? mml : m->info.max_position;
+    m->info.max_length = mml > 0 && mml < m->info.max_seq ? mml : m->info.max_seq;
+    if (m->info.max_length < rr_tokenizer_pair_specials(m->tok)) {
+        s = rr_set_error(err, RR_E_FORMAT, "%s: max length %d leaves no room for a pair", dir,
+                         m->info.max_length);
+        goto fail;
+    }
 
     *out = m;
     return RR_OK;

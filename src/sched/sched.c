@@ -450,7 +450,7 @@ rr_status rr_sched_init(const rr_model *m, rr_engine *e, const rr_sched_opts *o,
     s->max_chunks = o->max_chunks > 0 ? o->max_chunks : 1;
     {
         rr_pair_opts most = {.max_length = s->model_max_length, .max_chunks = s->max_chunks};
-        int reach = rr_chunk_doc_cap(&most);
+        int reach = rr_chunk_doc_cap(rr_tokenizer_pair_specials(s->tok), &most);
         s->dbuf_len = reach > s->model_max_length ? reach : s->model_max_length;
     }
     rr_admit_init(&s->admit, s->max_batch_tokens, o->admission_control);

@@ -36,7 +36,7 @@ static rr_status score_chunked(rr_engine *e, const rr_tokenizer *tok, const rr_s
                                const rr_pair_opts *o, float *logits, rr_error *err)
 {
     const int ml = o->max_length, mc = o->max_chunks, cap = rr_engine_max_batch_tokens(e);
-    const int dcap = rr_chunk_doc_cap(o);
+    const int dcap = rr_chunk_doc_cap(rr_tokenizer_pair_specials(tok), o);
     rr_status s = RR_OK;
     if (ml > cap)
         return rr_set_error(err, RR_E_INVALID, "max_length %d is over the batch budget %d", ml,
@@ -133,8 +133,9 @@ rr_status rr_score_query(rr_engine *e, const rr_model *m, const char *query, siz
                             in->n_labels);
     int asked = o.max_length;
     if (!o.max_length) o.max_length = in->max_length;
-    if (o.max_length < 3 || o.max_length > in->max_length)
-        return rr_set_error(err, RR_E_INVALID, "max_length %d is outside 3..%d", asked,
+    const int sp = rr_tokenizer_pair_specials(tok);
+    if (o.max_length < sp || o.max_length > in->max_length)
+        return rr_set_error(err, RR_E_INVALID, "max_length %d is outside %d..%d", asked, sp,
                             in->max_length);
     o.keep_last = o.keep_last ? 1 : 0;
     const int ml = o.max_length, cap = rr_engine_max_batch_tokens(e);

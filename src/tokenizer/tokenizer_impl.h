@@ -31,12 +31,67 @@ typedef struct rr_vocab_slot {
     uint8_t cont;  /* 1: continuation key (prefix stripped) */
 } rr_vocab_slot;
 
-/* An added token matched on the raw text before normalization (HF normalized: false). */
+/* An added token matched on the raw text before normalization (HF normalized: false).
+ * lstrip / rstrip (Unigram tokenizers only: XLM-R's <mask>): the match also swallows the
+ * whitespace before / after it, as HF's AddedVocabulary does. */
 typedef struct rr_added_token {
     uint32_t off; /* content bytes in pool */
     uint32_t len;
     int32_t id;
+    uint8_t lstrip, rstrip;
 } rr_added_token;
+
+/* Which tokenizer pipeline a tokenizer.json describes. */
+enum {
+    RR_TOK_WORDPIECE = 0, /* BertNormalizer + BertPreTokenizer + WordPiece (BERT, ELECTRA) */
+    RR_TOK_UNIGRAM = 1,   /* Precompiled/Strip/Replace + Metaspace + Unigram (XLM-R) */
+};
+
+/* Unigram (unigram.c, unigram_load.c). The vocabulary is a byte trie stored as a hash table
+ * of edges (parent node, byte) -> child node, so the Viterbi's common-prefix search costs
+ * one probe per byte; node_id[n] is the vocabulary id of the piece ending at node n (the
+ * last entry of that string, as HF's token_to_ids map keeps) or -1. */
+typedef struct rr_trie_edge {
+    uint32_t key;   /* parent << 8 | byte; 0 marks an empty slot (the root is node 1) */
+    uint32_t child; /* node index */
+} rr_trie_edge;
+
+typedef struct rr_unigram {
+    rr_trie_edge *edges; /* capacity edge_mask + 1 */
+    uint32_t edge_mask;
+    int32_t *node_id; /* [n_nodes] */
+    uint32_t n_nodes;
+    double *scores;    /* [n_pieces] score of vocabulary entry i */
+    int32_t n_pieces;
+    double unk_score;  /* min score - 10 (HF's K_UNK_PENALTY) */
+    int byte_fallback; /* an unknown piece becomes its <0xXX> byte tokens when all exist */
+    int32_t byte_id[256];
+
+    /* Precompiled normalizer: the SentencePiece charsmap (a Darts-clone double array and a
+     * pool of NUL-terminated replacements), checked at load; NULL when absent. */
+    uint32_t *cm_units;
+    uint32_t cm_n_units;
+    char *cm_pool;
+    uint32_t cm_pool_len;
+    uint32_t cm_max_rep; /* longest replacement in bytes: bounds a character's growth */
+
+    /* The normalizers after Precompiled, in file order. */
+    int n_norm;
+    struct rr_norm_step {
+        uint8_t kind;         /* RR_NORM_* */
+        uint8_t strip_left, strip_right;
+        uint32_t pat_off, pat_len; /* Replace: literal pattern in pool (RR_NORM_REPLACE_STR) */
+        uint32_t rep_off, rep_len; /* Replace: content in pool */
+    } norm[8];
+
+    /* Metaspace */
+    int prepend; /* RR_PREPEND_* */
+    int split;   /* split at each replacement character (MergedWithNext) */
+    int whitespace_split; /* Sequence[WhitespaceSplit, Metaspace] */
+} rr_unigram;
+
+enum { RR_NORM_STRIP = 1, RR_NORM_REPLACE_SPACES = 2, RR_NORM_REPLACE_STR = 3 };
+enum { RR_PREPEND_ALWAYS = 0, RR_PREPEND_FIRST = 1, RR_PREPEND_NEVER = 2 };
 
 /* Per-ASCII-byte behaviour of the normalizer + pre-tokenizer, precomputed from the flags. */
 enum {
@@ -47,6 +102,7 @@ enum {
 };
 
 struct rr_tokenizer {
+    int kind; /* RR_TOK_* */
     char *pool; /* vocabulary and added-token strings */
     size_t pool_len;
 
@@ -60,6 +116,15 @@ struct rr_tokenizer {
     uint8_t added_first[256]; /* 1 where some added token starts with this byte */
 
     int32_t cls_id, sep_id, pad_id, unk_id;
+
+    /* The pair template: `cls A sep B sep` (BERT, type ids 0 0 0 1 1) or `cls A sep sep B
+     * sep` (XLM-R, all type ids 0: its transformers tokenizer returns no token_type_ids, so
+     * the model sees zeros). n_special = tokens the template adds (3 or 4). */
+    int n_mid_sep;
+    int b_type;
+    int n_special;
+
+    rr_unigram uni; /* kind == RR_TOK_UNIGRAM */
 
     /* WordPiece */
     int max_word_chars;
@@ -76,6 +141,22 @@ struct rr_tokenizer {
 
     int model_max_length; /* 0: unset */
 };
+
+struct cJSON;
+/* unigram_load.c: the Unigram model, its normalizers and pre-tokenizer from tokenizer.json's
+ * root object and its raw text[0, len) (`path` names the file in messages). Strings the normalizers need go into the
+ * tokenizer's pool through add(ctx, bytes, len), which returns their offset or -1. Sets
+ * t->uni and t->unk_id. */
+rr_status rr_unigram_load(const struct cJSON *root, const char *text, size_t len,
+                          const char *path, struct rr_tokenizer *t,
+                          long (*add)(void *ctx, const char *s, size_t len), void *ctx,
+                          rr_error *err);
+void rr_unigram_free(rr_unigram *u);
+
+/* unigram.c: rr_tokenizer_encode / rr_tokenizer_encode_offsets for kind RR_TOK_UNIGRAM, with
+ * the same contract (offsets may be NULL). */
+rr_status rr_unigram_encode(const struct rr_tokenizer *t, const char *text, size_t len,
+                            int keep_last, int32_t *ids, int32_t *offsets, int cap, int *n_total);
 
 /* Bytes that may be read past the end of a key: the hash loads the tail of a key with one
  * unaligned 8-byte load and masks it, so every key (pool strings, the encoder's word buffer)

@@ -123,7 +123,7 @@ static rr_status add_added(builder *b, const char *s, int32_t id, rr_error *err)
     long off = pool_add(b, s, len);
     if (off < 0 || grow(&b->added, &b->cap_added, b->n_added + 1, sizeof *b->added))
         return rr_set_error(err, RR_E_NOMEM, "out of memory loading added tokens");
-    b->added[b->n_added++] = (rr_added_token){(uint32_t)off, (uint32_t)len, id};
+    b->added[b->n_added++] = (rr_added_token){(uint32_t)off, (uint32_t)len, id, 0, 0};
     if (id >= b->n_ids) b->n_ids = id + 1;
     return RR_OK;
 }
@@ -196,10 +196,10 @@ static const char *role_token(const cJSON *stmap, const cJSON *tconf, const char
 
 /* Refuses added-token flags whose HF behaviour this tokenizer does not implement. */
 static rr_status check_added_flags(const cJSON *tok, const char *content, int special,
-                                   const char *file, rr_error *err)
+                                   int allow_strip, const char *file, rr_error *err)
 {
     static const char *const flags[] = {"single_word", "lstrip", "rstrip"};
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < (allow_strip ? 1 : 3); i++)
         if (json_bool(tok, flags[i], 0))
             return rr_set_error(err, RR_E_UNSUPPORTED, "%s: added token '%s' has %s: true", file,
                                 content, flags[i]);
@@ -220,42 +220,53 @@ static const char *json_type(const cJSON *obj)
     return cJSON_IsString(t) ? t->valuestring : NULL;
 }
 
-/* Reads [CLS]/[SEP] ids from the post-processor and checks that the pair template is the
- * BERT one, `[CLS] $A [SEP] $B [SEP]` with type ids 0 0 0 1 1, which rr_pair_build builds. */
+/* Reads the pair template's special ids from the post-processor. Two shapes are built by
+ * rr_pair_build: BERT's `[CLS] $A [SEP] $B [SEP]` (type ids 0 0 0 1 1) and XLM-R's
+ * `<s> $A </s> </s> $B </s>` (TemplateProcessing with its type ids, all 0 in the files
+ * transformers writes; RobertaProcessing, whose ids are the same). */
 static rr_status load_post_processor(const cJSON *pp, const char *file, rr_tokenizer *t,
                                      rr_error *err)
 {
     const char *type = pp ? json_type(pp) : NULL;
-    if (type && strcmp(type, "BertProcessing") == 0) {
+    if (type && (strcmp(type, "BertProcessing") == 0 || strcmp(type, "RobertaProcessing") == 0)) {
         const cJSON *cls = cJSON_GetObjectItemCaseSensitive(pp, "cls");
         const cJSON *sep = cJSON_GetObjectItemCaseSensitive(pp, "sep");
         const cJSON *ci = cJSON_GetArrayItem(cls, 1), *si = cJSON_GetArrayItem(sep, 1);
         if (!json_id(ci, &t->cls_id) || !json_id(si, &t->sep_id))
             return rr_set_error(err, RR_E_FORMAT, "%s: post_processor.cls/sep malformed", file);
+        int roberta = type[0] == 'R';
+        t->n_mid_sep = roberta ? 2 : 1;
+        /* RobertaProcessing marks B with type 1, but XLM-R's transformers tokenizer returns
+         * no token_type_ids, so its models see zeros (and have a one-row type table) */
+        t->b_type = roberta ? 0 : 1;
         return RR_OK;
     }
     if (!type || strcmp(type, "TemplateProcessing") != 0)
         return rr_set_error(err, RR_E_UNSUPPORTED,
-                            "%s: post_processor type '%s' is not supported (BERT pair template "
-                            "expected)",
+                            "%s: post_processor type '%s' is not supported (a BERT or XLM-R pair "
+                            "template expected)",
                             file, type ? type : "null");
     const cJSON *pair = cJSON_GetObjectItemCaseSensitive(pp, "pair");
     const cJSON *specials = cJSON_GetObjectItemCaseSensitive(pp, "special_tokens");
-    static const char *const kind[5] = {"SpecialToken", "Sequence", "SpecialToken", "Sequence",
-                                        "SpecialToken"};
-    static const int type_id[5] = {0, 0, 0, 1, 1};
-    int32_t special_id[5] = {0};
-    if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 5) goto not_bert;
-    for (int i = 0; i < 5; i++) {
+    int n = cJSON_GetArraySize(pair);
+    if (!cJSON_IsArray(pair) || (n != 5 && n != 6)) goto not_pair;
+    /* piece i: S = special token, A / B = sequence */
+    const char *shape = n == 5 ? "SASBS" : "SASSBS";
+    int32_t special_id[6] = {0};
+    int type_id[6] = {0};
+    for (int i = 0; i < n; i++) {
         const cJSON *piece = cJSON_GetArrayItem(pair, i);
-        const cJSON *body = cJSON_GetObjectItemCaseSensitive(piece, kind[i]);
+        int is_seq = shape[i] != 'S';
+        const cJSON *body =
+            cJSON_GetObjectItemCaseSensitive(piece, is_seq ? "Sequence" : "SpecialToken");
         const cJSON *tid = cJSON_GetObjectItemCaseSensitive(body, "type_id");
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "id");
-        if (!cJSON_IsNumber(tid) || tid->valueint != type_id[i] || !cJSON_IsString(id))
-            goto not_bert;
-        if (i == 1 && strcmp(id->valuestring, "A") != 0) goto not_bert;
-        if (i == 3 && strcmp(id->valuestring, "B") != 0) goto not_bert;
-        if (i % 2 == 0) {
+        if (!cJSON_IsNumber(tid) || (tid->valuedouble != 0 && tid->valuedouble != 1) ||
+            !cJSON_IsString(id))
+            goto not_pair;
+        type_id[i] = (int)tid->valuedouble;
+        if (is_seq && (id->valuestring[0] != shape[i] || id->valuestring[1] != 0)) goto not_pair;
+        if (!is_seq) {
             const cJSON *sp = cJSON_GetObjectItemCaseSensitive(specials, id->valuestring);
             const cJSON *ids = cJSON_GetObjectItemCaseSensitive(sp, "ids");
             if (!cJSON_IsArray(ids) || cJSON_GetArraySize(ids) != 1 ||
@@ -265,15 +276,29 @@ static rr_status load_post_processor(const cJSON *pp, const char *file, rr_token
                                     id->valuestring);
         }
     }
-    if (special_id[2] != special_id[4]) goto not_bert;
+    /* every separator is the same token; A's side (cls, A, sep) has type 0; B's side one type */
+    for (int i = 3; i < n; i++)
+        if (shape[i] == 'S' && special_id[i] != special_id[2]) goto not_pair;
+    if (type_id[0] || type_id[1] || type_id[2]) goto not_pair;
+    for (int i = 4; i < n; i++)
+        if (type_id[i] != type_id[n - 1]) goto not_pair;
+    if (n == 6 && type_id[3] != type_id[n - 1]) goto not_pair;
     t->cls_id = special_id[0];
     t->sep_id = special_id[2];
+    t->n_mid_sep = n - 4;
+    t->b_type = type_id[n - 1];
     return RR_OK;
-not_bert:
+not_pair:
     return rr_set_error(err, RR_E_UNSUPPORTED,
-                        "%s: post_processor pair template is not [CLS] $A:0 [SEP]:0 $B:1 "
-                        "[SEP]:1",
+                        "%s: post_processor pair template is neither [CLS] $A:0 [SEP]:0 $B:1 "
+                        "[SEP]:1 nor <s> $A </s> </s> $B </s> (one type per side)",
                         file);
+}
+
+/* rr_unigram_load's pool callback */
+static long pool_add_cb(void *ctx, const char *s, size_t len)
+{
+    return pool_add(ctx, s, len);
 }
 
 static rr_status load_tokenizer_json(const char *path, const char *text, size_t len, builder *b,
@@ -289,9 +314,26 @@ static rr_status load_tokenizer_json(const char *path, const char *text, size_t 
         s = rr_set_error(err, RR_E_FORMAT, "%s: model.type missing", path);
         goto fail;
     }
+    if (strcmp(mtype, "Unigram") == 0) {
+        t->kind = RR_TOK_UNIGRAM;
+        const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+        int32_t id = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, vocab)
+        {
+            const cJSON *piece = cJSON_GetArrayItem(e, 0);
+            if (!cJSON_IsString(piece)) break; /* rr_unigram_load names the entry */
+            s = add_vocab(b, piece->valuestring, strlen(piece->valuestring), id++, err);
+            if (s) goto fail;
+        }
+        s = rr_unigram_load(root, text, len, path, t, pool_add_cb, b, err);
+        if (s) goto fail;
+        goto added;
+    }
     if (strcmp(mtype, "WordPiece") != 0) {
         s = rr_set_error(err, RR_E_UNSUPPORTED,
-                         "%s: model type '%s' is not supported (only WordPiece)", path, mtype);
+                         "%s: model type '%s' is not supported (WordPiece or Unigram)", path,
+                         mtype);
         goto fail;
     }
     const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
@@ -364,6 +406,7 @@ static rr_status load_tokenizer_json(const char *path, const char *text, size_t 
         goto fail;
     }
 
+added:;
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
     if (added && !cJSON_IsArray(added) && !cJSON_IsNull(added)) {
         s = rr_set_error(err, RR_E_FORMAT, "%s: added_tokens is not an array", path);
@@ -379,10 +422,19 @@ static rr_status load_tokenizer_json(const char *path, const char *text, size_t 
             s = rr_set_error(err, RR_E_FORMAT, "%s: added_tokens[%d] malformed", path, i);
             goto fail;
         }
-        s = check_added_flags(e, content->valuestring, json_bool(e, "special", 0), path, err);
+        int uni = t->kind == RR_TOK_UNIGRAM;
+        s = check_added_flags(e, content->valuestring, json_bool(e, "special", 0), uni, path,
+                              err);
         if (s) goto fail;
         s = add_added(b, content->valuestring, (int32_t)id->valuedouble, err);
         if (s) goto fail;
+        if (uni) {
+            rr_added_token *a = &b->added[b->n_added - 1];
+            if (b->n_added > 0 && a->id == (int32_t)id->valuedouble) {
+                a->lstrip = (uint8_t)json_bool(e, "lstrip", 0);
+                a->rstrip = (uint8_t)json_bool(e, "rstrip", 0);
+            }
+        }
         i++;
     }
 
@@ -457,7 +509,7 @@ static rr_status vocab_txt_specials(const cJSON *stmap, const cJSON *tconf, cons
             return rr_set_error(err, RR_E_FORMAT,
                                 "%s/tokenizer_config.json: added_tokens_decoder['%s'] malformed",
                                 dir, e->string);
-        s = check_added_flags(e, content->valuestring, json_bool(e, "special", 0),
+        s = check_added_flags(e, content->valuestring, json_bool(e, "special", 0), 0,
                               "tokenizer_config.json", err);
         if (s) return s;
         s = add_added(b, content->valuestring, (int32_t)id, err);
@@ -615,7 +667,8 @@ rr_status rr_tokenizer_load_texts(const char *dir, const rr_tokenizer_texts *f, 
         s = load_tokenizer_json(path, f->tokenizer_json, f->tokenizer_json_len, &b, t, err);
         if (s) goto fail;
         if (t->pad_id < 0)
-            t->pad_id = builder_find(&b, role_token(stmap, tconf, "pad_token", "[PAD]"));
+            t->pad_id = builder_find(&b, role_token(stmap, tconf, "pad_token",
+                                                    t->kind == RR_TOK_UNIGRAM ? "<pad>" : "[PAD]"));
         if (t->pad_id < 0) t->pad_id = 0;
     } else {
         if (!f->vocab_txt) {
@@ -629,7 +682,10 @@ rr_status rr_tokenizer_load_texts(const char *dir, const rr_tokenizer_texts *f, 
         s = vocab_txt_specials(stmap, tconf, dir, &b, t, err);
         if (s) goto fail;
         t->clean_text = 1;
+        t->n_mid_sep = 1;
+        t->b_type = 1;
     }
+    t->n_special = 2 + t->n_mid_sep;
 
     /* transformers' constructor: tokenizer_config values (or their defaults True, None,
      * True) replace the normalizer's lowercase / strip_accents / handle_chinese_chars. */
@@ -715,6 +771,7 @@ void rr_tokenizer_free(rr_tokenizer *t)
     rr_free(t->pool);
     rr_free(t->slots);
     rr_free(t->added);
+    rr_unigram_free(&t->uni);
     rr_free(t);
 }
 

@@ -92,7 +92,7 @@ static void check_case(rr_engine *e, rr_engine *e_small, const rr_model *m, cons
                       .overlap = item_int(c, "overlap")};
     const cJSON *gw = cJSON_GetObjectItem(c, "windows");
     int n_gold = cJSON_GetArraySize(gw), ml = o.max_length, mc = o.max_chunks;
-    int dcap = rr_chunk_doc_cap(&o);
+    int dcap = rr_chunk_doc_cap(3, &o);
     int32_t *qbuf = malloc((size_t)ml * sizeof *qbuf), *dbuf = malloc((size_t)dcap * sizeof *dbuf);
     int32_t *ids = malloc((size_t)mc * ml * sizeof *ids),
             *types = malloc((size_t)mc * ml * sizeof *types);
@@ -173,35 +173,35 @@ static void check_plan_edges(const rr_model *m)
 {
     rr_chunk_plan p;
     rr_pair_opts o = {.max_length = 16, .chunk = 1, .max_chunks = 100, .overlap = -1};
-    rr_chunk_plan_make(3, 10, &o, &p); /* 3 + 10 + 3 = 16: fits */
+    rr_chunk_plan_make(3, 3, 10, &o, &p); /* 3 + 10 + 3 = 16: fits */
     CHECK(p.n_windows == 1 && p.n_possible == 1 && p.q_keep == 3 && p.window == 10);
-    rr_chunk_plan_make(3, 11, &o, &p); /* over by one: q keeps 3 (room 6), windows of 10 */
+    rr_chunk_plan_make(3, 3, 11, &o, &p); /* over by one: q keeps 3 (room 6), windows of 10 */
     CHECK_MSG(p.q_keep == 3 && p.window == 10 && p.stride == 9 && p.n_possible == 2,
               "q_keep %d window %d stride %d n %d", p.q_keep, p.window, p.stride, p.n_possible);
-    rr_chunk_plan_make(30, 2, &o, &p); /* long query, short document: query gets 11 */
+    rr_chunk_plan_make(3, 30, 2, &o, &p); /* long query, short document: query gets 11 */
     CHECK(p.q_keep == 11 && p.window == 2 && p.n_possible == 1);
-    rr_chunk_plan_make(30, 100, &o, &p); /* both long: query gets half (6), windows of 7 */
+    rr_chunk_plan_make(3, 30, 100, &o, &p); /* both long: query gets half (6), windows of 7 */
     CHECK(p.q_keep == 6 && p.window == 7 && p.stride == 7 && p.n_possible == 15);
     o.overlap = 1000; /* clamped to half a window */
-    rr_chunk_plan_make(0, 100, &o, &p);
+    rr_chunk_plan_make(3, 0, 100, &o, &p);
     CHECK_MSG(p.window == 13 && p.stride == 7 && p.n_possible == 14, "window %d stride %d n %d",
               p.window, p.stride, p.n_possible);
     o.overlap = 0;
-    rr_chunk_plan_make(0, 26, &o, &p); /* two windows of 13 exactly */
+    rr_chunk_plan_make(3, 0, 26, &o, &p); /* two windows of 13 exactly */
     CHECK(p.n_possible == 2 && p.n_windows == 2);
     o.max_chunks = 1;
-    rr_chunk_plan_make(0, 27, &o, &p);
+    rr_chunk_plan_make(3, 0, 27, &o, &p);
     CHECK(p.n_possible == 3 && p.n_windows == 1);
     o.max_length = 4;
     o.max_chunks = 1000;
-    rr_chunk_plan_make(5, 9, &o, &p); /* one token per window */
+    rr_chunk_plan_make(3, 5, 9, &o, &p); /* one token per window */
     CHECK(p.q_keep == 0 && p.window == 1 && p.stride == 1 && p.n_possible == 9);
     o = (rr_pair_opts){.max_length = 16, .chunk = 1, .max_chunks = 4, .max_doc_tokens = 20};
-    rr_chunk_plan_make(0, 1000, &o, &p);
+    rr_chunk_plan_make(3, 0, 1000, &o, &p);
     CHECK(p.d_tokens == 20 && p.n_possible == 2);
-    CHECK(rr_chunk_doc_cap(&o) == 20);
+    CHECK(rr_chunk_doc_cap(3, &o) == 20);
     o.max_doc_tokens = 0;
-    CHECK(rr_chunk_doc_cap(&o) == 4 * 13);
+    CHECK(rr_chunk_doc_cap(3, &o) == 4 * 13);
 
     /* errors */
     const rr_tokenizer *tok = rr_model_tokenizer(m);

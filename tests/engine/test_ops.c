@@ -93,7 +93,7 @@ static void test_embed(void)
             ty[t] = urand() > 0 ? 1 : 0;
         }
         float *out = rr_malloc((size_t)n * d * sizeof *out);
-        rr_embed_ln_cpu(tok, ty, cu, n_seq, n, word, pos, type, g, b, 1e-12f, d, out);
+        rr_embed_ln_cpu(tok, ty, NULL, cu, n_seq, n, word, pos, type, g, b, 1e-12f, d, out);
         double x[67], y[67];
         int bad = 0;
         for (int s = 0; s < n_seq; s++) {
