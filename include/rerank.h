@@ -94,10 +94,10 @@ typedef struct rr_model_info {
     int d_ff;
     int d_embed; /* ELECTRA embedding_size; == d_model otherwise */
     int max_position;
-    int pos_pad;     /* XLM-R: padding_idx (pad_token_id); token positions start at pos_pad + 1
-                        and pad tokens get pos_pad (spec §4.6). -1: position = index (BERT) */
-    int max_seq;     /* longest sequence the position table allows: max_position, or
-                        max_position - pos_pad - 1 for XLM-R (512 for 514, 8192 for 8194) */
+    int pos_pad; /* XLM-R: padding_idx (pad_token_id); token positions start at pos_pad + 1
+                    and pad tokens get pos_pad (spec §4.6). -1: position = index (BERT) */
+    int max_seq; /* longest sequence the position table allows: max_position, or
+                    max_position - pos_pad - 1 for XLM-R (512 for 514, 8192 for 8194) */
     int type_vocab_size;
     int n_labels;
     float layer_norm_eps;

@@ -73,7 +73,8 @@ int rr_front_options(rr_server *srv, const rr_intake *in, rr_problem *p)
 {
     int model_max = srv->info->max_length;
     int sp = rr_tokenizer_pair_specials(rr_model_tokenizer(srv->model));
-    if (in->max_length != 0 && (in->max_length < (uint64_t)sp || in->max_length > (uint64_t)model_max))
+    if (in->max_length != 0 &&
+        (in->max_length < (uint64_t)sp || in->max_length > (uint64_t)model_max))
         return rr_problem_set(p, RR_FAIL_INVALID,
                               "max_length %llu is outside %d ... %d (the model's max length)",
                               (unsigned long long)in->max_length, sp, model_max);

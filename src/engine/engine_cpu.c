@@ -44,13 +44,13 @@ typedef struct cpu_engine {
     rr_hidden_act act;
     int n_threads;
     int max_tok;
-    float *ws;  /* the one workspace allocation */
-    float *x;   /* [max_tok, d_model] hidden state */
-    float *qkv; /* [max_tok, 3 * d_model] */
-    float *ctx; /* [max_tok, d_model] attention output */
-    float *tmp; /* [max_tok, d_model] post-attention state */
-    float *ff;  /* [max_tok, d_ff] */
-    float *emb; /* [max_tok, d_embed] before ELECTRA's projection (NULL when none) */
+    float *ws;    /* the one workspace allocation */
+    float *x;     /* [max_tok, d_model] hidden state */
+    float *qkv;   /* [max_tok, 3 * d_model] */
+    float *ctx;   /* [max_tok, d_model] attention output */
+    float *tmp;   /* [max_tok, d_model] post-attention state */
+    float *ff;    /* [max_tok, d_ff] */
+    float *emb;   /* [max_tok, d_embed] before ELECTRA's projection (NULL when none) */
     int32_t *pos; /* [max_tok] XLM-R position ids (NULL for BERT: position = index) */
     char desc[64];
 } cpu_engine;
@@ -214,14 +214,15 @@ static rr_status cpu_run(cpu_engine *c, const rr_batch *b, float *logits, float 
             rr_seq_positions(b->tokens + b->cu_seqlens[s], b->cu_seqlens[s + 1] - b->cu_seqlens[s],
                              in->pos_pad, c->pos + b->cu_seqlens[s]);
     if (w->emb_proj_w) {
-        rr_embed_ln_cpu(b->tokens, b->type_ids, c->pos, b->cu_seqlens, b->n_seq, n, w->word_emb, w->pos_emb,
-                        w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps, in->d_embed,
-                        c->emb);
+        rr_embed_ln_cpu(b->tokens, b->type_ids, c->pos, b->cu_seqlens, b->n_seq, n, w->word_emb,
+                        w->pos_emb, w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps,
+                        in->d_embed, c->emb);
         seq_linear(c->emb, w->emb_proj_w, w->emb_proj_b, b->cu_seqlens, b->n_seq, in->d_embed, d,
                    c->x, d);
     } else {
-        rr_embed_ln_cpu(b->tokens, b->type_ids, c->pos, b->cu_seqlens, b->n_seq, n, w->word_emb, w->pos_emb,
-                        w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps, d, c->x);
+        rr_embed_ln_cpu(b->tokens, b->type_ids, c->pos, b->cu_seqlens, b->n_seq, n, w->word_emb,
+                        w->pos_emb, w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps, d,
+                        c->x);
     }
     if (hidden) memcpy(hidden, c->x, block * sizeof(float));
 

@@ -187,8 +187,7 @@ static rr_status parse_config(rr_model *m, const char *path, const char *text, s
 
     static const char *const default_type[] = {"", "bert", "electra", "xlm-roberta"};
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(cfg, "model_type");
-    m->model_type =
-        rr_strdup(cJSON_IsString(mt) ? mt->valuestring : default_type[in->arch]);
+    m->model_type = rr_strdup(cJSON_IsString(mt) ? mt->valuestring : default_type[in->arch]);
     if (!m->model_type) {
         s = rr_set_error(err, RR_E_NOMEM, "out of memory reading %s", path);
         goto done;

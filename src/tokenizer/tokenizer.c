@@ -485,8 +485,7 @@ encode(const rr_tokenizer *t, const char *text, size_t len, int keep_last, int32
     if (len > (size_t)INT32_MAX) return RR_E_TOO_LONG;
     if (rr_utf8_check(text, len) != len) return RR_E_UTF8;
     if (t->kind == RR_TOK_UNIGRAM)
-        return rr_unigram_encode(t, text, len, keep_last, ids, offs ? offsets : NULL, cap,
-                                 n_total);
+        return rr_unigram_encode(t, text, len, keep_last, ids, offs ? offsets : NULL, cap, n_total);
 
     rr_enc e;
     e.t = t;

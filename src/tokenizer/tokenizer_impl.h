@@ -61,7 +61,7 @@ typedef struct rr_unigram {
     uint32_t edge_mask;
     int32_t *node_id; /* [n_nodes] */
     uint32_t n_nodes;
-    double *scores;    /* [n_pieces] score of vocabulary entry i */
+    double *scores; /* [n_pieces] score of vocabulary entry i */
     int32_t n_pieces;
     double unk_score;  /* min score - 10 (HF's K_UNK_PENALTY) */
     int byte_fallback; /* an unknown piece becomes its <0xXX> byte tokens when all exist */
@@ -78,15 +78,15 @@ typedef struct rr_unigram {
     /* The normalizers after Precompiled, in file order. */
     int n_norm;
     struct rr_norm_step {
-        uint8_t kind;         /* RR_NORM_* */
+        uint8_t kind; /* RR_NORM_* */
         uint8_t strip_left, strip_right;
         uint32_t pat_off, pat_len; /* Replace: literal pattern in pool (RR_NORM_REPLACE_STR) */
         uint32_t rep_off, rep_len; /* Replace: content in pool */
     } norm[8];
 
     /* Metaspace */
-    int prepend; /* RR_PREPEND_* */
-    int split;   /* split at each replacement character (MergedWithNext) */
+    int prepend;          /* RR_PREPEND_* */
+    int split;            /* split at each replacement character (MergedWithNext) */
     int whitespace_split; /* Sequence[WhitespaceSplit, Metaspace] */
 } rr_unigram;
 
@@ -102,7 +102,7 @@ enum {
 };
 
 struct rr_tokenizer {
-    int kind; /* RR_TOK_* */
+    int kind;   /* RR_TOK_* */
     char *pool; /* vocabulary and added-token strings */
     size_t pool_len;
 
@@ -144,13 +144,12 @@ struct rr_tokenizer {
 
 struct cJSON;
 /* unigram_load.c: the Unigram model, its normalizers and pre-tokenizer from tokenizer.json's
- * root object and its raw text[0, len) (`path` names the file in messages). Strings the normalizers need go into the
- * tokenizer's pool through add(ctx, bytes, len), which returns their offset or -1. Sets
- * t->uni and t->unk_id. */
-rr_status rr_unigram_load(const struct cJSON *root, const char *text, size_t len,
-                          const char *path, struct rr_tokenizer *t,
-                          long (*add)(void *ctx, const char *s, size_t len), void *ctx,
-                          rr_error *err);
+ * root object and its raw text[0, len) (`path` names the file in messages). Strings the normalizers
+ * need go into the tokenizer's pool through add(ctx, bytes, len), which returns their offset or -1.
+ * Sets t->uni and t->unk_id. */
+rr_status rr_unigram_load(const struct cJSON *root, const char *text, size_t len, const char *path,
+                          struct rr_tokenizer *t, long (*add)(void *ctx, const char *s, size_t len),
+                          void *ctx, rr_error *err);
 void rr_unigram_free(rr_unigram *u);
 
 /* unigram.c: rr_tokenizer_encode / rr_tokenizer_encode_offsets for kind RR_TOK_UNIGRAM, with

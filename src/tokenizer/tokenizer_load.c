@@ -423,8 +423,7 @@ added:;
             goto fail;
         }
         int uni = t->kind == RR_TOK_UNIGRAM;
-        s = check_added_flags(e, content->valuestring, json_bool(e, "special", 0), uni, path,
-                              err);
+        s = check_added_flags(e, content->valuestring, json_bool(e, "special", 0), uni, path, err);
         if (s) goto fail;
         s = add_added(b, content->valuestring, (int32_t)id->valuedouble, err);
         if (s) goto fail;

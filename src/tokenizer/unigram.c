@@ -372,9 +372,9 @@ static void viterbi(const rr_tokenizer *t, uni_ws *w, int32_t n, uni_out *o)
         for (int32_t j = i; j < n;) {
             uint32_t key = node << 8 | s[j];
             uint32_t next = 0;
-            for (uint32_t h = (uint32_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> 32) &
-                              u->edge_mask;;
-                 h = (h + 1) & u->edge_mask) {
+            for (uint32_t h =
+                     (uint32_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> 32) & u->edge_mask;
+                 ; h = (h + 1) & u->edge_mask) {
                 const rr_trie_edge *e = &u->edges[h];
                 if (e->key == key) {
                     next = e->child;
@@ -470,8 +470,8 @@ static int metaspace(const rr_tokenizer *t, uni_ws *w, size_t a, size_t b, int p
     if (a >= b) return 0;
     /* a word is at most the sub-piece with every ' ' widened to ▁, plus a prepended ▁ */
     if (ws_word(w, 3 * (b - a) + 3)) return -1;
-    int prepend = !is_meta(in + a, b - a) &&
-                  (u->prepend == RR_PREPEND_ALWAYS || (u->prepend == RR_PREPEND_FIRST && prepend_ok));
+    int prepend = !is_meta(in + a, b - a) && (u->prepend == RR_PREPEND_ALWAYS ||
+                                              (u->prepend == RR_PREPEND_FIRST && prepend_ok));
     int32_t wn = 0;
     if (prepend) {
         /* the inserted ▁ is aligned with the character it precedes, as in HF */
@@ -492,8 +492,8 @@ static int metaspace(const rr_tokenizer *t, uni_ws *w, size_t a, size_t b, int p
 }
 
 /* One piece of raw text (between added tokens): normalize, pre-tokenize, Viterbi. */
-static int piece(const rr_tokenizer *t, const unsigned char *text, size_t p0, size_t p1,
-                 uni_ws *w, int offs, uni_out *o)
+static int piece(const rr_tokenizer *t, const unsigned char *text, size_t p0, size_t p1, uni_ws *w,
+                 int offs, uni_out *o)
 {
     const rr_unigram *u = &t->uni;
     if (p0 >= p1) return 0;

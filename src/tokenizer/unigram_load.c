@@ -157,7 +157,8 @@ static double from_parts(int positive, uint64_t significand, long exponent)
     return positive ? f : -f;
 }
 
-#define U64_OVERFLOW(a, d) ((a) >= UINT64_MAX / 10 && ((a) > UINT64_MAX / 10 || (d) > UINT64_MAX % 10))
+#define U64_OVERFLOW(a, d)                                                                         \
+    ((a) >= UINT64_MAX / 10 && ((a) > UINT64_MAX / 10 || (d) > UINT64_MAX % 10))
 
 /* One JSON number at s (valid JSON: cJSON parsed the file) as serde_json reads it into an
  * f64; *end is set past it. */
@@ -202,13 +203,16 @@ static double serde_f64(const char *s, const char **end)
         long e = 0;
         int big = 0;
         for (; *s >= '0' && *s <= '9'; s++) {
-            if (e > 100000000) big = 1; /* serde: exponent overflow, ±inf or ±0 */
-            else e = e * 10 + (*s - '0');
+            if (e > 100000000)
+                big = 1; /* serde: exponent overflow, ±inf or ±0 */
+            else
+                e = e * 10 + (*s - '0');
         }
         while (*s >= '0' && *s <= '9')
             s++;
         *end = s;
-        if (big) return pos_exp && sig ? (positive ? INFINITY : -INFINITY) : (positive ? 0.0 : -0.0);
+        if (big)
+            return pos_exp && sig ? (positive ? INFINITY : -INFINITY) : (positive ? 0.0 : -0.0);
         exp = pos_exp ? exp + e : exp - e;
     }
     *end = s;
@@ -343,8 +347,7 @@ static long b64_decode(const char *s, size_t n, uint8_t *out)
     return o;
 }
 
-static rr_status load_precompiled(const cJSON *norm, const char *path, rr_unigram *u,
-                                  rr_error *err)
+static rr_status load_precompiled(const cJSON *norm, const char *path, rr_unigram *u, rr_error *err)
 {
     const cJSON *cm = cJSON_GetObjectItemCaseSensitive(norm, "precompiled_charsmap");
     if (cJSON_IsNull(cm) || !cm) return RR_OK; /* HF: no charsmap, no normalization */
@@ -407,8 +410,7 @@ static rr_status load_one_normalizer(const cJSON *n, int first, const char *path
                                      pool_add_fn add, void *ctx, rr_error *err)
 {
     const char *type = type_of(n);
-    if (!type)
-        return rr_set_error(err, RR_E_FORMAT, "%s: a normalizer has no type", path);
+    if (!type) return rr_set_error(err, RR_E_FORMAT, "%s: a normalizer has no type", path);
     if (strcmp(type, "Precompiled") == 0) {
         /* the charsmap sees the raw text; after another step it would see that step's output,
          * which no converter writes */
@@ -445,8 +447,7 @@ static rr_status load_one_normalizer(const cJSON *n, int first, const char *path
             st->kind = RR_NORM_REPLACE_SPACES;
         } else {
             if (str->valuestring[0] == 0)
-                return rr_set_error(err, RR_E_UNSUPPORTED, "%s: Replace of the empty string",
-                                    path);
+                return rr_set_error(err, RR_E_UNSUPPORTED, "%s: Replace of the empty string", path);
             st->kind = RR_NORM_REPLACE_STR;
             long off = add(ctx, str->valuestring, strlen(str->valuestring));
             if (off < 0) return rr_set_error(err, RR_E_NOMEM, "out of memory");
@@ -481,8 +482,7 @@ static rr_status load_normalizer(const cJSON *n, const char *path, rr_unigram *u
         {
             const char *et = type_of(e);
             if (et && strcmp(et, "Sequence") == 0)
-                return rr_set_error(err, RR_E_UNSUPPORTED, "%s: nested normalizer Sequence",
-                                    path);
+                return rr_set_error(err, RR_E_UNSUPPORTED, "%s: nested normalizer Sequence", path);
             rr_status s = load_one_normalizer(e, i == 0, path, u, add, ctx, err);
             if (s) return s;
             i++;
@@ -519,8 +519,7 @@ static rr_status load_metaspace(const cJSON *p, const char *path, rr_unigram *u,
     return RR_OK;
 }
 
-static rr_status load_pre_tokenizer(const cJSON *p, const char *path, rr_unigram *u,
-                                    rr_error *err)
+static rr_status load_pre_tokenizer(const cJSON *p, const char *path, rr_unigram *u, rr_error *err)
 {
     const char *type = type_of(p);
     if (type && strcmp(type, "Metaspace") == 0) return load_metaspace(p, path, u, err);
@@ -562,8 +561,8 @@ rr_status rr_unigram_load(const cJSON *root, const char *text, size_t len, const
     double min_score = INFINITY;
     for (int32_t i = 0; i < u->n_pieces; i++) {
         if (!isfinite(u->scores[i]))
-            return rr_set_error(err, RR_E_FORMAT, "%s: model.vocab[%d] score is out of range",
-                                path, (int)i);
+            return rr_set_error(err, RR_E_FORMAT, "%s: model.vocab[%d] score is out of range", path,
+                                (int)i);
         if (u->scores[i] < min_score) min_score = u->scores[i];
     }
     u->unk_score = min_score - 10.0;

@@ -182,7 +182,8 @@ static void test_embed_ln(rr_dtype dt)
             float *b_d = dev_rand(b, d, -0.5f, 0.5f, RR_DTYPE_F32);
             void *t3_d = dev_copy(t3, n_tok * sizeof *t3), *out_d = NULL;
             cudaMalloc(&out_d, (size_t)n_tok * d * rr_cuda_dtype_size(dt));
-            rr_embed_ln_cpu(tok, typ, NULL, cu, n_seq, n_tok, word, pos, type, g, b, 1e-12f, d, ref);
+            rr_embed_ln_cpu(tok, typ, NULL, cu, n_seq, n_tok, word, pos, type, g, b, 1e-12f, d,
+                            ref);
             CHECK(rr_embed_ln_cuda(t3_d, n_tok, word_d, pos_d, type_d, g_d, b_d, 1e-12f, d, out_d,
                                    dt, 0) == cudaSuccess);
             CHECK(cudaDeviceSynchronize() == cudaSuccess);
