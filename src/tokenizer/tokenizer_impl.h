@@ -84,6 +84,12 @@ typedef struct rr_unigram {
         uint32_t rep_off, rep_len; /* Replace: content in pool */
     } norm[8];
 
+    /* transformers >= 5 rebuilds an XLM-R tokenizer from the file's vocabulary and charsmap
+     * with its own pipeline (Precompiled; WhitespaceSplit + Metaspace; scores read by Python's
+     * json); 0: the file's pipeline as written, as the tokenizers library and TEI run it.
+     * RERANK_TOKENIZER_PIPELINE=file|transformers chooses; see rr_tokenizer_load_texts. */
+    int transformers;
+
     /* Metaspace */
     int prepend;          /* RR_PREPEND_* */
     int split;            /* split at each replacement character (MergedWithNext) */

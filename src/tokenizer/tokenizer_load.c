@@ -637,6 +637,26 @@ static rr_status finish(builder *b, rr_tokenizer *t, rr_error *err)
 
 /* --- rr_tokenizer_load --------------------------------------------------------------------- */
 
+/* Which pipeline a Unigram tokenizer.json runs (rr_unigram.transformers). transformers >= 5
+ * does not run an XLM-R tokenizer.json as written: XLMRobertaTokenizer rebuilds it from the
+ * vocabulary and charsmap with its own normalizer and pre-tokenizer, so sentence-transformers'
+ * CrossEncoder tokenizes trailing whitespace, whitespace before a special token and a few
+ * near-tie pieces differently from the tokenizers library and TEI, which run the file. The
+ * default follows transformers when tokenizer_config.json names XLMRobertaTokenizer(Fast), or
+ * names no class (transformers then picks XLMRobertaTokenizer from config.json's model_type,
+ * the only Unigram family rerankd runs); RERANK_TOKENIZER_PIPELINE=file runs the file as
+ * written, =transformers forces the rebuild. */
+static int unigram_pipeline(const cJSON *tconf)
+{
+    const char *env = getenv("RERANK_TOKENIZER_PIPELINE");
+    if (env && strcmp(env, "file") == 0) return 0;
+    if (env && strcmp(env, "transformers") == 0) return 1;
+    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(tconf, "tokenizer_class");
+    if (!cJSON_IsString(cls)) return 1;
+    return strcmp(cls->valuestring, "XLMRobertaTokenizer") == 0 ||
+           strcmp(cls->valuestring, "XLMRobertaTokenizerFast") == 0;
+}
+
 rr_status rr_tokenizer_load_texts(const char *dir, const rr_tokenizer_texts *f, rr_tokenizer **out,
                                   rr_error *err)
 {
@@ -663,8 +683,12 @@ rr_status rr_tokenizer_load_texts(const char *dir, const rr_tokenizer_texts *f, 
 
     if (f->tokenizer_json) {
         snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+        t->uni.transformers = unigram_pipeline(tconf);
         s = load_tokenizer_json(path, f->tokenizer_json, f->tokenizer_json_len, &b, t, err);
         if (s) goto fail;
+        if (t->kind == RR_TOK_UNIGRAM && t->uni.transformers)
+            t->uni.prepend =
+                json_bool(tconf, "add_prefix_space", 1) ? RR_PREPEND_ALWAYS : RR_PREPEND_NEVER;
         if (t->pad_id < 0)
             t->pad_id = builder_find(&b, role_token(stmap, tconf, "pad_token",
                                                     t->kind == RR_TOK_UNIGRAM ? "<pad>" : "[PAD]"));

@@ -553,11 +553,16 @@ rr_status rr_unigram_load(const cJSON *root, const char *text, size_t len, const
                             path);
     rr_status s = load_vocab(vocab, path, u, err);
     if (s) return s;
-    /* the scores again, as HF's serde_json reads them (see serde_f64) */
-    pow10_init();
-    raw_walk w = {text, text + len, u->scores, 0, u->n_pieces};
-    if (rw_value(&w, 0, 0) < 0 || w.n != u->n_pieces)
-        return rr_set_error(err, RR_E_FORMAT, "%s: model.vocab scores could not be re-read", path);
+    /* The file's pipeline: the scores again, as the tokenizers library's serde_json reads
+     * them (see serde_f64). transformers >= 5 reads them with Python's json (correctly
+     * rounded, as cJSON), so its near-ties resolve like strtod's values. */
+    if (!u->transformers) {
+        pow10_init();
+        raw_walk w = {text, text + len, u->scores, 0, u->n_pieces};
+        if (rw_value(&w, 0, 0) < 0 || w.n != u->n_pieces)
+            return rr_set_error(err, RR_E_FORMAT, "%s: model.vocab scores could not be re-read",
+                                path);
+    }
     double min_score = INFINITY;
     for (int32_t i = 0; i < u->n_pieces; i++) {
         if (!isfinite(u->scores[i]))
@@ -590,8 +595,16 @@ rr_status rr_unigram_load(const cJSON *root, const char *text, size_t len, const
     s = load_normalizer(cJSON_GetObjectItemCaseSensitive(root, "normalizer"), path, u, add, ctx,
                         err);
     if (s) return s;
-    return load_pre_tokenizer(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), path, u,
-                              err);
+    s = load_pre_tokenizer(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), path, u, err);
+    if (s || !u->transformers) return s;
+    /* transformers >= 5 (XLMRobertaTokenizer.__init__): the charsmap only, then
+     * WhitespaceSplit + Metaspace("▁", always unless add_prefix_space is false) — the file's
+     * Strip / Replace and pre-tokenizer are replaced, not added to. The caller sets prepend
+     * from tokenizer_config's add_prefix_space. */
+    u->n_norm = 0;
+    u->whitespace_split = 1;
+    u->split = 1;
+    return RR_OK;
 }
 
 void rr_unigram_free(rr_unigram *u)
