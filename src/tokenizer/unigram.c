@@ -210,18 +210,85 @@ static inline void put_bytes(char *buf, int32_t *src, size_t *n, const char *p, 
     *n += len;
 }
 
+/* Offsets of the charsmap's output, as HF's NormalizedString::transform aligns them. HF
+ * describes its output as (char, change) pairs: a replacement of k characters by m gives m
+ * pairs of change 0, then the last m - k of them change 1 (inserted: aligned with the
+ * character before), or the last pair of the whole list — the previous cluster's when m is 0
+ * — change m - k (it swallows that many characters after its own). transform then walks the
+ * original characters with one cursor: a pair of change <= 0 takes the character under the
+ * cursor and moves it 1 - change characters on. So "e" + U+0301 made "é" covers only "e",
+ * and characters deleted at the start of a piece (a leading U+200B) are never skipped: the
+ * rest of the piece is aligned one character late, as in HF. */
+typedef struct pc_marks {
+    int32_t *change; /* at the first byte of each output character */
+    long last;       /* first byte of the last output character, -1 before any */
+} pc_marks;
+
+static void pc_replace(pc_marks *m, size_t out0, size_t out1, const char *outb, int old_count)
+{
+    int new_count = 0;
+    for (size_t k = out0; k < out1; k += (size_t)char_len((unsigned char)outb[k])) {
+        m->change[k] = 0;
+        m->last = (long)k;
+        new_count++;
+    }
+    int diff = new_count - old_count;
+    if (diff > 0) {
+        /* the last diff characters of the replacement are insertions */
+        int seen = 0;
+        for (size_t k = out0; k < out1; k += (size_t)char_len((unsigned char)outb[k]))
+            if (seen++ >= new_count - diff) m->change[k] = 1;
+    } else if (diff < 0 && m->last >= 0) {
+        m->change[m->last] += diff;
+    }
+}
+
+static void pc_align(const unsigned char *text, size_t p0, size_t p1, const char *out, size_t n,
+                     const int32_t *change, int32_t *src)
+{
+    size_t idx = p0;
+    for (size_t k = 0; k < n;) {
+        size_t cl = (size_t)char_len((unsigned char)out[k]);
+        int32_t s0, s1;
+        if (change[k] > 0) {
+            size_t b = idx;
+            if (b > p0) {
+                b--;
+                while (b > p0 && (text[b] & 0xC0) == 0x80)
+                    b--;
+            }
+            s0 = (int32_t)b;
+            s1 = (int32_t)(idx > p0 ? idx : p0);
+        } else if (idx < p1) {
+            s0 = (int32_t)idx;
+            idx += (size_t)char_len(text[idx]);
+            s1 = (int32_t)idx;
+            for (int32_t d = change[k]; d < 0 && idx < p1; d++)
+                idx += (size_t)char_len(text[idx]);
+        } else {
+            s0 = s1 = (int32_t)p1;
+        }
+        for (size_t b = 0; b < cl; b++) {
+            src[2 * (k + b)] = s0;
+            src[2 * (k + b) + 1] = s1;
+        }
+        k += cl;
+    }
+}
+
 /* Normalizes raw text[p0, p1) with the charsmap into w->a; returns its length. */
 static size_t precompiled(const rr_unigram *u, const unsigned char *text, size_t p0, size_t p1,
                           uni_ws *w, int offs)
 {
     char *out = w->a;
-    int32_t *src = offs ? w->sa : NULL;
+    pc_marks m = {offs ? w->sb : NULL, -1};
     size_t n = 0, i = p0;
     utf8proc_int32_t state = 0;
     while (i < p1) {
         /* the extended grapheme cluster starting at i */
         size_t j = i + (size_t)char_len(text[i]);
         uint32_t c1 = decode_at(text, i);
+        int n_chars = 1;
         while (j < p1) {
             uint32_t c2 = decode_at(text, j);
             if (utf8proc_grapheme_break_stateful((utf8proc_int32_t)c1, (utf8proc_int32_t)c2,
@@ -229,26 +296,32 @@ static size_t precompiled(const rr_unigram *u, const unsigned char *text, size_t
                 break;
             c1 = c2;
             j += (size_t)char_len(text[j]);
+            n_chars++;
         }
         size_t rl = 0;
         const char *r = NULL;
         if (j - i < 6) r = cm_lookup(u, text + i, j - i, &rl);
         if (r) {
-            put_bytes(out, src, &n, r, rl, (int32_t)i, (int32_t)j);
+            memcpy(out + n, r, rl);
+            if (offs) pc_replace(&m, n, n + rl, out, n_chars);
+            n += rl;
         } else {
             for (size_t k = i; k < j;) {
                 size_t cl = (size_t)char_len(text[k]);
                 r = cm_lookup(u, text + k, cl, &rl);
-                if (r)
-                    put_bytes(out, src, &n, r, rl, (int32_t)k, (int32_t)(k + cl));
-                else
-                    put_bytes(out, src, &n, (const char *)text + k, cl, (int32_t)k,
-                              (int32_t)(k + cl));
+                if (!r) {
+                    r = (const char *)text + k;
+                    rl = cl;
+                }
+                memcpy(out + n, r, rl);
+                if (offs) pc_replace(&m, n, n + rl, out, 1);
+                n += rl;
                 k += cl;
             }
         }
         i = j;
     }
+    if (offs) pc_align(text, p0, p1, out, n, m.change, w->sa);
     return n;
 }
 
@@ -577,7 +650,7 @@ rr_status rr_unigram_encode(const rr_tokenizer *t, const char *text, size_t len,
             while (e < len && is_ws(decode_at(s, e)))
                 e += (size_t)char_len(s[e]);
         if (piece(t, s, start, b, w, offs, &o)) return RR_E_NOMEM;
-        put(&o, a->id, (int32_t)i, (int32_t)(i + a->len));
+        put(&o, a->id, (int32_t)b, (int32_t)e); /* HF: the split, stripped whitespace included */
         start = i = e;
     }
     if (piece(t, s, start, len, w, offs, &o)) return RR_E_NOMEM;
