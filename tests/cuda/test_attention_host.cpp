@@ -20,7 +20,8 @@
  * length 65 run without QKV bias (the kernel's NULL-bias path).
  * Shapes: lengths 1, 7, 15, 16, 17, 31, 32, 33, 64, 65, 100, 512 (edges of the 16-row
  * fragments, 32-key blocks and 64-row tiles) and packs {3,130,1,64,77,200,33}, {1,1,1},
- * {120,119,121}; d_head 32 and 64 with 2 heads; fp16 and bf16; all rows and [CLS] only.
+ * {120,119,121}; d_head 32 and 64 with 2 heads; fp16 and bf16; all rows and [CLS] only;
+ * and XLM-R lengths with d_head 64: 1000 and {2049, 7} all rows, 8192 [CLS] only.
  * RR_TEST_QUICK=1 (the sanitizer build) keeps 1, 17, 65 and the first and last packs, which
  * between them still cross every fragment, key-block and tile edge.
  * The seed is printed; RR_TEST_SEED=<n> reruns a failure.
@@ -193,5 +194,14 @@ int main()
             for (const auto &lens : quick ? few : all)
                 for (int cls = 0; cls < 2; cls++)
                     run_case(lens, dh, dt, cls, !(cls == 0 && lens.size() == 1 && lens[0] == 65));
+    /* XLM-R positions (bge-reranker-v2-m3: 8192 tokens, d_head 64): past BERT's 512, all rows
+     * up to 2049 and the [CLS]-only last layer at 8192 (all rows there would take minutes in
+     * this emulation). */
+    if (!quick)
+        for (rr_dtype dt : {RR_DTYPE_F16, RR_DTYPE_BF16}) {
+            run_case({1000}, 64, dt, 0, true);
+            run_case({2049, 7}, 64, dt, 0, true);
+            run_case({8192}, 64, dt, 1, true);
+        }
     return test_summary("test_attention_host");
 }

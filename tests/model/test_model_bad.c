@@ -101,11 +101,11 @@ static void config_cases(void)
 
     cJSON *c = cJSON_Duplicate(cfg, 1);
     cJSON_ReplaceItemInArray(cJSON_GetObjectItem(c, "architectures"), 0,
-                             cJSON_CreateString("XLMRobertaForSequenceClassification"));
+                             cJSON_CreateString("DebertaV2ForSequenceClassification"));
     put_config(text = cJSON_Print(c));
     free(text);
     cJSON_Delete(c);
-    expect_fail("unsupported architecture", RR_E_UNSUPPORTED, "XLMRobertaForSequenceClassification",
+    expect_fail("unsupported architecture", RR_E_UNSUPPORTED, "DebertaV2ForSequenceClassification",
                 NULL);
 
     c = cJSON_Duplicate(cfg, 1);

@@ -378,9 +378,9 @@ static void test_load_errors(void)
     write_tokenizer_json(dir, "WordPiece", 1);
     expect_error(dir, RR_E_FORMAT, "tokenizer.json");
 
-    make_dir(dir, sizeof dir, "unigram");
-    write_tokenizer_json(dir, "Unigram", 0);
-    expect_error(dir, RR_E_UNSUPPORTED, "Unigram");
+    make_dir(dir, sizeof dir, "bpe");
+    write_tokenizer_json(dir, "BPE", 0);
+    expect_error(dir, RR_E_UNSUPPORTED, "BPE");
 
     make_dir(dir, sizeof dir, "badconfig");
     write_vocab_txt(dir);
