@@ -157,7 +157,8 @@ CODE_WORDS = ("def class return import from self None True False int float str l
               "printf malloc free struct void const char size_t uint8_t NULL #include std::vector "
               "auto template typename nullptr function var let const => console.log "
               "SELECT FROM WHERE JOIN GROUP BY ORDER LIMIT http https www .com .org .html json "
-              "api_key user_id max_length batch_size n_tok d_model cu_seqlens rr_engine_init").split()
+              "api_key user_id max_length batch_size n_tok d_model cu_seqlens "
+              "rr_engine_init").split()
 
 
 def _zipf_sampler(rng, words):

@@ -23,10 +23,10 @@ Writes (format: tests/golden/README.md):
   xlmr_pair_tokens.jsonl       {"query", "doc", "max_length", "input_ids"[,
                                "input_ids_transformers"]}: pairs with <s> </s> </s> </s>,
                                truncation longest_first at max_length.
-  xlmr-small/pairs.jsonl,      {"qid", "query", "doc", "input_ids", "logit"[,
-  xlmr-long/pairs.jsonl         "input_ids_transformers", "logit_transformers"], "score"}:
-                               transformers fp32 logits for each tokenization, and the
-                               CrossEncoder score (its default activation, Sigmoid).
+  xlmr-small/pairs.jsonl,      {"qid", "query", "doc", "input_ids", "token_type_ids" (all 0),
+  xlmr-long/pairs.jsonl         "logit"[, "input_ids_transformers", "logit_transformers"],
+                               "score"}: transformers fp32 logits for each tokenization, and
+                               the CrossEncoder score (its default activation, Sigmoid).
   xlmr-small/layers.json       hidden states for one pair, as <model>/layers.json.
 
 Also checks (asserts) that: tokenizers reads each tokenizer.json back to the same JSON;
@@ -78,7 +78,8 @@ SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
     "Wie viele Menschen leben in Berlin? Die Stadt hat etwa 3,7 Millionen Einwohner.",
     "Größere Städte wie München und Köln haben U-Bahnen; Straßenbahnen fahren überall.",
-    "Combien de personnes vivent à Paris ? L'agglomération compte plus de dix millions d'habitants.",
+    "Combien de personnes vivent à Paris ? L'agglomération compte plus de dix millions "
+    "d'habitants.",
     "Le cœur a ses raisons que la raison ne connaît point.",
     "¿Cuántas personas viven en Madrid? Más de tres millones, según el censo de 2021.",
     "A ação da polícia foi elogiada pela população de São Paulo.",
@@ -443,8 +444,10 @@ def model_fixtures(models_dir, name, pairs):
 
     rows, n_long = [], 0
     for p, (ids, auto), lg, lt, sc in zip(pairs, enc, logits, logits_tf, scores):
+        # token_type_ids: all 0, what the model uses when the tokenizer gives none (XLM-R's
+        # gives none); written so tests/engine/golden.h reads these files unchanged.
         row = {"qid": p["qid"], "query": p["query"], "doc": p["doc"], "input_ids": ids,
-               "logit": f32(lg)}
+               "token_type_ids": [0] * len(ids), "logit": f32(lg)}
         if auto != ids:
             row["input_ids_transformers"] = auto
             row["logit_transformers"] = f32(lt)
@@ -467,7 +470,8 @@ def model_fixtures(models_dir, name, pairs):
         with torch.inference_mode():
             out = model(input_ids=t, attention_mask=torch.ones_like(t), output_hidden_states=True)
         hidden = [[round7(v) for v in h[0].numpy().reshape(-1)] for h in out.hidden_states]
-        doc = {"query": q, "doc": d, "input_ids": ids, "hidden": hidden,
+        doc = {"query": q, "doc": d, "input_ids": ids, "token_type_ids": [0] * len(ids),
+               "hidden": hidden,
                "logit": f32(out.logits[0, 0])}
         lpath = os.path.join(out_dir, "layers.json")
         with open(lpath, "w") as f:
