@@ -37,7 +37,7 @@ Idempotent: a folder is built in a temporary sibling and renamed into place when
 and carries a stamp naming the recipe version; a complete folder with the current stamp is
 left alone. Deterministic: the same inputs give byte-identical files.
 
-Usage: python scripts/make_models.py --out models [--force]
+Usage: python scripts/make_models.py --out models [--force] [--only NAME ...]
 """
 
 import argparse
