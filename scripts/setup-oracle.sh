@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 VENV=.venv-oracle
 REQ=scripts/requirements-oracle.txt
 PROBE='import torch, transformers, sentence_transformers, tokenizers, safetensors, numpy'
+# make_golden_xlmr.py's converter check needs these two.
+PROBE="$PROBE; import sentencepiece, google.protobuf"
 
 up_to_date() {
     [ -x "$VENV/bin/python" ] || return 1
