@@ -147,8 +147,8 @@ static void usage(FILE *f)
         "                           refuse at once (DEADLINE_EXCEEDED / 503) a request whose\n"
         "                           deadline cannot be met behind the work already queued, as\n"
         "                           estimated from measured forward times (default on)\n"
-        "  --grpc-keepalive-time S  ping a gRPC client after S seconds without traffic\n"
-        "                           (default: C-core's 7200)\n"
+        "  --grpc-keepalive-time S  ping a gRPC client with a call open after S seconds\n"
+        "                           without traffic (default: C-core's 7200)\n"
         "  --grpc-keepalive-timeout S\n"
         "                           close the connection when the ping is not answered within\n"
         "                           S seconds (default: C-core's 20)\n"
@@ -210,7 +210,7 @@ static void usage(FILE *f)
     for (int i = 0; i < N_FLAGS; i++) {
         char env[64];
         env_name(flags[i].name, env);
-        fprintf(f, "  --%-28s %s", flags[i].name, env);
+        fprintf(f, "  --%-30s %s", flags[i].name, env);
         if (flags[i].tei_env) fprintf(f, ", then TEI's %s", flags[i].tei_env);
         fprintf(f, "\n");
     }
