@@ -45,6 +45,10 @@ typedef struct rr_config {
     const char *api_key_file;   /* --api-key-file; NULL = none */
     int api_key_protect_ops;    /* /metrics and /info need the key too */
     int admission_control;      /* 1: refuse requests whose deadline cannot be met (admit.h) */
+    /* gRPC connection management (C-core channel arguments), in ms; 0 = C-core's default
+     * (keepalive ping after 2 h, 20 s to answer; connections never aged). */
+    int grpc_keepalive_time_ms, grpc_keepalive_timeout_ms;
+    int grpc_max_connection_age_ms, grpc_max_connection_age_grace_ms;
 } rr_config;
 
 typedef enum rr_health {

@@ -1,6 +1,7 @@
 # embed.cmake — turns a binary file into a C source defining
 #   const unsigned char NAME[]; const size_t NAME_len;
-# (used to embed the protoc descriptor set that serves reflection).
+# (used to embed the protoc descriptor set that serves reflection, and the HTTP wing's
+# OpenAPI document).
 # Usage: cmake -DIN=file -DOUT=file.c -DNAME=symbol -P embed.cmake
 file(READ "${IN}" hex HEX)
 string(LENGTH "${hex}" n)

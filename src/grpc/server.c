@@ -114,21 +114,33 @@ int rr_grpc_start(rr_server *srv, rr_grpc **out)
     srv->tls_mode = g->tls ? (cfg->tls_client_ca ? "mutual" : "server") : "off";
 
     grpc_init();
-    grpc_arg args[4];
+    /* Fixed arguments, then the connection-management flags that were given. */
+    grpc_arg args[8];
+    int n_args = 0;
     memset(args, 0, sizeof args);
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[0].value.integer = cfg->max_message_bytes;
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-    args[1].value.integer = 64 << 20;
-    args[2].type = GRPC_ARG_INTEGER;
-    args[2].key = (char *)GRPC_ARG_ALLOW_REUSEPORT; /* a port clash must fail (fact 3) */
-    args[2].value.integer = 0;
-    args[3].type = GRPC_ARG_INTEGER;
-    args[3].key = (char *)GRPC_ARG_MAX_CONCURRENT_STREAMS;
-    args[3].value.integer = 1024;
-    grpc_channel_args ch_args = {.num_args = 4, .args = args};
+    const struct {
+        const char *key;
+        int value;
+    } want[8] = {
+        {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, cfg->max_message_bytes},
+        {GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, 64 << 20},
+        {GRPC_ARG_ALLOW_REUSEPORT, 0}, /* a port clash must fail (fact 3) */
+        {GRPC_ARG_MAX_CONCURRENT_STREAMS, 1024},
+        {GRPC_ARG_KEEPALIVE_TIME_MS, cfg->grpc_keepalive_time_ms},
+        {GRPC_ARG_KEEPALIVE_TIMEOUT_MS, cfg->grpc_keepalive_timeout_ms},
+        /* GOAWAY after the age (C-core adds +-10 % jitter), so long-lived client connections
+         * are spread again over the replicas an L4 balancer sees; then the grace. */
+        {GRPC_ARG_MAX_CONNECTION_AGE_MS, cfg->grpc_max_connection_age_ms},
+        {GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, cfg->grpc_max_connection_age_grace_ms},
+    };
+    for (int i = 0; i < 8; i++) {
+        if (i >= 4 && want[i].value <= 0) continue; /* not given: C-core's default */
+        args[n_args].type = GRPC_ARG_INTEGER;
+        args[n_args].key = (char *)want[i].key;
+        args[n_args].value.integer = want[i].value;
+        n_args++;
+    }
+    grpc_channel_args ch_args = {.num_args = (size_t)n_args, .args = args};
     g->server = grpc_server_create(&ch_args, NULL);
     for (int m = 0; m < RR_M_COUNT; m++) {
         g->handles[m] = grpc_server_register_method(g->server, rr_methods[m].path, NULL,

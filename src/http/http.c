@@ -1,11 +1,17 @@
 /*
  * http.c — rerankd's HTTP listener (libmicrohttpd): POST /rerank, /v1/rerank, /v2/rerank —
  * the JSON reranking API (rerank.c); GET /metrics (Prometheus, edge/metrics.c), GET /health
- * (200 "SERVING" or 503 "NOT_SERVING": the status grpc.health.v1 reports, for probes that
- * speak only HTTP), GET /info (the model and limits as JSON, shaped like TEI's /info). HEAD
+ * and GET /readyz (readiness: 200 "SERVING" or 503 "NOT_SERVING", the status grpc.health.v1
+ * reports, for probes that speak only HTTP), GET /livez (liveness: 200 "alive" whenever this
+ * listener answers, loading and draining included: a kubelet must not restart a pod that is
+ * loading its model or finishing its work), GET /info (the model and limits as JSON, shaped
+ * like TEI's /info), GET /openapi.json (the OpenAPI document of these routes, openapi.json
+ * beside this file, embedded at build time; tests/server/test_deploy.py checks every answer
+ * of the server against it). HEAD
  * is accepted wherever GET is; other methods get 405, unknown paths 404. With an API key
  * (edge/auth.h) the reranking routes answer 401 without `Authorization: Bearer <key>`, and
- * so do /metrics and /info with --api-key-protect-ops; /health is always open (probes).
+ * so do /metrics and /info with --api-key-protect-ops; the probes and /openapi.json are
+ * always open.
  *
  * It starts before the model loads (so probes see 503 "loading", like the gRPC health
  * service) and stops after the scheduler, whose shutdown answers suspended reranking
@@ -31,6 +37,10 @@
 #include "http/wing.h"
 #include "util/strbuf.h"
 #include "util/util.h"
+
+/* The OpenAPI document (openapi.json, embedded by CMake through src/grpc/embed.cmake). */
+extern const unsigned char rr_openapi_json[];
+extern const size_t rr_openapi_json_len;
 
 /* Polling threads: /health and /metrics answer while another thread renders. */
 #define HTTP_THREADS 2
@@ -126,7 +136,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         pthread_mutex_unlock(&srv->metrics_mu);
         return ret;
     }
-    if (strcmp(url, "/health") == 0)
+    if (strcmp(url, "/livez") == 0) return text(conn, MHD_HTTP_OK, "alive\n");
+    if (strcmp(url, "/health") == 0 || strcmp(url, "/readyz") == 0)
         return rr_health_get(srv) == RR_HEALTH_SERVING
                    ? text(conn, MHD_HTTP_OK, "SERVING\n")
                    : text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "NOT_SERVING\n");
@@ -136,9 +147,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         if (!body) return text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
         return (enum MHD_Result)reply(conn, MHD_HTTP_OK, "application/json", body, len, 1);
     }
+    if (strcmp(url, "/openapi.json") == 0)
+        return (enum MHD_Result)reply(conn, MHD_HTTP_OK, "application/json",
+                                      (char *)rr_openapi_json, rr_openapi_json_len, 0);
     return text(conn, MHD_HTTP_NOT_FOUND,
-                "not found: rerankd serves POST /rerank, /v1/rerank, /v2/rerank and GET /metrics, "
-                "/health, /info here\n");
+                "not found: rerankd serves POST /rerank, /v1/rerank, /v2/rerank and GET /livez, "
+                "/readyz, /health, /metrics, /info, /openapi.json here\n");
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,

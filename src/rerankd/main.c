@@ -68,6 +68,10 @@ enum {
     F_API_KEY_FILE,
     F_API_KEY_PROTECT_OPS,
     F_ADMISSION_CONTROL,
+    F_GRPC_KEEPALIVE_TIME,
+    F_GRPC_KEEPALIVE_TIMEOUT,
+    F_GRPC_MAX_CONNECTION_AGE,
+    F_GRPC_MAX_CONNECTION_AGE_GRACE,
     F_END,
     F_HELP = 'h',
     F_VERSION = F_END + 1,
@@ -104,6 +108,10 @@ static const struct {
     [F_API_KEY_FILE - F_MODEL] = {"api-key-file", 1, NULL},
     [F_API_KEY_PROTECT_OPS - F_MODEL] = {"api-key-protect-ops", 0, NULL},
     [F_ADMISSION_CONTROL - F_MODEL] = {"admission-control", 1, NULL},
+    [F_GRPC_KEEPALIVE_TIME - F_MODEL] = {"grpc-keepalive-time", 1, NULL},
+    [F_GRPC_KEEPALIVE_TIMEOUT - F_MODEL] = {"grpc-keepalive-timeout", 1, NULL},
+    [F_GRPC_MAX_CONNECTION_AGE - F_MODEL] = {"grpc-max-connection-age", 1, NULL},
+    [F_GRPC_MAX_CONNECTION_AGE_GRACE - F_MODEL] = {"grpc-max-connection-age-grace", 1, NULL},
 };
 #define N_FLAGS (F_END - F_MODEL)
 
@@ -139,6 +147,18 @@ static void usage(FILE *f)
         "                           refuse at once (DEADLINE_EXCEEDED / 503) a request whose\n"
         "                           deadline cannot be met behind the work already queued, as\n"
         "                           estimated from measured forward times (default on)\n"
+        "  --grpc-keepalive-time S  ping a gRPC client with a call open after S seconds\n"
+        "                           without traffic (default: C-core's 7200)\n"
+        "  --grpc-keepalive-timeout S\n"
+        "                           close the connection when the ping is not answered within\n"
+        "                           S seconds (default: C-core's 20)\n"
+        "  --grpc-max-connection-age S\n"
+        "                           send GOAWAY on a gRPC connection S seconds (+-10 %%) after it\n"
+        "                           opened, so clients reconnect and L4 balancers spread them\n"
+        "                           again (default: never)\n"
+        "  --grpc-max-connection-age-grace S\n"
+        "                           calls still open S seconds after that GOAWAY are cancelled\n"
+        "                           (default: never)\n"
         "  --tls-cert FILE          serve gRPC over TLS with this PEM certificate chain ...\n"
         "  --tls-key FILE           ... and this PEM private key; both re-read when they change\n"
         "  --tls-client-ca FILE     mutual TLS: require client certificates signed by this PEM CA\n"
@@ -171,8 +191,17 @@ static void usage(FILE *f)
         "  --version                print `rerankd <version>` and exit\n"
         "  --help                   this text\n"
         "\n"
-        "HTTP routes (--http-port): POST /rerank (TEI), /v1/rerank and /v2/rerank (Cohere/Jina);\n"
-        "GET /metrics (Prometheus), /health (probes), /info (model and limits).\n"
+        "HTTP routes (--http-port):\n"
+        "  POST /rerank             TEI's shape\n"
+        "  POST /v1/rerank, /v2/rerank\n"
+        "                           Cohere's / Jina's shape\n"
+        "  GET  /livez              liveness: 200 while the process serves HTTP, also while\n"
+        "                           it loads or drains\n"
+        "  GET  /readyz, /health    readiness: 200 SERVING, 503 NOT_SERVING while loading or\n"
+        "                           draining (as grpc.health.v1)\n"
+        "  GET  /metrics            Prometheus text\n"
+        "  GET  /info               the model and limits (JSON, TEI's shape)\n"
+        "  GET  /openapi.json       the OpenAPI 3.1 document of these routes\n"
         "gRPC services: rerank.v1.Reranker, tei.v1.Rerank, tei.v1.Info, grpc.health.v1.Health,\n"
         "grpc.reflection.v1 and v1alpha.\n"
         "\n"
@@ -181,7 +210,7 @@ static void usage(FILE *f)
     for (int i = 0; i < N_FLAGS; i++) {
         char env[64];
         env_name(flags[i].name, env);
-        fprintf(f, "  --%-28s %s", flags[i].name, env);
+        fprintf(f, "  --%-30s %s", flags[i].name, env);
         if (flags[i].tei_env) fprintf(f, ", then TEI's %s", flags[i].tei_env);
         fprintf(f, "\n");
     }
@@ -211,6 +240,21 @@ static int parse_seconds(const char *flag, const char *v, double *out)
         return 0;
     }
     *out = x;
+    return 1;
+}
+
+/* A duration in seconds (> 0, fractions allowed) as whole milliseconds for a C-core channel
+ * argument: 1 ms ... INT_MAX ms (24.8 days). */
+static int parse_ms(const char *flag, const char *v, int *out)
+{
+    char *end;
+    double x = v ? strtod(v, &end) : -1;
+    if (!v || end == v || *end || !(x >= 0.001 && x <= INT_MAX / 1000.0)) {
+        fprintf(stderr, "rerankd: %s needs a number of seconds in 0.001 ... %d (got %s)\n", flag,
+                INT_MAX / 1000, v ? v : "nothing");
+        return 0;
+    }
+    *out = (int)(x * 1000 + 0.5);
     return 1;
 }
 
@@ -270,6 +314,14 @@ static int apply(rr_config *cfg, int id, const char *who, const char *v)
         }
         cfg->admission_control = strcmp(v, "on") == 0;
         return 1;
+    case F_GRPC_KEEPALIVE_TIME:
+        return parse_ms(who, v, &cfg->grpc_keepalive_time_ms);
+    case F_GRPC_KEEPALIVE_TIMEOUT:
+        return parse_ms(who, v, &cfg->grpc_keepalive_timeout_ms);
+    case F_GRPC_MAX_CONNECTION_AGE:
+        return parse_ms(who, v, &cfg->grpc_max_connection_age_ms);
+    case F_GRPC_MAX_CONNECTION_AGE_GRACE:
+        return parse_ms(who, v, &cfg->grpc_max_connection_age_grace_ms);
     case F_LONG_DOCUMENTS:
         if (strcmp(v, "truncate") != 0 && strcmp(v, "chunk") != 0) {
             fprintf(stderr, "rerankd: %s is truncate or chunk (got %s)\n", who, v);

@@ -459,6 +459,11 @@ class Suite:
             time.sleep(0.05)
         st, _, body = http_get(http_port, "/health")
         check("loading: /health 503 NOT_SERVING", st == 503 and body == "NOT_SERVING\n", "%d %r" % (st, body))
+        st, _, body = http_get(http_port, "/readyz")
+        check("loading: /readyz 503 NOT_SERVING", st == 503 and body == "NOT_SERVING\n", "%d %r" % (st, body))
+        st, _, body = http_get(http_port, "/livez")
+        check("loading: /livez 200 (a liveness probe must not restart a loading pod)", st == 200 and body == "alive\n",
+              "%d %r" % (st, body))
         req = urllib.request.Request("http://127.0.0.1:%d/rerank" % http_port, method="POST",
                                      data=json.dumps({"query": "q", "texts": ["a"]}).encode())
         try:
