@@ -170,46 +170,6 @@ static inline int is_ws(uint32_t c)
 
 /* --- Precompiled ------------------------------------------------------------------------- */
 
-/* The replacement of the first (shortest) charsmap key that prefixes s[0..n) (the search
- * stops at a NUL byte, as SentencePiece's does), or NULL. A unit index or replacement offset
- * out of bounds ends the search with no match (HF would panic on such a file; the load
- * checks what can be checked without walking the trie). */
-static const char *cm_lookup(const rr_unigram *u, const unsigned char *s, size_t n, size_t *rlen)
-{
-    const uint32_t *a = u->cm_units;
-    const uint32_t na = u->cm_n_units;
-    uint32_t unit = a[0];
-    uint32_t pos = (unit >> 10) << ((unit & 0x200) >> 6);
-    for (size_t i = 0; i < n && s[i]; i++) {
-        pos ^= s[i];
-        if (pos >= na) return NULL;
-        unit = a[pos];
-        if ((unit & (0x80000000u | 0xFFu)) != s[i]) return NULL;
-        pos ^= (unit >> 10) << ((unit & 0x200) >> 6);
-        if (unit >> 8 & 1) {
-            if (pos >= na) return NULL;
-            uint32_t v = a[pos] & 0x7FFFFFFFu;
-            if (v >= u->cm_pool_len || ((unsigned char)u->cm_pool[v] & 0xC0) == 0x80) return NULL;
-            *rlen = strlen(u->cm_pool + v); /* the pool ends with a NUL */
-            return u->cm_pool + v;
-        }
-    }
-    return NULL;
-}
-
-/* Appends len bytes to buf at *n, all coming from raw [s0, s1). */
-static inline void put_bytes(char *buf, int32_t *src, size_t *n, const char *p, size_t len,
-                             int32_t s0, int32_t s1)
-{
-    memcpy(buf + *n, p, len);
-    if (src)
-        for (size_t k = 0; k < len; k++) {
-            src[2 * (*n + k)] = s0;
-            src[2 * (*n + k) + 1] = s1;
-        }
-    *n += len;
-}
-
 /* Offsets of the charsmap's output, as HF's NormalizedString::transform aligns them. HF
  * describes its output as (char, change) pairs: a replacement of k characters by m gives m
  * pairs of change 0, then the last m - k of them change 1 (inserted: aligned with the
@@ -285,6 +245,20 @@ static size_t precompiled(const rr_unigram *u, const unsigned char *text, size_t
     size_t n = 0, i = p0;
     utf8proc_int32_t state = 0;
     while (i < p1) {
+        /* An ASCII character followed by ASCII (not CR LF) is a cluster of its own, and
+         * utf8proc's state after it is what a fresh start computes (0), so the grapheme rules
+         * and the trie are skipped for it. */
+        unsigned c = text[i];
+        if (c < 0x80 && (i + 1 >= p1 || (text[i + 1] < 0x80 && !(c == '\r' && text[i + 1] == '\n')))) {
+            int32_t r = u->cm_ascii[c];
+            size_t rl = r >= 0 ? strlen(u->cm_pool + r) : 1;
+            memcpy(out + n, r >= 0 ? u->cm_pool + r : (const char *)text + i, rl);
+            if (offs) pc_replace(&m, n, n + rl, out, 1);
+            n += rl;
+            state = 0;
+            i++;
+            continue;
+        }
         /* the extended grapheme cluster starting at i */
         size_t j = i + (size_t)char_len(text[i]);
         uint32_t c1 = decode_at(text, i);
@@ -300,7 +274,7 @@ static size_t precompiled(const rr_unigram *u, const unsigned char *text, size_t
         }
         size_t rl = 0;
         const char *r = NULL;
-        if (j - i < 6) r = cm_lookup(u, text + i, j - i, &rl);
+        if (j - i < 6) r = rr_cm_lookup(u, text + i, j - i, &rl);
         if (r) {
             memcpy(out + n, r, rl);
             if (offs) pc_replace(&m, n, n + rl, out, n_chars);
@@ -308,7 +282,7 @@ static size_t precompiled(const rr_unigram *u, const unsigned char *text, size_t
         } else {
             for (size_t k = i; k < j;) {
                 size_t cl = (size_t)char_len(text[k]);
-                r = cm_lookup(u, text + k, cl, &rl);
+                r = rr_cm_lookup(u, text + k, cl, &rl);
                 if (!r) {
                     r = (const char *)text + k;
                     rl = cl;
@@ -443,22 +417,27 @@ static void viterbi(const rr_tokenizer *t, uni_ws *w, int32_t n, uni_out *o)
         int single = 0;
         uint32_t node = 1;
         for (int32_t j = i; j < n;) {
-            uint32_t key = node << 8 | s[j];
-            uint32_t next = 0;
-            for (uint32_t h =
-                     (uint32_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> 32) & u->edge_mask;
-                 ; h = (h + 1) & u->edge_mask) {
-                const rr_trie_edge *e = &u->edges[h];
-                if (e->key == key) {
-                    next = e->child;
-                    break;
-                }
+            const int32_t cl = char_len(s[j]);
+            const uint32_t cp = decode_at(s, (size_t)j);
+            const rr_trie_edge *e = NULL;
+            if (node == 1 && cp < 128) {
+                e = &u->root_ascii[cp];
                 if (e->key == 0) break;
+            } else {
+                const uint64_t key = (uint64_t)node << 21 | cp;
+                for (uint32_t h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & u->edge_mask;;
+                     h = (h + 1) & u->edge_mask) {
+                    if (u->edges[h].key == key) {
+                        e = &u->edges[h];
+                        break;
+                    }
+                    if (u->edges[h].key == 0) break;
+                }
+                if (!e) break;
             }
-            if (!next) break;
-            node = next;
-            j++;
-            int32_t id = u->node_id[node];
+            node = e->child;
+            j += cl;
+            const int32_t id = e->id;
             if (id >= 0) {
                 double cand = here + u->scores[id];
                 if (from[j] < 0 || cand > best[j]) {
@@ -521,10 +500,11 @@ static inline void word_char(uni_ws *w, int32_t *wn, const char *p, size_t cl, c
     } else {
         memcpy(w->w + *wn, p, cl);
     }
-    for (size_t k = 0; k < cl; k++) {
-        w->wsrc[2 * (*wn + (int32_t)k)] = src ? src[0] : 0;
-        w->wsrc[2 * (*wn + (int32_t)k) + 1] = src ? src[1] : 0;
-    }
+    if (src) /* offsets only: without them the sources are never read */
+        for (size_t k = 0; k < cl; k++) {
+            w->wsrc[2 * (*wn + (int32_t)k)] = src[0];
+            w->wsrc[2 * (*wn + (int32_t)k) + 1] = src[1];
+        }
     *wn += (int32_t)cl;
 }
 
@@ -539,7 +519,7 @@ static int metaspace(const rr_tokenizer *t, uni_ws *w, size_t a, size_t b, int p
 {
     const rr_unigram *u = &t->uni;
     const char *in = w->a;
-    const int32_t *src = w->sa;
+    const int32_t *src = o->offs ? w->sa : NULL;
     if (a >= b) return 0;
     /* a word is at most the sub-piece with every ' ' widened to ▁, plus a prepended ▁ */
     if (ws_word(w, 3 * (b - a) + 3)) return -1;
@@ -549,7 +529,7 @@ static int metaspace(const rr_tokenizer *t, uni_ws *w, size_t a, size_t b, int p
     if (prepend) {
         /* the inserted ▁ is aligned with the character it precedes, as in HF */
         int32_t s[2] = {src ? src[2 * a] : 0, src ? src[2 * a + 1] : 0};
-        word_char(w, &wn, " ", 1, s);
+        word_char(w, &wn, " ", 1, src ? s : NULL);
     }
     for (size_t i = a; i < b;) {
         size_t cl = (size_t)char_len((unsigned char)in[i]);

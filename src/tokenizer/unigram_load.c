@@ -38,27 +38,54 @@ static int bool_of(const cJSON *obj, const char *key, int dflt)
 
 /* --- the vocabulary trie ---------------------------------------------------------------- */
 
-static uint32_t edge_hash(uint32_t key)
+static uint32_t edge_hash(uint64_t key)
 {
-    uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ull;
-    return (uint32_t)(h >> 32);
+    return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32);
 }
 
-/* Child of `node` by `byte`, creating it when `create`; 0 when absent. */
-static uint32_t trie_step(rr_unigram *u, uint32_t node, uint8_t byte, int create)
+/* The edge from `node` by code point cp, created (child new, id -1) when `create`; NULL when
+ * absent. */
+static rr_trie_edge *trie_step(rr_unigram *u, uint32_t node, uint32_t cp, int create)
 {
-    uint32_t key = node << 8 | byte;
+    uint64_t key = (uint64_t)node << 21 | cp;
     for (uint32_t i = edge_hash(key) & u->edge_mask;; i = (i + 1) & u->edge_mask) {
         rr_trie_edge *e = &u->edges[i];
-        if (e->key == key) return e->child;
+        if (e->key == key) return e;
         if (e->key == 0) {
-            if (!create) return 0;
+            if (!create) return NULL;
             e->key = key;
             e->child = u->n_nodes++;
-            u->node_id[e->child] = -1;
-            return e->child;
+            e->id = -1;
+            return e;
         }
     }
+}
+
+/* Decodes the (valid UTF-8) character at *p and advances past it. */
+static uint32_t next_cp(const unsigned char **p)
+{
+    const unsigned char *s = *p;
+    uint32_t c = s[0];
+    int n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    if (n == 2) c = (c & 0x1F) << 6 | (s[1] & 0x3F);
+    if (n == 3) c = (c & 0x0F) << 12 | (s[1] & 0x3Fu) << 6 | (s[2] & 0x3F);
+    if (n == 4) c = (c & 0x07) << 18 | (s[1] & 0x3Fu) << 12 | (s[2] & 0x3Fu) << 6 | (s[3] & 0x3F);
+    *p += n;
+    return c;
+}
+
+/* The id of a whole piece, or -1. */
+static int32_t trie_find(rr_unigram *u, const char *piece)
+{
+    const unsigned char *p = (const unsigned char *)piece;
+    rr_trie_edge *e = NULL;
+    uint32_t node = 1;
+    while (*p) {
+        e = trie_step(u, node, next_cp(&p), 0);
+        if (!e) return -1;
+        node = e->child;
+    }
+    return e ? e->id : -1;
 }
 
 static rr_status load_vocab(const cJSON *vocab, const char *path, rr_unigram *u, rr_error *err)
@@ -74,24 +101,25 @@ static rr_status load_vocab(const cJSON *vocab, const char *path, rr_unigram *u,
             !cJSON_IsNumber(score) || !isfinite(score->valuedouble))
             return rr_set_error(err, RR_E_FORMAT,
                                 "%s: model.vocab[%d] is not a [piece, finite score] pair", path, i);
-        bytes += strlen(piece->valuestring);
+        const char *ps = piece->valuestring;
+        if (rr_utf8_check(ps, strlen(ps)) != strlen(ps))
+            return rr_set_error(err, RR_E_FORMAT, "%s: model.vocab[%d] is not UTF-8", path, i);
+        bytes += strlen(ps);
         i++;
     }
-    /* node indices are 24 bits in an edge key (the root is 1, 0 means "none") */
-    if (n < 1 || bytes + 2 >= (1u << 24))
+    /* node indices stay far below 2^43, the room an edge key leaves them */
+    if (n < 1 || bytes + 2 >= (1u << 30))
         return rr_set_error(err, RR_E_UNSUPPORTED, "%s: model.vocab has %d pieces of %zu bytes",
                             path, n, bytes);
     size_t cap = 64;
     while (cap < 2 * bytes)
         cap *= 2;
     u->edges = rr_calloc(cap, sizeof *u->edges);
-    u->node_id = rr_malloc((bytes + 2) * sizeof *u->node_id);
     u->scores = rr_malloc((size_t)n * sizeof *u->scores);
-    if (!u->edges || !u->node_id || !u->scores)
+    if (!u->edges || !u->scores)
         return rr_set_error(err, RR_E_NOMEM, "out of memory for the Unigram vocabulary");
     u->edge_mask = (uint32_t)(cap - 1);
     u->n_nodes = 2;
-    u->node_id[1] = -1;
     u->n_pieces = n;
     double min_score = INFINITY;
     i = 0;
@@ -103,9 +131,12 @@ static rr_status load_vocab(const cJSON *vocab, const char *path, rr_unigram *u,
         if (sc < min_score) min_score = sc;
         /* HF's trie never yields the empty piece; a later duplicate wins (token_to_ids) */
         uint32_t node = 1;
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-            node = trie_step(u, node, *p, 1);
-        if (node != 1) u->node_id[node] = i;
+        rr_trie_edge *edge = NULL;
+        for (const unsigned char *p = (const unsigned char *)s; *p;) {
+            edge = trie_step(u, node, next_cp(&p), 1);
+            node = edge->child;
+        }
+        if (edge) edge->id = i;
         i++;
     }
     u->unk_score = min_score - 10.0;
@@ -387,6 +418,12 @@ static rr_status load_precompiled(const cJSON *norm, const char *path, rr_unigra
                          path);
         goto done;
     }
+    for (int c = 0; c < 128; c++) {
+        unsigned char b = (unsigned char)c;
+        size_t rl = 0;
+        const char *r = rr_cm_lookup(u, &b, 1, &rl);
+        u->cm_ascii[c] = r ? (int32_t)(r - u->cm_pool) : -1;
+    }
     for (uint32_t i = 0, cur = 0; i <= u->cm_pool_len; i++) {
         if (i == u->cm_pool_len || u->cm_pool[i] == 0) {
             if (cur > u->cm_max_rep) u->cm_max_rep = cur;
@@ -571,6 +608,10 @@ rr_status rr_unigram_load(const cJSON *root, const char *text, size_t len, const
         if (u->scores[i] < min_score) min_score = u->scores[i];
     }
     u->unk_score = min_score - 10.0;
+    for (uint32_t c = 0; c < 128; c++) {
+        const rr_trie_edge *e = trie_step(u, 1, c, 0);
+        u->root_ascii[c] = e ? *e : (rr_trie_edge){0, 0, -1};
+    }
 
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_id");
     if (!cJSON_IsNumber(unk) || unk->valuedouble < 0 || unk->valuedouble >= u->n_pieces ||
@@ -585,10 +626,7 @@ rr_status rr_unigram_load(const cJSON *root, const char *text, size_t len, const
         for (int b = 0; b < 256; b++) {
             char name[8];
             snprintf(name, sizeof name, "<0x%02X>", b);
-            uint32_t node = 1;
-            for (const char *p = name; *p && node; p++)
-                node = trie_step(u, node, (uint8_t)*p, 0);
-            u->byte_id[b] = node ? u->node_id[node] : -1;
+            u->byte_id[b] = trie_find(u, name);
         }
     }
 
@@ -610,7 +648,6 @@ rr_status rr_unigram_load(const cJSON *root, const char *text, size_t len, const
 void rr_unigram_free(rr_unigram *u)
 {
     rr_free(u->edges);
-    rr_free(u->node_id);
     rr_free(u->scores);
     rr_free(u->cm_units);
     rr_free(u->cm_pool);
