@@ -481,7 +481,8 @@ encode(const rr_tokenizer *t, const char *text, size_t len, int keep_last, int32
     if (!t || (!text && len) || (!ids && cap > 0) || (offs && !offsets && cap > 0) || cap < 0 ||
         !n_total)
         return RR_E_INVALID;
-    /* at most one token per input byte, so n_total fits an int */
+    /* WordPiece: at most one token per input byte, so n_total fits an int (Unigram counts in
+     * a long and refuses past INT32_MAX) */
     if (len > (size_t)INT32_MAX) return RR_E_TOO_LONG;
     if (rr_utf8_check(text, len) != len) return RR_E_UTF8;
     if (t->kind == RR_TOK_UNIGRAM)

@@ -158,7 +158,8 @@ struct rr_tokenizer {
  * stops at a NUL byte, as SentencePiece's does), or NULL. A unit index or replacement offset
  * out of bounds ends the search with no match (HF would panic on such a file; the load
  * checks what can be checked without walking the trie). */
-static inline const char *rr_cm_lookup(const rr_unigram *u, const unsigned char *s, size_t n, size_t *rlen)
+static inline const char *rr_cm_lookup(const rr_unigram *u, const unsigned char *s, size_t n,
+                                       size_t *rlen)
 {
     const uint32_t *a = u->cm_units;
     const uint32_t na = u->cm_n_units;

@@ -249,7 +249,8 @@ static size_t precompiled(const rr_unigram *u, const unsigned char *text, size_t
          * utf8proc's state after it is what a fresh start computes (0), so the grapheme rules
          * and the trie are skipped for it. */
         unsigned c = text[i];
-        if (c < 0x80 && (i + 1 >= p1 || (text[i + 1] < 0x80 && !(c == '\r' && text[i + 1] == '\n')))) {
+        if (c < 0x80 &&
+            (i + 1 >= p1 || (text[i + 1] < 0x80 && !(c == '\r' && text[i + 1] == '\n')))) {
             int32_t r = u->cm_ascii[c];
             size_t rl = r >= 0 ? strlen(u->cm_pool + r) : 1;
             memcpy(out + n, r >= 0 ? u->cm_pool + r : (const char *)text + i, rl);

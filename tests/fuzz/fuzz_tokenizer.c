@@ -1,6 +1,8 @@
 /*
  * fuzz_tokenizer.c — arbitrary bytes through rr_tokenizer_encode and rr_pair_build with the
- * real tokenizer of models/minilm-l6-bert (loaded once; skipped when the model is absent).
+ * real tokenizers of models/minilm-l6-bert (WordPiece) and, when it exists, models/xlmr-small
+ * (SentencePiece Unigram, XLM-R; both of its pipelines), each input through each tokenizer
+ * (loaded once; skipped when minilm-l6-bert is absent).
  *
  * Invariants, for every input:
  *   - RR_OK exactly for valid UTF-8 (independent validator in fuzz.h), RR_E_UTF8 otherwise
@@ -13,18 +15,37 @@
  *     is off; otherwise `[CLS] q' [SEP] d' [SEP]` with types 0…0 1…1, q' and d' the head or
  *     tail of the full encodings, length min(q + d + 3, max_length), the longest_first
  *     balance (a cut side keeps at least the other's count less one; two cut sides differ
- *     by at most one, in favour of the longer), nothing written past the pair.
+ *     by at most one, in favour of the longer), nothing written past the pair. XLM-R's
+ *     `<s> q' </s> </s> d' </s>` (4 special tokens, type ids all 0) is checked against the
+ *     split rr_truncate_longest_first gives for its budget (the rule itself is checked on
+ *     BERT's pairs above);
+ *   - XLM-R also through rr_tokenizer_encode_offsets: the same ids, every offset pair a
+ *     non-empty range or an empty one at a deleted character, inside the text and on
+ *     character boundaries.
  */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include "fuzz.h"
 
-static rr_tokenizer *tok;
+static rr_tokenizer *tok; /* the tokenizer the checks below run with */
+static rr_tokenizer *toks[3];
+static int n_toks;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     rr_error err = {0};
-    rr_status s = rr_tokenizer_load(RR_MODELS_DIR "/minilm-l6-bert", &tok, &err);
+    rr_status s = rr_tokenizer_load(RR_MODELS_DIR "/minilm-l6-bert", &toks[0], &err);
     if (s == RR_E_IO) fuzz_skip("fuzz_tokenizer", err.msg);
     FUZZ_CHECK(s == RR_OK, "loading minilm-l6-bert's tokenizer: %s", err.msg);
+    n_toks = 1;
+    static const char *const pipelines[] = {"transformers", "file"};
+    for (int i = 0; i < 2; i++) {
+        setenv("RERANK_TOKENIZER_PIPELINE", pipelines[i], 1);
+        s = rr_tokenizer_load(RR_MODELS_DIR "/xlmr-small", &toks[n_toks], &err);
+        unsetenv("RERANK_TOKENIZER_PIPELINE");
+        if (s == RR_E_IO) break; /* no XLM-R test model: WordPiece only */
+        FUZZ_CHECK(s == RR_OK, "loading xlmr-small's tokenizer: %s", err.msg);
+        n_toks++;
+    }
     return 0;
 }
 
@@ -64,6 +85,59 @@ static int encode_capped(const char *text, size_t len, int keep_last, int32_t *i
     return *total < cap ? *total : cap;
 }
 
+/* XLM-R's template: `<s> q' </s> </s> d' </s>`, all type ids 0. */
+static void check_pair_xlmr(int n, const int32_t *ids, const int32_t *types, const int32_t *qf,
+                            int q_total, const int32_t *df, int d_total, int max_length,
+                            int truncate, int keep_last)
+{
+    long whole = (long)q_total + d_total + 4;
+    if (max_length < 4 || (whole > max_length && !truncate)) {
+        FUZZ_CHECK(n == -1, "XLM-R: %ld tokens at max_length %d without truncation but built %d",
+                   whole, max_length, n);
+        return;
+    }
+    int a = q_total, b = d_total;
+    if (whole > max_length) rr_truncate_longest_first(q_total, d_total, max_length - 1, &a, &b);
+    FUZZ_CHECK(n == a + b + 4 && n <= max_length, "XLM-R pair of %d + %d at %d: length %d", q_total,
+               d_total, max_length, n);
+    const int32_t cls = rr_tokenizer_cls_id(tok), sep = rr_tokenizer_sep_id(tok);
+    FUZZ_CHECK(ids[0] == cls && ids[a + 1] == sep && ids[a + 2] == sep && ids[n - 1] == sep,
+               "XLM-R template broken");
+    const int32_t *qw = keep_last ? qf + (q_total - a) : qf;
+    const int32_t *dw = keep_last ? df + (d_total - b) : df;
+    for (int i = 0; i < a; i++)
+        FUZZ_CHECK(ids[1 + i] == qw[i], "XLM-R query id %d differs", i);
+    for (int i = 0; i < b; i++)
+        FUZZ_CHECK(ids[a + 3 + i] == dw[i], "XLM-R passage id %d differs", i);
+    for (int i = 0; i < n; i++)
+        FUZZ_CHECK(types[i] == 0, "XLM-R type id %d at %d", (int)types[i], i);
+    for (int i = n; i < max_length + GUARD; i++)
+        FUZZ_CHECK(ids[i] == SENTINEL && types[i] == SENTINEL, "slot %d written past the pair", i);
+}
+
+/* rr_tokenizer_encode_offsets: the same ids, offsets inside the text on character starts. */
+static void check_offsets(const char *text, size_t len, const int32_t *full, int n)
+{
+    int32_t *ids = malloc(((size_t)n + 1) * sizeof *ids);
+    int32_t *offs = malloc(2 * ((size_t)n + 1) * sizeof *offs);
+    FUZZ_CHECK(ids && offs, "malloc");
+    int total = -1;
+    rr_status s = rr_tokenizer_encode_offsets(tok, text, len, ids, offs, n + 1, &total);
+    FUZZ_CHECK(s == RR_OK && total == n, "offsets: %s, %d tokens (want %d)", rr_status_name(s),
+               total, n);
+    for (int i = 0; i < n; i++) {
+        FUZZ_CHECK(ids[i] == full[i], "offsets: id %d differs", i);
+        int32_t a = offs[2 * i], b = offs[2 * i + 1];
+        FUZZ_CHECK(a >= 0 && a <= b && (size_t)b <= len, "offsets: token %d has [%d, %d) in %zu", i,
+                   a, b, len);
+        FUZZ_CHECK(((size_t)a == len || ((unsigned char)text[a] & 0xC0) != 0x80) &&
+                       ((size_t)b == len || ((unsigned char)text[b] & 0xC0) != 0x80),
+                   "offsets: token %d [%d, %d) splits a character", i, a, b);
+    }
+    free(ids);
+    free(offs);
+}
+
 static void check_pair_build(const int32_t *qs, int q_stored, const int32_t *qf, int q_total,
                              const int32_t *ds, int d_stored, const int32_t *df, int d_total,
                              int max_length, int truncate, int keep_last)
@@ -73,6 +147,11 @@ static void check_pair_build(const int32_t *qs, int q_stored, const int32_t *qf,
         ids[i] = types[i] = SENTINEL;
     int n = rr_pair_build(tok, qs, q_stored, q_total, ds, d_stored, d_total, max_length, truncate,
                           keep_last, ids, types);
+    const int sp = rr_tokenizer_pair_specials(tok);
+    if (sp != 3) {
+        check_pair_xlmr(n, ids, types, qf, q_total, df, d_total, max_length, truncate, keep_last);
+        return;
+    }
     long whole = (long)q_total + d_total + 3;
     if (whole > max_length && !truncate) {
         FUZZ_CHECK(n == -1, "too long without truncation but built %d", n);
@@ -127,7 +206,18 @@ static void check_pair(const char *q, size_t qn, const int32_t *qf, int q_total,
                          keep_last);
 }
 
+static int one_input(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    for (int i = 0; i < n_toks; i++) {
+        tok = toks[i];
+        one_input(data, size);
+    }
+    return 0;
+}
+
+static int one_input(const uint8_t *data, size_t size)
 {
     const char *text = (const char *)data;
     int32_t *full = NULL;
@@ -152,6 +242,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_capped(text, size, full, n, caps[i], keep_last);
         check_capped(text, size, full, n, n + 1, keep_last);
     }
+    if (rr_tokenizer_pair_specials(tok) == 4) check_offsets(text, size, full, n);
 
     /* query = up to the first newline, passage = the rest (a newline is whitespace, so the
      * split never changes a token); both halves are valid UTF-8 when the whole is */

@@ -523,6 +523,77 @@ def seeds_http_intake():
     write("fuzz_http_intake", "surrogate", b'\x01{"query":"q","documents":["\\ud800"]}')
 
 
+# --- fuzz_tokenizer_json: SentencePiece Unigram (XLM-R) -------------------------------------
+
+# A few normalization rules (hex code points, tab, replacement) compiled by SentencePiece's own
+# trainer into a ~1 KB Precompiled charsmap, so the seeds carry a real double-array trie
+# without XLM-R's 320 KB one: a multi-character key (fullwidth A + combining acute), a
+# deletion (U+200B), an expansion (U+3392 → "kg") and whitespace folding.
+CHARSMAP_RULES = "41\t61\nFF21\t41\nFF21 301\t41 301\n2460\t31\n3392\t6B 67\n200B\t\n9\t20\nA\t20\n"
+
+
+def tiny_charsmap():
+    try:
+        import tempfile
+        import sentencepiece as spm
+        from sentencepiece import sentencepiece_model_pb2 as pb
+    except ImportError:
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        rules, corpus = os.path.join(d, "rules.tsv"), os.path.join(d, "corpus.txt")
+        with open(rules, "w") as f:
+            f.write(CHARSMAP_RULES)
+        with open(corpus, "w") as f:
+            f.write("\n".join(["hello world a b c Berlin kg ABC"] * 50))
+        spm.SentencePieceTrainer.train(input=corpus, model_prefix=os.path.join(d, "m"), vocab_size=30,
+                                       model_type="unigram", normalization_rule_tsv=rules,
+                                       num_threads=1, minloglevel=2, hard_vocab_limit=False)
+        m = pb.ModelProto()
+        with open(os.path.join(d, "m.model"), "rb") as f:
+            m.ParseFromString(f.read())
+        return m.normalizer_spec.precompiled_charsmap
+
+
+def seeds_unigram():
+    import base64
+    ties = os.path.join(HERE, "..", "golden", "unigram_ties.json")
+    if not os.path.exists(ties):
+        return
+    with open(ties, encoding="utf-8") as f:
+        t = json.loads(json.load(f)["tokenizer_json"])
+    W = "fuzz_tokenizer_json"
+    text = "Ａ\u0301 ①㎏ a\u200bb  x <mask> y </s> ＜s＞ ▁ 東京 ".encode()
+    xlmr_conf = jdump({"tokenizer_class": "XLMRobertaTokenizer", "model_max_length": 512})
+    file_conf = jdump({"tokenizer_class": "PreTrainedTokenizerFast", "add_prefix_space": False})
+
+    def put(name, tok, tc=b""):
+        write(W, name, tok_input(jdump(tok), tc, b"", text))
+
+    put("unigram-ties", t)
+    put("unigram-ties-file", t, file_conf)
+    cm = tiny_charsmap()
+    if cm is not None:
+        c = json.loads(json.dumps(t))
+        c["normalizer"] = {"type": "Sequence", "normalizers": [
+            {"type": "Precompiled", "precompiled_charsmap": base64.b64encode(cm).decode()},
+            {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]}
+        put("unigram-precompiled", c, xlmr_conf)
+        put("unigram-precompiled-file", c, file_conf)
+        c2 = json.loads(json.dumps(c))
+        c2["normalizer"]["normalizers"][1:] = [
+            {"type": "Strip", "strip_left": False, "strip_right": True},
+            {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": "\u2581"},
+            {"type": "Replace", "pattern": {"String": "``"}, "content": "\""}]
+        c2["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+            {"type": "WhitespaceSplit"},
+            {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": True}]}
+        put("unigram-strip-wsplit-file", c2, file_conf)
+    c3 = json.loads(json.dumps(t))
+    c3["model"]["byte_fallback"] = True
+    c3["model"]["vocab"] += [["<0x%02X>" % b, -20.0] for b in range(256)]
+    put("unigram-byte-fallback-file", c3, file_conf)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=os.path.join(HERE, "..", "..", "models"))
@@ -530,6 +601,7 @@ def main():
     seeds_tokenizer(args.models)
     seeds_config(args.models)
     seeds_tokenizer_json(args.models)
+    seeds_unigram()
     seeds_vocab_txt(args.models)
     seeds_safetensors(args.models)
     seeds_grpc_intake()
