@@ -98,7 +98,10 @@ def main():
     logs = logs.stdout + logs.stderr
     if not args.cuda_warning_ok:
         check("log: no word about CUDA (CPU image)", "cuda" not in logs.lower(),
-              [l for l in logs.splitlines() if "cuda" in l.lower()])
+              [line for line in logs.splitlines() if "cuda" in line.lower()])
+    else:
+        why = [line for line in logs.splitlines() if "using the CPU" in line]
+        check("log: the CUDA image without a GPU says why it runs on the CPU (%s)" % (why[:1] or "nothing"), why)
 
     # Drain: requests in flight when SIGTERM arrives finish OK; then the process exits 0.
     stub = pbg.RerankerStub(ch)
