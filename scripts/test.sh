@@ -8,7 +8,7 @@
 #                  no upward arrow);
 #   3b. container: scripts/container-smoke.sh — the CPU image built with podman on a Debian
 #                  base made by mmdebstrap, run read-only and non-root with a model mounted,
-#                  probed over gRPC and HTTP, stopped with SIGTERM (~2 min the first time,
+#                  probed over gRPC and HTTP, stopped with SIGTERM (~70 s the first time,
 #                  seconds when cached; "skipped" without podman/mmdebstrap/runc);
 #   4. build-asan: ASan + UBSan at -O2 (RelWithDebInfo), -Werror, CPU-only configure
 #                  (-DRERANK_CUDA=OFF); every test except the valgrind-labelled ones (the two
