@@ -327,6 +327,10 @@ typedef struct rr_engine_opts {
 #define RR_DEVICE_AUTO (-2)
 rr_status rr_device_parse(const char *s, int *device, rr_error *err);
 
+/* 1 when this build contains the CUDA engine (configured with nvcc and RERANK_CUDA=ON), else
+ * 0. Lets "auto" pick the CPU of a CPU-only build without trying, and without a warning. */
+int rr_engine_has_cuda(void);
+
 /* A packed batch: n_seq sequences laid end to end, no padding. tokens[n_tok],
  * type_ids[n_tok], cu_seqlens[n_seq + 1] with cu_seqlens[0] = 0, cu_seqlens[n_seq] = n_tok,
  * each sequence 1 … max_position tokens and starting with [CLS]. */

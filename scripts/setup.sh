@@ -24,6 +24,22 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# Container tools for scripts/container-smoke.sh (podman with runc, mmdebstrap for a Debian
+# base made without a registry). Optional: where they cannot be installed the smoke test
+# reports "skipped" and the rest of setup goes on.
+CONTAINER_PKGS=(podman buildah runc uidmap slirp4netns netavark aardvark-dns
+                containernetworking-plugins catatonit mmdebstrap)
+missing=()
+for p in "${CONTAINER_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing container tools: ${missing[*]}"
+    { $SUDO apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } ||
+        echo "setup: container tools not installed: scripts/container-smoke.sh will report skipped"
+fi
+
 # The CUDA toolkit is not a Debian package we install; when it is present (as on our
 # machines) CMake finds nvcc and builds the CUDA engine too.
 [ -x /usr/local/cuda/bin/nvcc ] && export PATH="/usr/local/cuda/bin:$PATH"

@@ -6,6 +6,10 @@
 #                  server tests under valgrind (GPU tests report "skipped" without a device);
 #                  then the dependency listing of src/ (tools/deps.py: no file-level circle,
 #                  no upward arrow);
+#   3b. container: scripts/container-smoke.sh — the CPU image built with podman on a Debian
+#                  base made by mmdebstrap, run read-only and non-root with a model mounted,
+#                  probed over gRPC and HTTP, stopped with SIGTERM (~70 s the first time,
+#                  seconds when cached; "skipped" without podman/mmdebstrap/runc);
 #   4. build-asan: ASan + UBSan at -O2 (RelWithDebInfo), -Werror, CPU-only configure
 #                  (-DRERANK_CUDA=OFF); every test except the valgrind-labelled ones (the two
 #                  tools do not mix), the golden-logit tests on every third query
@@ -61,6 +65,14 @@ if build build-ci -DCMAKE_BUILD_TYPE=Release; then
     echo "== dependencies of src/ (tools/deps.py)"
     run_check deps python3 tools/deps.py build-ci
 else echo "build-ci: build failed"; rc=1; fail=$((fail + 1)); fi
+
+echo "== container smoke (podman: CPU image built, run read-only and non-root, probed, stopped)"
+bash scripts/container-smoke.sh
+case $? in
+    0) pass=$((pass + 1)) ;;
+    77) skip=$((skip + 1)) ;;
+    *) echo "container-smoke: FAILED"; fail=$((fail + 1)); rc=1 ;;
+esac
 
 echo "== build-asan (ASan+UBSan, CPU-only configure)"
 if build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRERANK_SANITIZE=ON -DRERANK_CUDA=OFF; then

@@ -72,6 +72,15 @@ fail:
     return st;
 }
 
+int rr_engine_has_cuda(void)
+{
+#ifdef RERANK_HAVE_CUDA
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 void rr_engine_free(rr_engine *e)
 {
     if (!e) return;

@@ -441,8 +441,10 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
     return 1;
 }
 
-/* auto → cuda:0 when the CUDA engine is built and a device opens, else cpu. Returns the
- * engine or NULL with err filled. */
+/* auto → cuda:0 when the CUDA engine is built and a device opens, else cpu. A CPU-only build
+ * (the CPU container image) goes straight to the CPU: a warning about CUDA there would only
+ * alarm. A CUDA build without a device says why it fell back. Returns the engine or NULL
+ * with err filled. */
 static rr_engine *open_engine(rr_server *srv, rr_error *err)
 {
     rr_engine_opts o = {.device = -1,
@@ -451,6 +453,7 @@ static rr_engine *open_engine(rr_server *srv, rr_error *err)
                         .dtype = RR_DTYPE_F16};
     rr_engine *e = NULL;
     if (rr_device_parse(srv->cfg.device, &o.device, err) != RR_OK) return NULL;
+    if (o.device == RR_DEVICE_AUTO && !rr_engine_has_cuda()) o.device = -1;
     if (o.device == RR_DEVICE_AUTO) {
         o.device = 0;
         if (rr_engine_init(srv->model, &o, &e, err) == RR_OK) return e;

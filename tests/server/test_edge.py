@@ -546,19 +546,25 @@ class Suite:
     def cpus(self):
         """--threads 0 (the default) follows the CPUs the process may use, not the machine's:
         under `taskset -c <one CPU>` the engine runs one thread (rr_cpu_count reads the
-        affinity mask and the cgroup quota; tests/util covers the cgroup files)."""
+        affinity mask and the cgroup quota; tests/util covers the cgroup files). The server
+        runs with --device auto, as the images do: a CPU-only build must pick the CPU without a
+        word about CUDA (a CUDA build without a device may say why it fell back)."""
         import shutil
         if not shutil.which("taskset"):
             print("skip cpus: no taskset")
             return
         cpu = sorted(os.sched_getaffinity(0))[0]
-        srv = rrtest.Server(self.args.rerankd, self.args.tiny_model, ["--http-port", "0", "--threads", "0"],
+        srv = rrtest.Server(self.args.rerankd, self.args.tiny_model, ["--http-port", "0", "--threads", "0",
+                                                                        "--device", "auto"],
                             valgrind=["taskset", "-c", str(cpu)])
         try:
             st, _, body = rrtest.http_get(srv.http_port, "/info")
             device = json.loads(body).get("device", "") if st == 200 else body
             check("--threads 0 under taskset -c %d: the engine runs 1 thread (%s)" % (cpu, device),
                   st == 200 and device.startswith("cpu (1 thread"), device)
+            log = srv.log_text()
+            check("--device auto in a CPU-only build logs no CUDA warning",
+                  "this build has no CUDA engine" not in log, log[-300:])
         finally:
             self.stop(srv, "taskset server")
 
