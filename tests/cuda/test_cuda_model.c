@@ -21,7 +21,8 @@
  *     CPU (2e-2) and replayed again after an eager batch left stale rows (bitwise equal).
  * Models: minilm-l6-bert (d_head 32), minilm-l6-electra, tiny-bert-random (d_head 64), and
  * minilm-l6-bert-h6 when present (the same weights read as 6 heads of 64, which
- * bench/gpu/gpu-check.sh makes on the device: a d_head-64 model at no extra carry size).
+ * bench/gpu/gpu-check.sh makes on the device: a d_head-64 model at no extra carry size), and
+ * xlmr-long (XLM-R: positions from pad + 1, 2 layers, pairs up to 8192 tokens) when present.
  * Without a device: exit 77; without any model: exit 77.
  */
 #include <stdint.h>
@@ -343,5 +344,6 @@ int main(void)
     run_model("minilm-l6-electra");
     run_model("tiny-bert-random");
     run_model("minilm-l6-bert-h6");
+    run_model("xlmr-long"); /* XLM-R: RoBERTa positions, pairs up to 8192 tokens */
     return test_summary("test_cuda_model");
 }
