@@ -81,10 +81,10 @@ static void check_tokens(const rr_tokenizer *t, const char *path, int transforme
         CHECK_MSG(o && tl >= 0 && nw >= 0, "%s line %d malformed", path, n + 1);
         if (o && tl >= 0 && nw >= 0) {
             int ng = -1;
-            rr_status st = transformers
-                               ? rr_tokenizer_encode(t, sbuf, (size_t)tl, 0, got, MAX_IDS, &ng)
-                               : rr_tokenizer_encode_offsets(t, sbuf, (size_t)tl, got, offs,
-                                                             MAX_IDS, &ng);
+            rr_status st =
+                transformers
+                    ? rr_tokenizer_encode(t, sbuf, (size_t)tl, 0, got, MAX_IDS, &ng)
+                    : rr_tokenizer_encode_offsets(t, sbuf, (size_t)tl, got, offs, MAX_IDS, &ng);
             int good = st == RR_OK && ng == nw && memcmp(got, want, sizeof *got * (size_t)nw) == 0;
             ok += good;
             if (!good) {
@@ -255,8 +255,10 @@ static char *make_json(const char *norm, const char *pre, const char *unk, const
 
 #define VOCAB_OK                                                                                   \
     "[[\"<s>\",0.0],[\"<pad>\",0.0],[\"</s>\",0.0],[\"<unk>\",0.0],[\"\xe2\x96\x81\",-2.0],"       \
-    "[\"<mask>\",0.0],[\"\xe2\x96\x81" "a\",-3.0],[\"a\",-4.0],[\"b\",-4.5]]"
-#define PRE_OK "{\"type\":\"Metaspace\",\"replacement\":\"\xe2\x96\x81\",\"prepend_scheme\":\"always\"}"
+    "[\"<mask>\",0.0],[\"\xe2\x96\x81"                                                             \
+    "a\",-3.0],[\"a\",-4.0],[\"b\",-4.5]]"
+#define PRE_OK                                                                                     \
+    "{\"type\":\"Metaspace\",\"replacement\":\"\xe2\x96\x81\",\"prepend_scheme\":\"always\"}"
 
 static void expect(const char *what, const char *norm, const char *pre, const char *unk,
                    const char *vocab, rr_status want_s, const char *needle)
@@ -297,8 +299,8 @@ static void check_bad_files(void)
     expect("charsmap pool not UTF-8",
            "{\"type\":\"Precompiled\",\"precompiled_charsmap\":\"BAAAAAAAAAD/AA==\"}", PRE_OK, "3",
            VOCAB_OK, RR_E_FORMAT, "UTF-8");
-    expect("charsmap not a string", "{\"type\":\"Precompiled\",\"precompiled_charsmap\":7}",
-           PRE_OK, "3", VOCAB_OK, RR_E_FORMAT, "precompiled_charsmap");
+    expect("charsmap not a string", "{\"type\":\"Precompiled\",\"precompiled_charsmap\":7}", PRE_OK,
+           "3", VOCAB_OK, RR_E_FORMAT, "precompiled_charsmap");
     expect("score a string", "null", PRE_OK, "3", "[[\"<s>\",\"x\"],[\"a\",-1.0]]", RR_E_FORMAT,
            "model.vocab[0]");
     expect("score missing", "null", PRE_OK, "3", "[[\"<s>\",0.0],[\"a\"]]", RR_E_FORMAT,
@@ -311,8 +313,9 @@ static void check_bad_files(void)
     expect("unk_id missing", "null", PRE_OK, "null", VOCAB_OK, RR_E_FORMAT, "unk_id");
     expect("unknown normalizer", "{\"type\":\"NFKC\"}", PRE_OK, "3", VOCAB_OK, RR_E_UNSUPPORTED,
            "NFKC");
-    expect("other regex", "{\"type\":\"Replace\",\"pattern\":{\"Regex\":\"\\\\s+\"},\"content\":\" \"}",
-           PRE_OK, "3", VOCAB_OK, RR_E_UNSUPPORTED, "regex");
+    expect("other regex",
+           "{\"type\":\"Replace\",\"pattern\":{\"Regex\":\"\\\\s+\"},\"content\":\" \"}", PRE_OK,
+           "3", VOCAB_OK, RR_E_UNSUPPORTED, "regex");
     expect("Precompiled second",
            "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Strip\",\"strip_right\":true},"
            "{\"type\":\"Precompiled\",\"precompiled_charsmap\":null}]}",
