@@ -9,7 +9,9 @@
 #   3b. container: scripts/container-smoke.sh — the CPU image built with podman on a Debian
 #                  base made by mmdebstrap, run read-only and non-root with a model mounted,
 #                  probed over gRPC and HTTP, stopped with SIGTERM (~70 s the first time,
-#                  seconds when cached; "skipped" without podman/mmdebstrap/runc);
+#                  seconds when cached; "skipped" without podman/mmdebstrap/runc); then
+#                  deploy/kube-play-smoke.sh: deploy/kubernetes/cpu's Deployment run by
+#                  `podman kube play` with that image (~10 s);
 #   4. build-asan: ASan + UBSan at -O2 (RelWithDebInfo), -Werror, CPU-only configure
 #                  (-DRERANK_CUDA=OFF); every test except the valgrind-labelled ones (the two
 #                  tools do not mix), the golden-logit tests on every third query
@@ -72,6 +74,13 @@ case $? in
     0) pass=$((pass + 1)) ;;
     77) skip=$((skip + 1)) ;;
     *) echo "container-smoke: FAILED"; fail=$((fail + 1)); rc=1 ;;
+esac
+echo "== kube play (podman: deploy/kubernetes/cpu's Deployment with that image, probed, removed)"
+bash deploy/kube-play-smoke.sh
+case $? in
+    0) pass=$((pass + 1)) ;;
+    77) skip=$((skip + 1)) ;;
+    *) echo "kube-play-smoke: FAILED"; fail=$((fail + 1)); rc=1 ;;
 esac
 
 echo "== build-asan (ASan+UBSan, CPU-only configure)"
