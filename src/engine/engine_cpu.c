@@ -52,6 +52,8 @@ typedef struct cpu_engine {
     float *ff;    /* [max_tok, d_ff] */
     float *emb;   /* [max_tok, d_embed] before ELECTRA's projection (NULL when none) */
     int32_t *pos; /* [max_tok] XLM-R position ids (NULL for BERT: position = index) */
+    float *kt;    /* attention's transposed keys past 512 × 64, kt_cap floats per thread */
+    size_t kt_cap;
     char desc[64];
 } cpu_engine;
 
@@ -84,9 +86,21 @@ static rr_status cpu_create(const rr_model *m, const rr_engine_opts *opts, void 
     c->tmp = c->ctx + T * d;
     c->ff = c->tmp + T * d;
     c->emb = n_emb ? c->ff + T * (size_t)in->d_ff : NULL;
+    /* Models with more positions than BERT's 512 (XLM-R: 8192) give attention a scratch per
+     * thread for their long sequences' transposed keys: the stack holds 512 × 64. */
+    if ((size_t)in->max_seq * (size_t)in->d_head > (size_t)64 * 512) {
+        c->kt_cap = (size_t)in->max_seq * (size_t)in->d_head;
+        c->kt = rr_malloc_aligned(64, (size_t)c->n_threads * c->kt_cap * sizeof(float));
+        if (!c->kt) {
+            rr_free(c->ws);
+            rr_free(c);
+            return rr_set_error(err, RR_E_NOMEM, "out of memory for the attention scratch");
+        }
+    }
     if (in->pos_pad >= 0) {
         c->pos = rr_malloc(T * sizeof *c->pos);
         if (!c->pos) {
+            rr_free(c->kt);
             rr_free(c->ws);
             rr_free(c);
             return rr_set_error(err, RR_E_NOMEM, "out of memory for the CPU workspace");
@@ -102,6 +116,7 @@ static void cpu_destroy(void *impl)
 {
     cpu_engine *c = impl;
     rr_free(c->pos);
+    rr_free(c->kt);
     rr_free(c->ws);
     rr_free(c);
 }
@@ -193,7 +208,7 @@ static void last_layer_cls(const cpu_engine *c, const rr_layer_weights *L, const
     for (int s = 0; s < n_seq; s++)
         memcpy(c->qkv + (size_t)b->cu_seqlens[s] * ld, c->ctx + (size_t)s * d, d * sizeof(float));
     rr_attention_cpu(c->qkv, b->cu_seqlens, n_seq, c->info->n_head, c->info->d_head, b->cu_seqlens,
-                     c->ctx, c->n_threads);
+                     c->ctx, c->n_threads, c->kt, c->kt_cap);
     layer_tail(c, L, NULL, n_seq, n_seq);
 }
 
@@ -231,7 +246,7 @@ static rr_status cpu_run(cpu_engine *c, const rr_batch *b, float *logits, float 
         const rr_layer_weights *L = &w->layers[l];
         seq_linear(c->x, L->qkv_w, L->qkv_b, b->cu_seqlens, b->n_seq, d, 3 * d, c->qkv, 3 * d);
         rr_attention_cpu(c->qkv, b->cu_seqlens, b->n_seq, in->n_head, in->d_head, NULL, c->ctx,
-                         c->n_threads);
+                         c->n_threads, c->kt, c->kt_cap);
         layer_tail(c, L, b->cu_seqlens, b->n_seq, n);
         if (hidden) memcpy(hidden + (size_t)(l + 1) * block, c->x, block * sizeof(float));
     }

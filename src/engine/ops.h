@@ -10,6 +10,7 @@
 #ifndef RR_OPS_H
 #define RR_OPS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* out[t,:] = LayerNorm(word[tokens[t]] + type[type_ids[t]] + pos[p(t)]), eps inside the
@@ -38,9 +39,13 @@ void rr_bias_gelu_cpu(float *x, const float *bias, int n_tok, int d);
  * output of the fused QKV projection, bias included. ctx[n_tok, n_head*d_head] receives
  * softmax(Q·Kᵀ/√d_head)·V per head, heads side by side. Only rows listed in q_rows are
  * computed when q_rows != NULL: q_rows[n_seq] gives one query row per sequence (its
- * [CLS] token, used for the last layer), and ctx then holds n_seq rows. */
+ * [CLS] token, used for the last layer), and ctx then holds n_seq rows.
+ * kt_scratch: NULL, or n_threads × kt_cap floats where sequences longer than 512 keys of
+ * 64 (XLM-R's 8192 positions) get their keys transposed for the 4-row kernel; without it
+ * they take the one-row path (the same results within float rounding, ~2× slower). */
 void rr_attention_cpu(const float *qkv, const int32_t *cu_seqlens, int n_seq, int n_head,
-                      int d_head, const int32_t *q_rows, float *ctx, int n_threads);
+                      int d_head, const int32_t *q_rows, float *ctx, int n_threads,
+                      float *kt_scratch, size_t kt_cap);
 
 /* Classification head over the [CLS] rows (row cu_seqlens[s] of hidden, or row s when
  * cls_rows_packed is non-zero): h = act(dense_w·x + dense_b), logits[s, :] = out_w·h + out_b.

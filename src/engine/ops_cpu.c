@@ -17,6 +17,7 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -287,7 +288,8 @@ RR_CLONES static void attend_row(const float *q, const float *k0, const float *v
 }
 
 void rr_attention_cpu(const float *qkv, const int32_t *cu_seqlens, int n_seq, int n_head,
-                      int d_head, const int32_t *q_rows, float *ctx, int n_threads)
+                      int d_head, const int32_t *q_rows, float *ctx, int n_threads,
+                      float *kt_scratch, size_t kt_cap)
 {
     const int d_model = n_head * d_head;
     const size_t ld = 3 * (size_t)d_model;
@@ -307,12 +309,17 @@ void rr_attention_cpu(const float *qkv, const int32_t *cu_seqlens, int n_seq, in
             continue;
         }
         int r = start;
-        if (len >= RR_QB && (size_t)d_head * len <= RR_KT_MAX) {
-            /* The keys transposed once per (sequence, head), on the thread's stack: at most
-             * RR_KT_MAX floats (64 × 512 for BERT-base). Longer sequences of models with
-             * more positions take the one-row path; which path a sequence takes depends on
-             * its length only, so batch invariance holds either way. */
-            float kt[(size_t)d_head * len];
+        const size_t kt_n = (size_t)d_head * len;
+        if (len >= RR_QB && (kt_n <= RR_KT_MAX || kt_n <= kt_cap)) {
+            /* The keys transposed once per (sequence, head): on the thread's stack up to
+             * RR_KT_MAX floats (64 × 512 for BERT-base), beyond that in the caller's scratch
+             * (kt_cap floats per thread; the CPU engine sizes it for its longest sequence,
+             * 8192 × 64 for bge-reranker-v2-m3). A sequence longer than both takes the
+             * one-row path. Which path a sequence takes depends on its length and the
+             * engine's fixed scratch only, so batch invariance holds either way. */
+            float kt_stack[kt_n <= RR_KT_MAX ? kt_n : 1];
+            float *kt =
+                kt_n <= RR_KT_MAX ? kt_stack : kt_scratch + (size_t)omp_get_thread_num() * kt_cap;
             for (int j = 0; j < len; j++)
                 for (int c = 0; c < d_head; c++)
                     kt[(size_t)c * len + j] = k0[(size_t)j * ld + c];

@@ -100,7 +100,7 @@ void run_case(const std::vector<int> &lens, int dh, rr_dtype dt, int cls, bool w
     std::vector<int32_t> q_rows(cu.begin(), cu.end() - 1);
     std::vector<float> ref(n_ctx);
     rr_attention_cpu(qkv.data(), cu.data(), n_seq, kHeads, dh, cls ? q_rows.data() : NULL,
-                     ref.data(), 1);
+                     ref.data(), 1, NULL, 0);
 
     std::vector<uint16_t> ctx(n_ctx + 2 * (size_t)kGuardRows * d, kSentinel);
     uint16_t *out = ctx.data() + (size_t)kGuardRows * d;

@@ -327,7 +327,7 @@ static void test_attention(rr_dtype dt)
                 CHECK(cudaMalloc((void **)&base_d, all_b) == cudaSuccess);
                 CHECK(cudaMemset(base_d, 0xff, all_b) == cudaSuccess);
                 void *ctx_d = base_d + GUARD * row_b;
-                rr_attention_cpu(qkv, cu, n_seq, n_head, dh, cls ? q_rows : NULL, ref, 1);
+                rr_attention_cpu(qkv, cu, n_seq, n_head, dh, cls ? q_rows : NULL, ref, 1, NULL, 0);
                 CHECK(rr_attention_cuda(qkv_d, b_d, tiles_d, cnt_d, max_tiles, n_head, dh, ctx_d,
                                         dt, 0) == cudaSuccess);
                 CHECK(cudaDeviceSynchronize() == cudaSuccess);

@@ -1,7 +1,8 @@
 /*
  * test_batch_invariance.c — a pair's logit must not depend on its batch: 64 pairs of mixed
- * lengths (1 … 512 tokens, random ids, [CLS] first, type ids 0 then 1) scored each alone, all
- * together, and all together in reverse order.
+ * lengths (1 … 512 tokens, random ids, [CLS] first, type ids 0 then 1; for xlmr-long also 513,
+ * 1000 and 2049 tokens with random <pad> ids among them) scored each alone, all together, and
+ * all together in reverse order.
  *
  * Bitwise: the CPU engine calls every GEMM once per sequence (and column slice), never over
  * the packed batch, and every other op works row by row, so a pair's arithmetic is the same
@@ -42,10 +43,13 @@ static void invariance(const char *dir)
     const rr_model_info *in = rr_model_get_info(m);
     int len[N_PAIRS], cu[N_PAIRS + 1], cu_rev[N_PAIRS + 1];
     static const int pick[] = {1, 2, 3, 7, 16, 17, 31, 64, 100, 129, 255, 512};
+    /* XLM-R's long positions: sequences past 512 keys take attention's scratch path */
+    static const int pick_long[] = {1, 2, 3, 7, 16, 17, 513, 1000, 2049, 129, 255, 512};
+    const int xlmr = in->arch == RR_ARCH_XLMR;
     cu[0] = 0;
     for (int i = 0; i < N_PAIRS; i++) {
-        len[i] = i < 12 ? pick[i] : 1 + (int)(next_u32() % 200);
-        if (len[i] > in->max_position) len[i] = in->max_position;
+        len[i] = i < 12 ? (in->max_seq > 512 ? pick_long : pick)[i] : 1 + (int)(next_u32() % 200);
+        if (len[i] > in->max_seq) len[i] = in->max_seq;
         cu[i + 1] = cu[i] + len[i];
     }
     int n_tok = cu[N_PAIRS];
@@ -55,8 +59,11 @@ static void invariance(const char *dir)
     int32_t *tok_r = rr_malloc(n_tok * sizeof *tok), *ty_r = rr_malloc(n_tok * sizeof *ty);
     for (int i = 0; i < N_PAIRS; i++) {
         for (int t = 0; t < len[i]; t++) {
-            tok[cu[i] + t] = t == 0 ? 101 : 1000 + (int32_t)(next_u32() % 20000);
-            ty[cu[i] + t] = t > len[i] / 3 ? 1 : 0;
+            /* XLM-R: any id of its small test vocabulary, <pad> (1) included, whose
+             * positions are counted per sequence; one token type */
+            tok[cu[i] + t] = xlmr ? (t == 0 ? 0 : 1 + (int32_t)(next_u32() % (in->vocab_size - 1)))
+                                  : (t == 0 ? 101 : 1000 + (int32_t)(next_u32() % 20000));
+            ty[cu[i] + t] = !xlmr && t > len[i] / 3 ? 1 : 0;
         }
     }
     cu_rev[0] = 0;
@@ -182,8 +189,9 @@ static void validation(const char *dir)
 
 int main(void)
 {
-    /* The ELECTRA encoder is the BERT one; tiny-bert-random adds d_head 64 cheaply. */
-    static const char *const names[] = {"minilm-l6-bert", "tiny-bert-random"};
+    /* The ELECTRA encoder is the BERT one; tiny-bert-random adds d_head 64 cheaply; xlmr-long
+     * adds XLM-R positions and sequences past 512 tokens. */
+    static const char *const names[] = {"minilm-l6-bert", "tiny-bert-random", "xlmr-long"};
     int ran = 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char dir[1024];

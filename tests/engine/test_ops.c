@@ -266,7 +266,8 @@ static void test_attention(void)
                 /* mode 0: every row; 1: q_rows = [CLS] rows; 2: q_rows = last row of each seq */
                 for (int s = 0; s < n_seq; s++)
                     q_rows[s] = mode == 1 ? cu[s] : cu[s + 1] - 1;
-                rr_attention_cpu(qkv, cu, n_seq, n_head, d_head, mode ? q_rows : NULL, ctx, 2);
+                rr_attention_cpu(qkv, cu, n_seq, n_head, d_head, mode ? q_rows : NULL, ctx, 2, NULL,
+                                 0);
                 int bad = 0;
                 for (int s = 0; s < n_seq; s++) {
                     int r0 = mode ? q_rows[s] : cu[s], r1 = mode ? q_rows[s] + 1 : cu[s + 1];
