@@ -72,6 +72,7 @@ enum {
     F_GRPC_KEEPALIVE_TIMEOUT,
     F_GRPC_MAX_CONNECTION_AGE,
     F_GRPC_MAX_CONNECTION_AGE_GRACE,
+    F_TOKENIZER_PIPELINE,
     F_END,
     F_HELP = 'h',
     F_VERSION = F_END + 1,
@@ -112,6 +113,7 @@ static const struct {
     [F_GRPC_KEEPALIVE_TIMEOUT - F_MODEL] = {"grpc-keepalive-timeout", 1, NULL},
     [F_GRPC_MAX_CONNECTION_AGE - F_MODEL] = {"grpc-max-connection-age", 1, NULL},
     [F_GRPC_MAX_CONNECTION_AGE_GRACE - F_MODEL] = {"grpc-max-connection-age-grace", 1, NULL},
+    [F_TOKENIZER_PIPELINE - F_MODEL] = {"tokenizer-pipeline", 1, NULL},
 };
 #define N_FLAGS (F_END - F_MODEL)
 
@@ -143,6 +145,11 @@ static void usage(FILE *f)
         "                           may use: affinity and cgroup quota)\n"
         "  --tokenizer-workers N    tokenization threads (default 2)\n"
         "  --grace-seconds S        drain period on SIGTERM/SIGINT (default 5)\n"
+        "  --tokenizer-pipeline transformers|file\n"
+        "                           XLM-R (Unigram) models: tokenize as transformers >= 5 does\n"
+        "                           (what sentence-transformers' CrossEncoder scores; the\n"
+        "                           default) or run tokenizer.json as written (tokenizers,\n"
+        "                           transformers 4, TEI); sets RERANK_TOKENIZER_PIPELINE\n"
         "  --admission-control on|off\n"
         "                           refuse at once (DEADLINE_EXCEEDED / 503) a request whose\n"
         "                           deadline cannot be met behind the work already queued, as\n"
@@ -307,6 +314,15 @@ static int apply(rr_config *cfg, int id, const char *who, const char *v)
         return parse_int(who, v, 1, 86400, &cfg->http_idle_timeout);
     case F_HTTP_TIMEOUT:
         return parse_seconds(who, v, &cfg->http_timeout);
+    case F_TOKENIZER_PIPELINE:
+        /* read by the tokenizer loader (tokenizer_load.c) when the model is loaded, after
+         * the flags */
+        if (strcmp(v, "transformers") != 0 && strcmp(v, "file") != 0) {
+            fprintf(stderr, "rerankd: %s is transformers or file (got %s)\n", who, v);
+            return 0;
+        }
+        setenv("RERANK_TOKENIZER_PIPELINE", v, 1);
+        return 1;
     case F_ADMISSION_CONTROL:
         if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
             fprintf(stderr, "rerankd: %s needs on or off (got %s)\n", who, v);

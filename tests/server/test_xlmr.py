@@ -6,8 +6,8 @@ API, against the golden files of tests/golden/make_golden_xlmr.py (transformers 
   (raw scores), and HTTP /rerank, /v1/rerank and /v2/rerank; each logit within 1e-4 of
   `logit_transformers` (else `logit`), the same logit on every path (gRPC exactly; HTTP as
   printed, %.9g), the ranking of each API the golden ranking, relevance_score = sigmoid;
-- the same folder with RERANK_TOKENIZER_PIPELINE=file (the tokenizer.json as written, as TEI
-  runs it): the pairs where the two pipelines tokenize differently score the file's `logit`;
+- the same folder with --tokenizer-pipeline file (the tokenizer.json as written, as TEI runs
+  it): the pairs where the two pipelines tokenize differently score the file's `logit`;
 - models/xlmr-long: Info says XLMRobertaForSequenceClassification and max_length 8192;
   the golden pairs past 512 tokens (up to 8192, cut longest_first) score within 1e-4;
   a literal <pad> in a text shifts the positions after it as in transformers.
@@ -138,7 +138,7 @@ class Suite:
     def file_pipeline(self):
         golden = load_golden(os.path.join(self.args.source_dir, "tests/golden/xlmr-small/pairs.jsonl"))
         differ = [(q, d, lf, lt) for q, rows in golden.values() for d, lf, lt in rows if lf != lt]
-        srv = self.server(os.path.join(self.args.models, "xlmr-small"), env={"RERANK_TOKENIZER_PIPELINE": "file"})
+        srv = self.server(os.path.join(self.args.models, "xlmr-small"), extra=["--tokenizer-pipeline", "file"])
         try:
             worst, n_dist = 0.0, 0
             for q, d, lf, lt in differ:
@@ -149,7 +149,7 @@ class Suite:
             srv.stop()
         print("file pipeline: %d pairs tokenized differently, %d of them scored apart; max |logit - file| = %.3g"
               % (len(differ), n_dist, worst))
-        check("RERANK_TOKENIZER_PIPELINE=file: the pairs tokenized differently score the file's logit",
+        check("--tokenizer-pipeline file: the pairs tokenized differently score the file's logit",
               len(differ) > 0 and n_dist > 0 and worst <= TOL, "%d pairs, %.3g" % (len(differ), worst))
 
     def long(self):
