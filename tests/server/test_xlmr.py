@@ -10,7 +10,8 @@ API, against the golden files of tests/golden/make_golden_xlmr.py (transformers 
   it): the pairs where the two pipelines tokenize differently score the file's `logit`;
 - models/xlmr-long: Info says XLMRobertaForSequenceClassification and max_length 8192;
   the golden pairs past 512 tokens (up to 8192, cut longest_first) score within 1e-4;
-  a literal <pad> in a text shifts the positions after it as in transformers.
+  a literal <pad> in a text shifts the positions after it as in transformers (RR_TEST_QUICK,
+  the sanitizer build: documents up to 3000 characters only).
 
 Exit: 0 passed, 1 failed, 77 skipped.
 """
@@ -164,7 +165,12 @@ class Suite:
                   "%s %d" % (info.architecture, info.max_length))
             worst, n, n_long, pad = 0.0, 0, 0, False
             t0 = time.time()
+            quick = os.environ.get("RR_TEST_QUICK", "0") not in ("", "0")
             for query, rows in golden.values():
+                if quick:  # the sanitizer build: pairs up to ~1000 tokens (as test_golden)
+                    rows = [r for r in rows if len(r[0]) <= 3000]
+                    if not rows:
+                        continue
                 docs = [d for d, _, _ in rows]
                 unary, _, _, _ = self.grpc_logits(srv.addr, query, docs, all_paths=False)
                 for i, (d, _, lt) in enumerate(rows):
@@ -177,7 +183,8 @@ class Suite:
         print("xlmr-long: %d pairs (%d long documents) in %.0f s, max |logit - transformers| = %.3g"
               % (n, n_long, time.time() - t0, worst))
         check("xlmr-long: every logit within 1e-4, long documents and literal <pad> included",
-              n > 30 and n_long > 0 and pad and worst <= TOL, "%d %d %s %.3g" % (n, n_long, pad, worst))
+              n > 30 and (n_long > 0 or quick) and pad and worst <= TOL,
+              "%d %d %s %.3g" % (n, n_long, pad, worst))
 
 
 def main():
