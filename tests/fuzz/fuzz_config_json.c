@@ -5,7 +5,8 @@
  * Invariants: never a crash or a sanitizer report; a failure returns no model, RR_E_FORMAT /
  * RR_E_UNSUPPORTED / RR_E_NOMEM with that status in err and a message naming config.json; a
  * success yields a configuration the loader can act on: a known architecture with its name,
- * every size ≥ 1, d_model = n_head × d_head, d_embed = d_model for BERT, layer_norm_eps a
+ * its position rule (XLM-R: a pad index and a longest sequence that fit the table), every
+ * size ≥ 1, d_model = n_head × d_head, d_embed = d_model for BERT, layer_norm_eps a
  * number in [0, 1], a known activation, and a weight table rr_model_load can lay out (the
  * fp32 floats it carves, counted the way model.c's build_wants counts them, fit in 2^60 and
  * its table of 16 tensors per layer fits an int).
@@ -47,8 +48,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(
         (in->arch == RR_ARCH_BERT && strcmp(in->arch_name, "BertForSequenceClassification") == 0) ||
             (in->arch == RR_ARCH_ELECTRA &&
-             strcmp(in->arch_name, "ElectraForSequenceClassification") == 0),
+             strcmp(in->arch_name, "ElectraForSequenceClassification") == 0) ||
+            (in->arch == RR_ARCH_XLMR &&
+             strcmp(in->arch_name, "XLMRobertaForSequenceClassification") == 0),
         "architecture %d / %s", (int)in->arch, in->arch_name ? in->arch_name : "NULL");
+    /* positions: BERT indexes the table from 0; XLM-R from pad + 1, so its longest sequence
+     * leaves room for pad + 1 rows and is at least one token */
+    FUZZ_CHECK(in->arch == RR_ARCH_XLMR
+                   ? in->pos_pad >= 0 && in->max_seq >= 1 &&
+                         (long)in->max_seq + in->pos_pad + 1 == in->max_position
+                   : in->pos_pad == -1 && in->max_seq == in->max_position,
+               "positions: pad %d, longest sequence %d of %d", in->pos_pad, in->max_seq,
+               in->max_position);
     FUZZ_CHECK(in->model_type != NULL && in->path != NULL && strcmp(in->path, NAME) == 0,
                "model_type / path");
     FUZZ_CHECK(in->vocab_size >= 1 && in->d_model >= 1 && in->n_layer >= 1 && in->n_head >= 1 &&
