@@ -54,12 +54,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         "architecture %d / %s", (int)in->arch, in->arch_name ? in->arch_name : "NULL");
     /* positions: BERT indexes the table from 0; XLM-R from pad + 1, so its longest sequence
      * leaves room for pad + 1 rows and is at least one token */
-    FUZZ_CHECK(in->arch == RR_ARCH_XLMR
-                   ? in->pos_pad >= 0 && in->max_seq >= 1 &&
-                         (long)in->max_seq + in->pos_pad + 1 == in->max_position
-                   : in->pos_pad == -1 && in->max_seq == in->max_position,
-               "positions: pad %d, longest sequence %d of %d", in->pos_pad, in->max_seq,
-               in->max_position);
+    FUZZ_CHECK(
+        in->arch == RR_ARCH_XLMR ? in->pos_pad >= 0 && in->max_seq >= 1 &&
+                                       (long)in->max_seq + in->pos_pad + 1 == in->max_position
+                                 : in->pos_pad == -1 && in->max_seq == in->max_position,
+        "positions: pad %d, longest sequence %d of %d", in->pos_pad, in->max_seq, in->max_position);
     FUZZ_CHECK(in->model_type != NULL && in->path != NULL && strcmp(in->path, NAME) == 0,
                "model_type / path");
     FUZZ_CHECK(in->vocab_size >= 1 && in->d_model >= 1 && in->n_layer >= 1 && in->n_head >= 1 &&
