@@ -246,13 +246,6 @@ static void word_add(rr_enc *e, uint32_t cp)
 
 /* --- character classes ------------------------------------------------------------------- */
 
-/* Rust char::is_whitespace (the White_Space property), non-ASCII part. */
-static inline int is_ws_nonascii(uint32_t c)
-{
-    return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
-           c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
 static inline int is_ascii_punct(uint32_t c)
 {
     return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) ||
@@ -285,7 +278,7 @@ static void pretok(rr_enc *e, uint32_t c)
         }
         return;
     }
-    if (is_ws_nonascii(c)) {
+    if (rr_is_ws_nonascii(c)) {
         end_word(e, e->offs != NULL);
     } else if (rr_uc_in(rr_uc_punct, rr_uc_punct_len, c)) {
         end_word(e, e->offs != NULL);
@@ -416,7 +409,7 @@ static void raw_nonascii(rr_enc *e, uint32_t c)
     const rr_tokenizer *t = e->t;
     if (t->clean_text) {
         if (c == 0xFFFD || rr_uc_in(rr_uc_other, rr_uc_other_len, c)) return;
-        if (is_ws_nonascii(c)) c = ' ';
+        if (rr_is_ws_nonascii(c)) c = ' ';
     }
     if (t->handle_chinese_chars && is_chinese(c)) {
         after_clean(e, ' ');
@@ -435,40 +428,11 @@ static void end_piece(rr_enc *e)
     end_word(e, e->offs != NULL);
 }
 
-/* Longest added token starting at s[0..n) (the list is sorted longest first), or NULL. */
-static const rr_added_token *match_added(const rr_tokenizer *t, const char *s, size_t n)
-{
-    for (int i = 0; i < t->n_added; i++) {
-        const rr_added_token *a = &t->added[i];
-        if (a->len <= n && memcmp(s, t->pool + a->off, a->len) == 0) return a;
-    }
-    return NULL;
-}
-
 static inline uint32_t decode(const unsigned char *s, size_t *i)
 {
-    uint32_t c = s[*i];
-    if (c < 0xE0) {
-        c = ((c & 0x1F) << 6) | (s[*i + 1] & 0x3F);
-        *i += 2;
-    } else if (c < 0xF0) {
-        c = ((c & 0x0F) << 12) | ((s[*i + 1] & 0x3Fu) << 6) | (s[*i + 2] & 0x3F);
-        *i += 3;
-    } else {
-        c = ((c & 0x07) << 18) | ((s[*i + 1] & 0x3Fu) << 12) | ((s[*i + 2] & 0x3Fu) << 6) |
-            (s[*i + 3] & 0x3F);
-        *i += 4;
-    }
+    uint32_t c = rr_utf8_at(s, *i);
+    *i += (size_t)rr_utf8_len(s[*i]);
     return c;
-}
-
-static void reverse(int32_t *a, int n)
-{
-    for (int i = 0, j = n - 1; i < j; i++, j--) {
-        int32_t x = a[i];
-        a[i] = a[j];
-        a[j] = x;
-    }
 }
 
 /* The body of both encoders. offs is a compile-time constant (each caller passes a literal
@@ -519,7 +483,7 @@ encode(const rr_tokenizer *t, const char *text, size_t len, int keep_last, int32
             continue;
         }
         if (has_added && t->added_first[b]) {
-            const rr_added_token *a = match_added(t, text + i, len - i);
+            const rr_added_token *a = rr_match_added(t, text + i, len - i);
             if (a) {
                 end_piece(&e);
                 if (offs)
@@ -559,11 +523,7 @@ encode(const rr_tokenizer *t, const char *text, size_t len, int keep_last, int32
     end_piece(&e);
 
     /* keep_last: the ring holds the last min(n, cap) ids, oldest at `ring`; rotate in place */
-    if (keep_last && e.n > cap && cap > 0 && e.ring > 0) {
-        reverse(ids, e.ring);
-        reverse(ids + e.ring, cap - e.ring);
-        reverse(ids, cap);
-    }
+    if (keep_last && e.n > cap) rr_ring_unroll(ids, cap, e.ring);
     *n_total = (int)e.n;
     return RR_OK;
 }

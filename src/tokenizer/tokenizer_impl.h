@@ -195,6 +195,73 @@ static inline void put_bytes(char *buf, int32_t *src, size_t *n, const char *p, 
     *n += len;
 }
 
+/* --- helpers both encoders share (tokenizer.c: WordPiece, unigram.c: Unigram) ------------- */
+
+/* Bytes of the UTF-8 character whose lead byte is b (valid UTF-8 only). */
+static inline int rr_utf8_len(unsigned char b)
+{
+    return b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+}
+
+/* The code point of the (valid UTF-8) character starting at s[i]. */
+static inline uint32_t rr_utf8_at(const unsigned char *s, size_t i)
+{
+    uint32_t c = s[i];
+    if (c < 0x80) return c;
+    if (c < 0xE0) return (c & 0x1F) << 6 | (s[i + 1] & 0x3F);
+    if (c < 0xF0) return (c & 0x0F) << 12 | (s[i + 1] & 0x3Fu) << 6 | (s[i + 2] & 0x3F);
+    return (c & 0x07) << 18 | (s[i + 1] & 0x3Fu) << 12 | (s[i + 2] & 0x3Fu) << 6 |
+           (s[i + 3] & 0x3F);
+}
+
+/* Rust's char::is_whitespace (the White_Space property), non-ASCII part. */
+static inline int rr_is_ws_nonascii(uint32_t c)
+{
+    return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+           c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+/* Longest added token starting at s[0..n) (the list is sorted longest first), or NULL. */
+static inline const rr_added_token *rr_match_added(const struct rr_tokenizer *t, const char *s,
+                                                   size_t n)
+{
+    for (int i = 0; i < t->n_added; i++) {
+        const rr_added_token *a = &t->added[i];
+        if (a->len <= n && memcmp(s, t->pool + a->off, a->len) == 0) return a;
+    }
+    return NULL;
+}
+
+static inline void rr_reverse_ids(int32_t *a, int n)
+{
+    for (int i = 0, j = n - 1; i < j; i++, j--) {
+        int32_t x = a[i];
+        a[i] = a[j];
+        a[j] = x;
+    }
+}
+
+/* keep_last's ring: ids[0, cap) holds the last cap ids with the oldest at `ring`; rotated in
+ * place into order. */
+static inline void rr_ring_unroll(int32_t *ids, int cap, int ring)
+{
+    if (cap <= 0 || ring <= 0) return;
+    rr_reverse_ids(ids, ring);
+    rr_reverse_ids(ids + ring, cap - ring);
+    rr_reverse_ids(ids, cap);
+}
+
+/* The Unigram trie's edge from `node` by code point cp, or NULL. */
+static inline const rr_trie_edge *rr_trie_edge_find(const rr_unigram *u, uint32_t node, uint32_t cp)
+{
+    const uint64_t key = (uint64_t)node << 21 | cp;
+    for (uint32_t h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & u->edge_mask;;
+         h = (h + 1) & u->edge_mask) {
+        if (u->edges[h].key == key) return &u->edges[h];
+        if (u->edges[h].key == 0) return NULL;
+    }
+}
+
 struct cJSON;
 /* unigram_load.c: the Unigram model, its normalizers and pre-tokenizer from tokenizer.json's
  * root object and its raw text[0, len) (`path` names the file in messages). Strings the normalizers

@@ -145,27 +145,10 @@ static void put(uni_out *o, int32_t id, int32_t start, int32_t end)
 
 /* --- characters -------------------------------------------------------------------------- */
 
-static inline int char_len(unsigned char b)
-{
-    return b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
-}
-
-static inline uint32_t decode_at(const unsigned char *s, size_t i)
-{
-    uint32_t c = s[i];
-    if (c < 0x80) return c;
-    if (c < 0xE0) return (c & 0x1F) << 6 | (s[i + 1] & 0x3F);
-    if (c < 0xF0) return (c & 0x0F) << 12 | (s[i + 1] & 0x3Fu) << 6 | (s[i + 2] & 0x3F);
-    return (c & 0x07) << 18 | (s[i + 1] & 0x3Fu) << 12 | (s[i + 2] & 0x3Fu) << 6 |
-           (s[i + 3] & 0x3F);
-}
-
 /* Rust's char::is_whitespace (the White_Space property). */
 static inline int is_ws(uint32_t c)
 {
-    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-           c == 0x205F || c == 0x3000;
+    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || rr_is_ws_nonascii(c);
 }
 
 /* --- Precompiled ------------------------------------------------------------------------- */
@@ -187,7 +170,7 @@ typedef struct pc_marks {
 static void pc_replace(pc_marks *m, size_t out0, size_t out1, const char *outb, int old_count)
 {
     int new_count = 0;
-    for (size_t k = out0; k < out1; k += (size_t)char_len((unsigned char)outb[k])) {
+    for (size_t k = out0; k < out1; k += (size_t)rr_utf8_len((unsigned char)outb[k])) {
         m->change[k] = 0;
         m->last = (long)k;
         new_count++;
@@ -196,7 +179,7 @@ static void pc_replace(pc_marks *m, size_t out0, size_t out1, const char *outb, 
     if (diff > 0) {
         /* the last diff characters of the replacement are insertions */
         int seen = 0;
-        for (size_t k = out0; k < out1; k += (size_t)char_len((unsigned char)outb[k]))
+        for (size_t k = out0; k < out1; k += (size_t)rr_utf8_len((unsigned char)outb[k]))
             if (seen++ >= new_count - diff) m->change[k] = 1;
     } else if (diff < 0 && m->last >= 0) {
         m->change[m->last] += diff;
@@ -208,7 +191,7 @@ static void pc_align(const unsigned char *text, size_t p0, size_t p1, const char
 {
     size_t idx = p0;
     for (size_t k = 0; k < n;) {
-        size_t cl = (size_t)char_len((unsigned char)out[k]);
+        size_t cl = (size_t)rr_utf8_len((unsigned char)out[k]);
         int32_t s0, s1;
         if (change[k] > 0) {
             size_t b = idx;
@@ -221,10 +204,10 @@ static void pc_align(const unsigned char *text, size_t p0, size_t p1, const char
             s1 = (int32_t)(idx > p0 ? idx : p0);
         } else if (idx < p1) {
             s0 = (int32_t)idx;
-            idx += (size_t)char_len(text[idx]);
+            idx += (size_t)rr_utf8_len(text[idx]);
             s1 = (int32_t)idx;
             for (int32_t d = change[k]; d < 0 && idx < p1; d++)
-                idx += (size_t)char_len(text[idx]);
+                idx += (size_t)rr_utf8_len(text[idx]);
         } else {
             s0 = s1 = (int32_t)p1;
         }
@@ -261,16 +244,16 @@ static size_t precompiled(const rr_unigram *u, const unsigned char *text, size_t
             continue;
         }
         /* the extended grapheme cluster starting at i */
-        size_t j = i + (size_t)char_len(text[i]);
-        uint32_t c1 = decode_at(text, i);
+        size_t j = i + (size_t)rr_utf8_len(text[i]);
+        uint32_t c1 = rr_utf8_at(text, i);
         int n_chars = 1;
         while (j < p1) {
-            uint32_t c2 = decode_at(text, j);
+            uint32_t c2 = rr_utf8_at(text, j);
             if (utf8proc_grapheme_break_stateful((utf8proc_int32_t)c1, (utf8proc_int32_t)c2,
                                                  &state))
                 break;
             c1 = c2;
-            j += (size_t)char_len(text[j]);
+            j += (size_t)rr_utf8_len(text[j]);
             n_chars++;
         }
         size_t rl = 0;
@@ -282,7 +265,7 @@ static size_t precompiled(const rr_unigram *u, const unsigned char *text, size_t
             n += rl;
         } else {
             for (size_t k = i; k < j;) {
-                size_t cl = (size_t)char_len(text[k]);
+                size_t cl = (size_t)rr_utf8_len(text[k]);
                 r = rr_cm_lookup(u, text + k, cl, &rl);
                 if (!r) {
                     r = (const char *)text + k;
@@ -314,14 +297,14 @@ static size_t norm_step(const rr_tokenizer *t, const struct rr_norm_step *st, un
     if (st->kind == RR_NORM_STRIP) {
         size_t b = 0, e = n;
         if (st->strip_left)
-            while (b < e && is_ws(decode_at((const unsigned char *)in, b)))
-                b += (size_t)char_len((unsigned char)in[b]);
+            while (b < e && is_ws(rr_utf8_at((const unsigned char *)in, b)))
+                b += (size_t)rr_utf8_len((unsigned char)in[b]);
         if (st->strip_right)
             while (e > b) {
                 size_t k = e - 1;
                 while (k > b && ((unsigned char)in[k] & 0xC0) == 0x80)
                     k--;
-                if (!is_ws(decode_at((const unsigned char *)in, k))) break;
+                if (!is_ws(rr_utf8_at((const unsigned char *)in, k))) break;
                 e = k;
             }
         memcpy(out, in + b, e - b);
@@ -350,7 +333,7 @@ static size_t norm_step(const rr_tokenizer *t, const struct rr_norm_step *st, un
                           si ? si[2 * last + 1] : 0);
                 i += run;
             } else {
-                size_t cl = (size_t)char_len((unsigned char)in[i]);
+                size_t cl = (size_t)rr_utf8_len((unsigned char)in[i]);
                 memcpy(out + m, in + i, cl);
                 if (so) memcpy(so + 2 * m, si + 2 * i, 2 * cl * sizeof(int32_t));
                 m += cl;
@@ -414,26 +397,18 @@ static void viterbi(const rr_tokenizer *t, uni_ws *w, int32_t n, uni_out *o)
     best[0] = 0.0;
     for (int32_t i = 0; i < n;) {
         const double here = best[i];
-        const int32_t mb = char_len(s[i]);
+        const int32_t mb = rr_utf8_len(s[i]);
         int single = 0;
         uint32_t node = 1;
         for (int32_t j = i; j < n;) {
-            const int32_t cl = char_len(s[j]);
-            const uint32_t cp = decode_at(s, (size_t)j);
+            const int32_t cl = rr_utf8_len(s[j]);
+            const uint32_t cp = rr_utf8_at(s, (size_t)j);
             const rr_trie_edge *e = NULL;
             if (node == 1 && cp < 128) {
                 e = &u->root_ascii[cp];
                 if (e->key == 0) break;
             } else {
-                const uint64_t key = (uint64_t)node << 21 | cp;
-                for (uint32_t h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & u->edge_mask;;
-                     h = (h + 1) & u->edge_mask) {
-                    if (u->edges[h].key == key) {
-                        e = &u->edges[h];
-                        break;
-                    }
-                    if (u->edges[h].key == 0) break;
-                }
+                e = rr_trie_edge_find(u, node, cp);
                 if (!e) break;
             }
             node = e->child;
@@ -533,7 +508,7 @@ static int metaspace(const rr_tokenizer *t, uni_ws *w, size_t a, size_t b, int p
         word_char(w, &wn, " ", 1, src ? s : NULL);
     }
     for (size_t i = a; i < b;) {
-        size_t cl = (size_t)char_len((unsigned char)in[i]);
+        size_t cl = (size_t)rr_utf8_len((unsigned char)in[i]);
         if (u->split && wn > 0 && is_meta(in + i, b - i)) {
             viterbi(t, w, wn, o);
             wn = 0;
@@ -563,7 +538,7 @@ static int piece(const rr_tokenizer *t, const unsigned char *text, size_t p0, si
         memcpy(w->a, text + p0, raw);
         if (offs)
             for (size_t i = p0; i < p1;) {
-                size_t cl = (size_t)char_len(text[i]);
+                size_t cl = (size_t)rr_utf8_len(text[i]);
                 for (size_t k = 0; k < cl; k++) {
                     w->sa[2 * (i - p0 + k)] = (int32_t)i;
                     w->sa[2 * (i - p0 + k) + 1] = (int32_t)(i + cl);
@@ -580,11 +555,11 @@ static int piece(const rr_tokenizer *t, const unsigned char *text, size_t p0, si
     /* WhitespaceSplit first: each run of non-whitespace is a sub-piece of its own */
     int first = 1;
     for (size_t i = 0; i < n;) {
-        while (i < n && is_ws(decode_at((const unsigned char *)w->a, i)))
-            i += (size_t)char_len((unsigned char)w->a[i]);
+        while (i < n && is_ws(rr_utf8_at((const unsigned char *)w->a, i)))
+            i += (size_t)rr_utf8_len((unsigned char)w->a[i]);
         size_t b = i;
-        while (b < n && !is_ws(decode_at((const unsigned char *)w->a, b)))
-            b += (size_t)char_len((unsigned char)w->a[b]);
+        while (b < n && !is_ws(rr_utf8_at((const unsigned char *)w->a, b)))
+            b += (size_t)rr_utf8_len((unsigned char)w->a[b]);
         if (b > i && metaspace(t, w, i, b, p0 == 0 && first && i == 0, o)) return -1;
         first = 0;
         i = b;
@@ -593,15 +568,6 @@ static int piece(const rr_tokenizer *t, const unsigned char *text, size_t p0, si
 }
 
 /* --- added tokens ------------------------------------------------------------------------ */
-
-static const rr_added_token *match_added(const rr_tokenizer *t, const char *s, size_t n)
-{
-    for (int i = 0; i < t->n_added; i++) {
-        const rr_added_token *a = &t->added[i];
-        if (a->len <= n && memcmp(s, t->pool + a->off, a->len) == 0) return a;
-    }
-    return NULL;
-}
 
 rr_status rr_unigram_encode(const rr_tokenizer *t, const char *text, size_t len, int keep_last,
                             int32_t *ids, int32_t *offsets, int cap, int *n_total)
@@ -613,9 +579,10 @@ rr_status rr_unigram_encode(const rr_tokenizer *t, const char *text, size_t len,
     uni_out o = {ids, offsets, cap, keep_last, 0, 0};
     size_t start = 0; /* the current piece starts here */
     for (size_t i = 0; i < len;) {
-        const rr_added_token *a = t->added_first[s[i]] ? match_added(t, text + i, len - i) : NULL;
+        const rr_added_token *a =
+            t->added_first[s[i]] ? rr_match_added(t, text + i, len - i) : NULL;
         if (!a) {
-            i += (size_t)char_len(s[i]);
+            i += (size_t)rr_utf8_len(s[i]);
             continue;
         }
         size_t b = i, e = i + a->len;
@@ -624,36 +591,19 @@ rr_status rr_unigram_encode(const rr_tokenizer *t, const char *text, size_t len,
                 size_t k = b - 1;
                 while (k > start && (s[k] & 0xC0) == 0x80)
                     k--;
-                if (!is_ws(decode_at(s, k))) break;
+                if (!is_ws(rr_utf8_at(s, k))) break;
                 b = k;
             }
         if (a->rstrip)
-            while (e < len && is_ws(decode_at(s, e)))
-                e += (size_t)char_len(s[e]);
+            while (e < len && is_ws(rr_utf8_at(s, e)))
+                e += (size_t)rr_utf8_len(s[e]);
         if (piece(t, s, start, b, w, offs, &o)) return RR_E_NOMEM;
         put(&o, a->id, (int32_t)b, (int32_t)e); /* HF: the split, stripped whitespace included */
         start = i = e;
     }
     if (piece(t, s, start, len, w, offs, &o)) return RR_E_NOMEM;
 
-    if (keep_last && o.n > cap && cap > 0 && o.ring > 0) {
-        /* rotate the ring so the oldest kept id comes first */
-        for (int i = 0, j = o.ring - 1; i < j; i++, j--) {
-            int32_t x = ids[i];
-            ids[i] = ids[j];
-            ids[j] = x;
-        }
-        for (int i = o.ring, j = cap - 1; i < j; i++, j--) {
-            int32_t x = ids[i];
-            ids[i] = ids[j];
-            ids[j] = x;
-        }
-        for (int i = 0, j = cap - 1; i < j; i++, j--) {
-            int32_t x = ids[i];
-            ids[i] = ids[j];
-            ids[j] = x;
-        }
-    }
+    if (keep_last && o.n > cap) rr_ring_unroll(ids, cap, o.ring);
     if (o.n > INT32_MAX) return RR_E_TOO_LONG;
     *n_total = (int)o.n;
     return RR_OK;

@@ -38,21 +38,16 @@ static int bool_of(const cJSON *obj, const char *key, int dflt)
 
 /* --- the vocabulary trie ---------------------------------------------------------------- */
 
-static uint32_t edge_hash(uint64_t key)
+/* The edge from `node` by code point cp, created (child new, id -1) when absent; the same
+ * probe sequence as rr_trie_edge_find. */
+static rr_trie_edge *trie_add(rr_unigram *u, uint32_t node, uint32_t cp)
 {
-    return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32);
-}
-
-/* The edge from `node` by code point cp, created (child new, id -1) when `create`; NULL when
- * absent. */
-static rr_trie_edge *trie_step(rr_unigram *u, uint32_t node, uint32_t cp, int create)
-{
-    uint64_t key = (uint64_t)node << 21 | cp;
-    for (uint32_t i = edge_hash(key) & u->edge_mask;; i = (i + 1) & u->edge_mask) {
+    const uint64_t key = (uint64_t)node << 21 | cp;
+    for (uint32_t i = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & u->edge_mask;;
+         i = (i + 1) & u->edge_mask) {
         rr_trie_edge *e = &u->edges[i];
         if (e->key == key) return e;
         if (e->key == 0) {
-            if (!create) return NULL;
             e->key = key;
             e->child = u->n_nodes++;
             e->id = -1;
@@ -64,24 +59,19 @@ static rr_trie_edge *trie_step(rr_unigram *u, uint32_t node, uint32_t cp, int cr
 /* Decodes the (valid UTF-8) character at *p and advances past it. */
 static uint32_t next_cp(const unsigned char **p)
 {
-    const unsigned char *s = *p;
-    uint32_t c = s[0];
-    int n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    if (n == 2) c = (c & 0x1F) << 6 | (s[1] & 0x3F);
-    if (n == 3) c = (c & 0x0F) << 12 | (s[1] & 0x3Fu) << 6 | (s[2] & 0x3F);
-    if (n == 4) c = (c & 0x07) << 18 | (s[1] & 0x3Fu) << 12 | (s[2] & 0x3Fu) << 6 | (s[3] & 0x3F);
-    *p += n;
+    uint32_t c = rr_utf8_at(*p, 0);
+    *p += rr_utf8_len(**p);
     return c;
 }
 
 /* The id of a whole piece, or -1. */
-static int32_t trie_find(rr_unigram *u, const char *piece)
+static int32_t trie_find(const rr_unigram *u, const char *piece)
 {
     const unsigned char *p = (const unsigned char *)piece;
-    rr_trie_edge *e = NULL;
+    const rr_trie_edge *e = NULL;
     uint32_t node = 1;
     while (*p) {
-        e = trie_step(u, node, next_cp(&p), 0);
+        e = rr_trie_edge_find(u, node, next_cp(&p));
         if (!e) return -1;
         node = e->child;
     }
@@ -133,7 +123,7 @@ static rr_status load_vocab(const cJSON *vocab, const char *path, rr_unigram *u,
         uint32_t node = 1;
         rr_trie_edge *edge = NULL;
         for (const unsigned char *p = (const unsigned char *)s; *p;) {
-            edge = trie_step(u, node, next_cp(&p), 1);
+            edge = trie_add(u, node, next_cp(&p));
             node = edge->child;
         }
         if (edge) edge->id = i;
@@ -609,7 +599,7 @@ rr_status rr_unigram_load(const cJSON *root, const char *text, size_t len, const
     }
     u->unk_score = min_score - 10.0;
     for (uint32_t c = 0; c < 128; c++) {
-        const rr_trie_edge *e = trie_step(u, 1, c, 0);
+        const rr_trie_edge *e = rr_trie_edge_find(u, 1, c);
         u->root_ascii[c] = e ? *e : (rr_trie_edge){0, 0, -1};
     }
 
