@@ -522,12 +522,10 @@ static rr_status cuda_forward(void *impl, const rr_batch *b, float *logits)
     const int tok_cap = g ? g->tok_cap : n_tok, seq_cap = g ? g->seq_cap : n_seq;
     for (int s = 0; s < n_seq; s++) {
         const int begin = b->cu_seqlens[s], end = b->cu_seqlens[s + 1];
-        /* XLM-R positions start at pad + 1 and skip pad tokens (rr_seq_positions) */
-        int next = e->pos_pad + 1;
-        for (int t = begin; t < end; t++) {
-            int p = e->pos_pad < 0 ? t - begin : b->tokens[t] == e->pos_pad ? e->pos_pad : next++;
-            e->toks_h[t] = (rr_tok3){b->tokens[t], b->type_ids[t], p};
-        }
+        int next = e->pos_pad + 1; /* rr_position: XLM-R's rule, or the index for BERT */
+        for (int t = begin; t < end; t++)
+            e->toks_h[t] = (rr_tok3){b->tokens[t], b->type_ids[t],
+                                     rr_position(b->tokens[t], t - begin, e->pos_pad, &next)};
         e->cls_rows_h[s] = begin;
     }
     for (int t = n_tok; t < tok_cap; t++)

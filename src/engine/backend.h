@@ -22,12 +22,18 @@ typedef struct rr_backend {
 
 /* Position ids of one sequence of len tokens (spec §4.6): the index for BERT (pos_pad < 0);
  * for XLM-R, pos_pad + 1 + the number of non-pad tokens before, and pos_pad for a pad token
- * (a literal <pad> in a text shifts the positions after it, as in transformers). */
+ * (a literal <pad> in a text shifts the positions after it, as in transformers).
+ * rr_position is one token of it, `next` starting at pos_pad + 1 for each sequence. */
+static inline int rr_position(int32_t token, int index, int pos_pad, int *next)
+{
+    return pos_pad < 0 ? index : token == pos_pad ? pos_pad : (*next)++;
+}
+
 static inline void rr_seq_positions(const int32_t *tokens, int len, int pos_pad, int32_t *pos)
 {
     int next = pos_pad + 1;
     for (int i = 0; i < len; i++)
-        pos[i] = pos_pad < 0 ? i : tokens[i] == pos_pad ? pos_pad : next++;
+        pos[i] = rr_position(tokens[i], i, pos_pad, &next);
 }
 
 extern const rr_backend rr_backend_cpu;
