@@ -287,6 +287,25 @@ def recipe_cast(bert_cfg, bert_tensors, dtype):
     return cfg, tensors, readme
 
 
+def encoder_layers(t, prefix, n_layer, d, d_ff, normal, layer_norm):
+    """The seeded tensors of n_layer BERT-style encoder layers under `<prefix>.encoder.layer.N.`,
+    drawn through normal(*shape) and layer_norm(name) in one fixed order (the order fixes the
+    bytes of every seeded model, and with them the golden files)."""
+    for i in range(n_layer):
+        p = f"{prefix}.encoder.layer.{i}."
+        for proj in ("query", "key", "value"):
+            t[p + f"attention.self.{proj}.weight"] = normal(d, d)
+            t[p + f"attention.self.{proj}.bias"] = normal(d)
+        t[p + "attention.output.dense.weight"] = normal(d, d)
+        t[p + "attention.output.dense.bias"] = normal(d)
+        layer_norm(p + "attention.output.LayerNorm")
+        t[p + "intermediate.dense.weight"] = normal(d_ff, d)
+        t[p + "intermediate.dense.bias"] = normal(d_ff)
+        t[p + "output.dense.weight"] = normal(d, d_ff)
+        t[p + "output.dense.bias"] = normal(d)
+        layer_norm(p + "output.LayerNorm")
+
+
 def recipe_tiny(enc):
     rng = np.random.default_rng(SEED_TINY)
     d, n_layer, d_ff = 128, 2, 512
@@ -305,19 +324,7 @@ def recipe_tiny(enc):
     t["bert.embeddings.position_embeddings.weight"] = normal(n_pos, d)
     t["bert.embeddings.token_type_embeddings.weight"] = normal(n_type, d)
     layer_norm("bert.embeddings.LayerNorm")
-    for i in range(n_layer):
-        p = f"bert.encoder.layer.{i}."
-        for proj in ("query", "key", "value"):
-            t[p + f"attention.self.{proj}.weight"] = normal(d, d)
-            t[p + f"attention.self.{proj}.bias"] = normal(d)
-        t[p + "attention.output.dense.weight"] = normal(d, d)
-        t[p + "attention.output.dense.bias"] = normal(d)
-        layer_norm(p + "attention.output.LayerNorm")
-        t[p + "intermediate.dense.weight"] = normal(d_ff, d)
-        t[p + "intermediate.dense.bias"] = normal(d_ff)
-        t[p + "output.dense.weight"] = normal(d, d_ff)
-        t[p + "output.dense.bias"] = normal(d)
-        layer_norm(p + "output.LayerNorm")
+    encoder_layers(t, "bert", n_layer, d, d_ff, normal, layer_norm)
     t["bert.pooler.dense.weight"] = normal(d, d)
     t["bert.pooler.dense.bias"] = normal(d)
     # A larger classifier std than the body so logits of different pairs are apart; the
@@ -517,19 +524,7 @@ def recipe_xlmr(name, n_vocab, seed, n_layer, n_pos, activation):
     t["roberta.embeddings.position_embeddings.weight"] = normal(n_pos, d)
     t["roberta.embeddings.token_type_embeddings.weight"] = normal(1, d)
     layer_norm("roberta.embeddings.LayerNorm")
-    for i in range(n_layer):
-        p = f"roberta.encoder.layer.{i}."
-        for proj in ("query", "key", "value"):
-            t[p + f"attention.self.{proj}.weight"] = normal(d, d)
-            t[p + f"attention.self.{proj}.bias"] = normal(d)
-        t[p + "attention.output.dense.weight"] = normal(d, d)
-        t[p + "attention.output.dense.bias"] = normal(d)
-        layer_norm(p + "attention.output.LayerNorm")
-        t[p + "intermediate.dense.weight"] = normal(d_ff, d)
-        t[p + "intermediate.dense.bias"] = normal(d_ff)
-        t[p + "output.dense.weight"] = normal(d, d_ff)
-        t[p + "output.dense.bias"] = normal(d)
-        layer_norm(p + "output.LayerNorm")
+    encoder_layers(t, "roberta", n_layer, d, d_ff, normal, layer_norm)
     t["classifier.dense.weight"] = normal(d, d, std=dense_std)
     t["classifier.dense.bias"] = normal(d, std=dense_std)
     t["classifier.out_proj.weight"] = normal(1, d, std=out_std)

@@ -17,6 +17,8 @@ import shutil
 import numpy as np
 from safetensors.numpy import save_file
 
+import make_models  # scripts/: the encoder-layer recipe the test models use
+
 V, D, F, L, P, H = 250002, 1024, 4096, 24, 8194, 16
 
 
@@ -27,8 +29,8 @@ def main():
     args = ap.parse_args()
     rng = np.random.default_rng(20261205)
 
-    def n(*shape):
-        return rng.standard_normal(shape, dtype=np.float32) * 0.02
+    def n(*shape, std=0.02):
+        return rng.standard_normal(shape, dtype=np.float32) * std
 
     def ln(prefix):
         return {prefix + ".weight": np.ones(D, np.float32), prefix + ".bias": np.zeros(D, np.float32)}
@@ -37,19 +39,7 @@ def main():
          "roberta.embeddings.position_embeddings.weight": n(P, D),
          "roberta.embeddings.token_type_embeddings.weight": n(1, D)}
     t.update(ln("roberta.embeddings.LayerNorm"))
-    for i in range(L):
-        p = "roberta.encoder.layer.%d." % i
-        for k in ("query", "key", "value"):
-            t[p + "attention.self.%s.weight" % k] = n(D, D)
-            t[p + "attention.self.%s.bias" % k] = n(D)
-        t[p + "attention.output.dense.weight"] = n(D, D)
-        t[p + "attention.output.dense.bias"] = n(D)
-        t.update(ln(p + "attention.output.LayerNorm"))
-        t[p + "intermediate.dense.weight"] = n(F, D)
-        t[p + "intermediate.dense.bias"] = n(F)
-        t[p + "output.dense.weight"] = n(D, F)
-        t[p + "output.dense.bias"] = n(D)
-        t.update(ln(p + "output.LayerNorm"))
+    make_models.encoder_layers(t, "roberta", L, D, F, n, lambda name: t.update(ln(name)))
     t["classifier.dense.weight"] = n(D, D)
     t["classifier.dense.bias"] = n(D)
     t["classifier.out_proj.weight"] = n(1, D)
