@@ -62,6 +62,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import corpus  # noqa: E402
 import xlmr_corpus  # noqa: E402
+from make_golden import f32, round7, write_jsonl  # noqa: E402  (the same number formats)
 
 SEED = 20261207
 FILE_CAP = 4 * 1024 * 1024  # nothing committed may reach 4 MiB
@@ -171,24 +172,6 @@ ADVERSARIAL = [
 
 def log(msg):
     print(f"make_golden_xlmr: {msg}", flush=True)
-
-
-def f32(x):
-    """The shortest decimal that reads back as the same float32 (as make_golden.py)."""
-    return float(np.format_float_positional(np.float32(x), unique=True, trim="-"))
-
-
-def round7(x):
-    return float(f"{x:.7g}")
-
-
-def write_jsonl(path, rows, compact=False):
-    with open(path, "w") as f:
-        for r in rows:
-            f.write((json.dumps(r, separators=(",", ":")) if compact else json.dumps(r)) + "\n")
-    size = os.path.getsize(path)
-    assert size < FILE_CAP, f"{path} is {size} bytes, over the 4 MiB cap"
-    log(f"wrote {path} ({len(rows)} lines, {size} bytes)")
 
 
 # ---------------------------------------------------------------------------------------
