@@ -17,6 +17,7 @@
 
 #include "rerank.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_impl.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -151,7 +152,7 @@ static inline int fuzz_encode_checked(const rr_tokenizer *t, const char *text, s
      * at most its longest replacement (18 characters for U+FDFA) and Metaspace adds a ▁ per
      * word, so the bound is loose (rr_unigram_encode counts in a long and refuses past
      * INT32_MAX) */
-    size_t bound = rr_tokenizer_pair_specials(t) == 3 ? len : 64 * len + 1;
+    size_t bound = t->kind == RR_TOK_WORDPIECE ? len : 64 * len + 1;
     FUZZ_CHECK(n >= 0 && (size_t)n <= bound, "n_total %d for %zu bytes", n, len);
     int32_t *ids = malloc(((size_t)n + 1) * sizeof *ids);
     FUZZ_CHECK(ids != NULL, "malloc");

@@ -242,7 +242,7 @@ static int one_input(const uint8_t *data, size_t size)
             check_capped(text, size, full, n, caps[i], keep_last);
         check_capped(text, size, full, n, n + 1, keep_last);
     }
-    if (rr_tokenizer_pair_specials(tok) == 4) check_offsets(text, size, full, n);
+    if (tok->kind == RR_TOK_UNIGRAM) check_offsets(text, size, full, n);
 
     /* query = up to the first newline, passage = the rest (a newline is whitespace, so the
      * split never changes a token); both halves are valid UTF-8 when the whole is */
