@@ -111,14 +111,12 @@ static rr_status load_vocab(const cJSON *vocab, const char *path, rr_unigram *u,
     u->edge_mask = (uint32_t)(cap - 1);
     u->n_nodes = 2;
     u->n_pieces = n;
-    double min_score = INFINITY;
     i = 0;
     cJSON_ArrayForEach(e, vocab)
     {
         const char *s = cJSON_GetArrayItem(e, 0)->valuestring;
         double sc = cJSON_GetArrayItem(e, 1)->valuedouble;
         u->scores[i] = sc;
-        if (sc < min_score) min_score = sc;
         /* HF's trie never yields the empty piece; a later duplicate wins (token_to_ids) */
         uint32_t node = 1;
         rr_trie_edge *edge = NULL;
@@ -129,7 +127,6 @@ static rr_status load_vocab(const cJSON *vocab, const char *path, rr_unigram *u,
         if (edge) edge->id = i;
         i++;
     }
-    u->unk_score = min_score - 10.0;
     return RR_OK;
 }
 
