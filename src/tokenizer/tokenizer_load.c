@@ -115,17 +115,33 @@ static int32_t builder_find_added(const builder *b, const char *s)
     return -1;
 }
 
-static rr_status add_added(builder *b, const char *s, int32_t id, rr_error *err)
+/* `*made` (when not NULL) is the token's entry, or NULL for an empty token (it never
+ * matches). A repeated token keeps its first entry and id, and `*made` is that entry: HF
+ * applies the flags of the last listing of a token, so the caller overwrites them. */
+static rr_status add_added_entry(builder *b, const char *s, int32_t id, rr_added_token **made,
+                                 rr_error *err)
 {
+    if (made) *made = NULL;
     size_t len = strlen(s);
-    if (len == 0) return RR_OK; /* an empty added token never matches */
-    if (builder_find_added(b, s) >= 0) return RR_OK;
+    if (len == 0) return RR_OK;
+    for (int i = 0; i < b->n_added; i++)
+        if (b->added[i].len == len && memcmp(b->pool + b->added[i].off, s, len) == 0) {
+            if (made) *made = &b->added[i];
+            return RR_OK;
+        }
     long off = pool_add(b, s, len);
     if (off < 0 || grow(&b->added, &b->cap_added, b->n_added + 1, sizeof *b->added))
         return rr_set_error(err, RR_E_NOMEM, "out of memory loading added tokens");
-    b->added[b->n_added++] = (rr_added_token){(uint32_t)off, (uint32_t)len, id, 0, 0};
+    b->added[b->n_added] = (rr_added_token){(uint32_t)off, (uint32_t)len, id, 0, 0};
+    if (made) *made = &b->added[b->n_added];
+    b->n_added++;
     if (id >= b->n_ids) b->n_ids = id + 1;
     return RR_OK;
+}
+
+static rr_status add_added(builder *b, const char *s, int32_t id, rr_error *err)
+{
+    return add_added_entry(b, s, id, NULL, err);
 }
 
 /* --- files ------------------------------------------------------------------------------ */
@@ -425,14 +441,12 @@ added:;
         int uni = t->kind == RR_TOK_UNIGRAM;
         s = check_added_flags(e, content->valuestring, json_bool(e, "special", 0), uni, path, err);
         if (s) goto fail;
-        s = add_added(b, content->valuestring, (int32_t)id->valuedouble, err);
+        rr_added_token *a;
+        s = add_added_entry(b, content->valuestring, (int32_t)id->valuedouble, &a, err);
         if (s) goto fail;
-        if (uni) {
-            rr_added_token *a = &b->added[b->n_added - 1];
-            if (b->n_added > 0 && a->id == (int32_t)id->valuedouble) {
-                a->lstrip = (uint8_t)json_bool(e, "lstrip", 0);
-                a->rstrip = (uint8_t)json_bool(e, "rstrip", 0);
-            }
+        if (uni && a) {
+            a->lstrip = (uint8_t)json_bool(e, "lstrip", 0);
+            a->rstrip = (uint8_t)json_bool(e, "rstrip", 0);
         }
         i++;
     }

@@ -16,7 +16,8 @@
  *   - unigram_ties.json: near-tie Viterbi paths that only serde_json's double rounding of
  *     the scores (file) or Python's correct rounding (transformers) resolve as HF does;
  *   - after one pass, encoding allocates nothing (the per-thread workspace is reused);
- *   - malformed Unigram files are refused with the class and a message naming the field.
+ *   - malformed Unigram files are refused with the class and a message naming the field;
+ *   - added_tokens listings HF accepts: an empty token, a token listed twice (last flags win).
  * Skips (77) when models/xlmr-small or the golden files are absent.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -286,6 +287,57 @@ static void expect(const char *what, const char *norm, const char *pre, const ch
     free(j);
 }
 
+/* The added_tokens listing of a good file replaced by `added`; "a <mask>b" must encode as
+ * `want` (n_want ids), as HF tokenizers 0.23.3 encodes it (ids printed by hand from
+ * Tokenizer.from_str on the same JSON). */
+static void expect_added(const char *what, const char *added, const int32_t *want_ids, int n_want)
+{
+    char *g = make_json("null", PRE_OK, "3", VOCAB_OK);
+    const char *rest = strstr(g, "\"normalizer\"");
+    size_t n = strlen("{\"added_tokens\":") + strlen(added) + 1 + strlen(rest) + 1;
+    char *j = malloc(n);
+    snprintf(j, n, "{\"added_tokens\":%s,%s", added, rest);
+    rr_tokenizer_texts f = {.tokenizer_json = j, .tokenizer_json_len = strlen(j)};
+    rr_tokenizer *t = NULL;
+    rr_error err = {0};
+    setenv("RERANK_TOKENIZER_PIPELINE", "file", 1);
+    rr_status s = rr_tokenizer_load_texts("added", &f, &t, &err);
+    unsetenv("RERANK_TOKENIZER_PIPELINE");
+    CHECK_MSG(s == RR_OK && t, "%s: %s '%s'", what, rr_status_name(s), err.msg);
+    if (t) {
+        int32_t ids[16];
+        int got_n = 0;
+        CHECK(rr_tokenizer_encode(t, "a <mask>b", 9, 0, ids, 16, &got_n) == RR_OK);
+        int same = got_n == n_want;
+        for (int i = 0; same && i < n_want; i++)
+            same = ids[i] == want_ids[i];
+        CHECK_MSG(same, "%s: %d ids, first %d %d %d", what, got_n, got_n > 0 ? ids[0] : -1,
+                  got_n > 1 ? ids[1] : -1, got_n > 2 ? ids[2] : -1);
+    }
+    rr_tokenizer_free(t);
+    free(j);
+    free(g);
+}
+
+#define TOK_S "{\"id\":0,\"content\":\"<s>\",\"special\":true,\"normalized\":false}"
+#define TOK_MASK(lstrip)                                                                           \
+    "{\"id\":5,\"content\":\"<mask>\",\"special\":true,\"normalized\":false,\"lstrip\":" lstrip "}"
+
+static void check_added_listings(void)
+{
+    /* The fuzzer's find: an empty first token made no entry, and the loader then pointed
+     * before the start of an empty table (UBSan: offset applied to a null pointer). */
+    static const int32_t swallowed[] = {6, 5, 4, 8}, kept[] = {6, 4, 5, 4, 8};
+    expect_added("empty token first",
+                 "[{\"id\":7,\"content\":\"\",\"special\":true}," TOK_S "," TOK_MASK("true") "]",
+                 swallowed, 4);
+    /* A token listed twice: HF applies the last listing's flags. */
+    expect_added("repeated, lstrip last", "[" TOK_MASK("false") "," TOK_S "," TOK_MASK("true") "]",
+                 swallowed, 4);
+    expect_added("repeated, no lstrip last", "[" TOK_MASK("true") "," TOK_MASK("false") "]", kept,
+                 5);
+}
+
 static void check_bad_files(void)
 {
     expect("a good file", "null", PRE_OK, "3", VOCAB_OK, RR_OK, NULL);
@@ -353,6 +405,7 @@ int main(void)
     dbuf = malloc(sizeof *dbuf * 8192);
 
     check_bad_files();
+    check_added_listings();
     if (readable(ties)) check_ties(ties);
     if (!readable(small) || !readable(lng) || !readable(tokens) || !readable(pairs)) {
         printf("models/xlmr-* or the xlmr golden files absent: the golden part is skipped\n");
