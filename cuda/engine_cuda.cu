@@ -302,6 +302,9 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
     if (ce != cudaSuccess || o->device >= n_dev)
         return rr_set_error(err, RR_E_DEVICE, "cuda:%d requested but %s", o->device,
                             ce != cudaSuccess ? cudaGetErrorString(ce) : "no such device");
+    if (o->dtype == RR_DTYPE_INT8)
+        return rr_set_error(err, RR_E_UNSUPPORTED,
+                            "CUDA engine: int8 is a CPU precision; CUDA runs fp16 or bf16");
     if (o->dtype != RR_DTYPE_F32 && o->dtype != RR_DTYPE_F16 && o->dtype != RR_DTYPE_BF16)
         return rr_set_error(err, RR_E_INVALID, "CUDA engine: unknown dtype %d", (int)o->dtype);
     st = check_model(m, mi, err);

@@ -310,7 +310,8 @@ typedef struct rr_engine rr_engine;
 typedef enum rr_dtype {
     RR_DTYPE_F32 = 0,  /* CPU engine */
     RR_DTYPE_F16 = 1,  /* CUDA default */
-    RR_DTYPE_BF16 = 2, /* CUDA, selectable */
+    RR_DTYPE_BF16 = 2, /* CUDA, selectable; CPU opt-in (AVX512-BF16, else refused) */
+    RR_DTYPE_INT8 = 3, /* CPU opt-in: weights quantized at load (VNNI, else AVX2) */
 } rr_dtype;
 
 typedef struct rr_engine_opts {
@@ -318,7 +319,9 @@ typedef struct rr_engine_opts {
     int max_batch_tokens; /* workspace size in tokens; 0 → 16384 */
     int n_threads;        /* CPU threads; 0 → the CPUs this process may use: affinity and
                              cgroup CPU quota (rounded up) */
-    rr_dtype dtype;       /* CUDA precision; ignored on the CPU (always fp32) */
+    rr_dtype dtype;       /* precision: CUDA F16 (default there) or BF16; CPU F32 (the
+                             reference), BF16 or INT8. RR_E_UNSUPPORTED for a pair the
+                             device does not run, naming why */
 } rr_engine_opts;
 
 /* A device name as the tools take it: "cpu" → -1, "cuda" → 0, "cuda:N" → N, "auto" →
@@ -366,8 +369,12 @@ int rr_engine_max_batch_tokens(const rr_engine *e);
 /* The precision the engine computes in: RR_DTYPE_F32 on the CPU, opts.dtype on CUDA. */
 rr_dtype rr_engine_dtype(const rr_engine *e);
 
-/* "F32", "F16", "BF16". */
+/* "F32", "F16", "BF16", "INT8". */
 const char *rr_dtype_name(rr_dtype d);
+
+/* A precision as the tools take it (case-insensitive): "f32"/"fp32"/"float32",
+ * "f16"/"fp16"/"float16", "bf16"/"bfloat16", "int8". RR_E_INVALID naming the text otherwise. */
+rr_status rr_dtype_parse(const char *s, rr_dtype *out, rr_error *err);
 
 /* ---------------------------------------------------------------------------------------
  * Convenience: score one query against n_docs passages (CLI, tests, benchmarks)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "backend.h"
 #include "engine/engine_cpu.h"
@@ -45,7 +46,9 @@ rr_status rr_engine_init(const rr_model *m, const rr_engine_opts *opts, rr_engin
     if (!e) return rr_set_error(err, RR_E_NOMEM, "out of memory creating the engine");
     e->model = m;
     e->max_batch_tokens = o.max_batch_tokens;
-    e->dtype = o.device < 0 ? RR_DTYPE_F32 : o.dtype;
+    /* CUDA: F16 unless BF16 is asked (F32, the zero value, means its default). */
+    e->dtype = o.device >= 0 && o.dtype != RR_DTYPE_BF16 && o.dtype != RR_DTYPE_INT8 ? RR_DTYPE_F16
+                                                                                     : o.dtype;
     e->vocab_size = info->vocab_size;
     e->type_vocab_size = info->type_vocab_size;
     e->max_seq = info->max_seq;
@@ -137,6 +140,8 @@ const char *rr_dtype_name(rr_dtype d)
         return "F16";
     case RR_DTYPE_BF16:
         return "BF16";
+    case RR_DTYPE_INT8:
+        return "INT8";
     }
     return "unknown";
 }
@@ -148,6 +153,23 @@ rr_status rr_engine_cpu_forward_hidden(rr_engine *e, const rr_batch *b, float *l
     rr_status st = validate_batch(e, b);
     if (st != RR_OK) return st;
     return rr_cpu_forward_hidden(e->impl, b, logits, hidden);
+}
+
+rr_status rr_dtype_parse(const char *s, rr_dtype *out, rr_error *err)
+{
+    static const struct {
+        const char *name;
+        rr_dtype d;
+    } names[] = {{"f32", RR_DTYPE_F32},   {"fp32", RR_DTYPE_F32},      {"float32", RR_DTYPE_F32},
+                 {"f16", RR_DTYPE_F16},   {"fp16", RR_DTYPE_F16},      {"float16", RR_DTYPE_F16},
+                 {"bf16", RR_DTYPE_BF16}, {"bfloat16", RR_DTYPE_BF16}, {"int8", RR_DTYPE_INT8}};
+    if (!s) s = "";
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(s, names[i].name) == 0) {
+            *out = names[i].d;
+            return RR_OK;
+        }
+    return rr_set_error(err, RR_E_INVALID, "dtype '%s': expected f32, f16, bf16 or int8", s);
 }
 
 rr_status rr_device_parse(const char *s, int *device, rr_error *err)

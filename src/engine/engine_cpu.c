@@ -61,6 +61,10 @@ static rr_status cpu_create(const rr_model *m, const rr_engine_opts *opts, void 
                             rr_error *err)
 {
     const rr_model_info *in = rr_model_get_info(m);
+    if (opts->dtype != RR_DTYPE_F32)
+        return rr_set_error(err, RR_E_UNSUPPORTED,
+                            "the CPU engine computes in f32; %s is not available on the CPU",
+                            rr_dtype_name(opts->dtype));
     cpu_engine *c = rr_calloc(1, sizeof *c);
     if (!c) return rr_set_error(err, RR_E_NOMEM, "out of memory creating the CPU engine");
     c->model = m;

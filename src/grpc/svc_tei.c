@@ -375,6 +375,7 @@ void rr_svc_tei_info(rr_call *c)
     rr_dtype dt = rr_engine_dtype(srv->engine);
     resp.model_dtype = rr_bin(dt == RR_DTYPE_F32    ? "float32"
                               : dt == RR_DTYPE_BF16 ? "bfloat16"
+                              : dt == RR_DTYPE_INT8 ? "int8"
                                                     : "float16");
     resp.model_type = TEI__V1__MODEL_TYPE__MODEL_TYPE_RERANKER;
     resp.max_concurrent_requests = (uint32_t)srv->cfg.max_in_flight;

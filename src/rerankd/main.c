@@ -463,10 +463,8 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
  * with err filled. */
 static rr_engine *open_engine(rr_server *srv, rr_error *err)
 {
-    rr_engine_opts o = {.device = -1,
-                        .max_batch_tokens = srv->cfg.max_batch_tokens,
-                        .n_threads = srv->cfg.threads,
-                        .dtype = RR_DTYPE_F16};
+    rr_engine_opts o = {
+        .device = -1, .max_batch_tokens = srv->cfg.max_batch_tokens, .n_threads = srv->cfg.threads};
     rr_engine *e = NULL;
     if (rr_device_parse(srv->cfg.device, &o.device, err) != RR_OK) return NULL;
     if (o.device == RR_DEVICE_AUTO && !rr_engine_has_cuda()) o.device = -1;
