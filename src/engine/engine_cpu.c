@@ -11,21 +11,17 @@
  * [CLS] rows only. This is exact (the other rows of the last layer are never read) and removes
  * about 2/3 of the last layer's FLOPs at ~100-token pairs.
  *
- * Bitwise batch invariance: every GEMM is called once per sequence (and once per [CLS] row
- * in the last layer) and per 128-column slice, never over the whole packed batch. OpenBLAS
- * rounds a row differently depending on how many rows its sgemm call has and where the row
- * sits (0.3.21, ZEN kernels: a few ulps per GEMM, ~1e-5 on a logit after 6 layers), so a
- * batch-wide call made a pair's score depend on its neighbours. Each (sequence, slice) sgemm
- * runs single-threaded inside an OpenMP thread, so a pair's arithmetic is the same alone, in
- * any batch and with any thread count; the other ops already work row by row. Measured with
- * bench/cpu (128 pairs of ~120 tokens, 2 threads, two runs each): 31.0/28.9 pairs/s with one
- * multi-threaded sgemm per GEMM, 36.7/34.9 pairs/s this way — OpenBLAS's own threading of
- * small-M calls costs more than the repacking.
+ * Linear layers: weights packed once in create for gemm_cpu.c's kernels, as f32 (the
+ * reference), bf16 or int8 (opts->dtype; embeddings, attention, LayerNorm and the head stay
+ * f32). Each GEMM is one call over the whole packed batch: every output element is one FMA
+ * (or exact integer) chain in k order, so a pair's score is the same bits alone or in any
+ * batch, with any thread count, on AVX-512, AVX2 or the generic path (gemm_cpu.h). Before
+ * (OpenBLAS sgemm, one call per sequence and 128-column slice to stay batch invariant), the
+ * weights were re-packed on every call: ~13 % of a K=10 forward.
  *
  * All activations live in one workspace sized for max_batch_tokens in create; forward
- * allocates nothing. Threads: OpenMP uses n_threads; OpenBLAS is set to 1 thread.
+ * allocates nothing. Threads: OpenMP uses n_threads.
  */
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -33,9 +29,17 @@
 
 #include "engine/backend.h"
 #include "engine/engine_cpu.h"
+#include "engine/gemm_cpu.h"
 #include "engine/ops.h"
 #include "model/model.h"
 #include "util/util.h"
+
+/* One layer's linears, packed (gemm_cpu.h). The last layer also has Q and KV apart: the
+ * production path projects K and V for every token but Q for the [CLS] rows only. */
+typedef struct packed_layer {
+    rr_packed qkv, ao, ff1, ff2;
+    rr_packed q, kv;
+} packed_layer;
 
 typedef struct cpu_engine {
     const rr_model *model;
@@ -54,17 +58,55 @@ typedef struct cpu_engine {
     int32_t *pos; /* [max_tok] XLM-R position ids (NULL for BERT: position = index) */
     float *kt;    /* attention's transposed keys past 512 × 64, kt_cap floats per thread */
     size_t kt_cap;
-    char desc[64];
+    rr_dtype dt;
+    packed_layer *layers; /* [n_layer] */
+    rr_packed emb_proj;   /* ELECTRA's embeddings_project (f32), when present */
+    void *scratch;        /* the reduced paths' rounded activations (gemm_cpu.h) */
+    char desc[96];
 } cpu_engine;
+
+static void cpu_destroy(void *impl);
+
+/* Packs every linear of the encoder as c->dt (the ELECTRA projection stays f32). */
+static rr_status pack_all(cpu_engine *c, rr_error *err)
+{
+    const rr_model_info *in = c->info;
+    const int d = in->d_model, f = in->d_ff;
+    rr_status s = RR_OK;
+    c->layers = rr_calloc((size_t)in->n_layer, sizeof *c->layers);
+    if (!c->layers) return rr_set_error(err, RR_E_NOMEM, "out of memory packing the weights");
+    for (int l = 0; l < in->n_layer && !s; l++) {
+        const rr_layer_weights *L = &c->w->layers[l];
+        packed_layer *P = &c->layers[l];
+        s = rr_pack_weights(L->qkv_w, 3 * d, d, c->dt, &P->qkv, err);
+        if (!s) s = rr_pack_weights(L->ao_w, d, d, c->dt, &P->ao, err);
+        if (!s) s = rr_pack_weights(L->ff1_w, f, d, c->dt, &P->ff1, err);
+        if (!s) s = rr_pack_weights(L->ff2_w, d, f, c->dt, &P->ff2, err);
+        if (!s && l == in->n_layer - 1) {
+            s = rr_pack_weights(L->qkv_w, d, d, c->dt, &P->q, err);
+            if (!s) s = rr_pack_weights(L->qkv_w + (size_t)d * d, 2 * d, d, c->dt, &P->kv, err);
+        }
+    }
+    if (!s && c->w->emb_proj_w)
+        s = rr_pack_weights(c->w->emb_proj_w, d, in->d_embed, RR_DTYPE_F32, &c->emb_proj, err);
+    return s;
+}
 
 static rr_status cpu_create(const rr_model *m, const rr_engine_opts *opts, void **impl,
                             rr_error *err)
 {
     const rr_model_info *in = rr_model_get_info(m);
-    if (opts->dtype != RR_DTYPE_F32)
+    const rr_cpu_caps caps = rr_cpu_caps_get();
+    if (opts->dtype == RR_DTYPE_F16)
         return rr_set_error(err, RR_E_UNSUPPORTED,
-                            "the CPU engine computes in f32; %s is not available on the CPU",
-                            rr_dtype_name(opts->dtype));
+                            "f16 is a CUDA precision; the CPU engine runs f32, bf16 or int8");
+    if (opts->dtype == RR_DTYPE_BF16 && !caps.bf16)
+        return rr_set_error(err, RR_E_UNSUPPORTED,
+                            "bf16 on the CPU needs AVX512-BF16, which this CPU does not have "
+                            "(%s); use f32 or int8",
+                            rr_cpu_isa_name(caps.isa));
+    if (opts->dtype != RR_DTYPE_F32 && opts->dtype != RR_DTYPE_BF16 && opts->dtype != RR_DTYPE_INT8)
+        return rr_set_error(err, RR_E_INVALID, "CPU engine: unknown dtype %d", (int)opts->dtype);
     cpu_engine *c = rr_calloc(1, sizeof *c);
     if (!c) return rr_set_error(err, RR_E_NOMEM, "out of memory creating the CPU engine");
     c->model = m;
@@ -73,6 +115,7 @@ static rr_status cpu_create(const rr_model *m, const rr_engine_opts *opts, void 
     c->act = rr_model_hidden_act(m);
     c->n_threads = opts->n_threads > 0 ? opts->n_threads : 1;
     c->max_tok = opts->max_batch_tokens;
+    c->dt = opts->dtype;
 
     size_t T = (size_t)c->max_tok, d = (size_t)in->d_model;
     size_t n_emb = c->w->emb_proj_w ? T * (size_t)in->d_embed : 0;
@@ -104,14 +147,27 @@ static rr_status cpu_create(const rr_model *m, const rr_engine_opts *opts, void 
     if (in->pos_pad >= 0) {
         c->pos = rr_malloc(T * sizeof *c->pos);
         if (!c->pos) {
-            rr_free(c->kt);
-            rr_free(c->ws);
-            rr_free(c);
+            cpu_destroy(c);
             return rr_set_error(err, RR_E_NOMEM, "out of memory for the CPU workspace");
         }
     }
-    snprintf(c->desc, sizeof c->desc, "cpu (%d thread%s, fp32)", c->n_threads,
-             c->n_threads == 1 ? "" : "s");
+    size_t sb =
+        rr_gemm_scratch_bytes(c->dt, c->max_tok, in->d_ff > in->d_model ? in->d_ff : in->d_model);
+    if (sb && !(c->scratch = rr_malloc_aligned(64, sb))) {
+        cpu_destroy(c);
+        return rr_set_error(err, RR_E_NOMEM, "out of memory for the CPU workspace");
+    }
+    rr_status st = pack_all(c, err);
+    if (st != RR_OK) {
+        cpu_destroy(c);
+        return st;
+    }
+    const char *ext = c->dt == RR_DTYPE_BF16                ? "+bf16"
+                      : c->dt == RR_DTYPE_INT8 && caps.vnni ? "+vnni"
+                                                            : "";
+    snprintf(c->desc, sizeof c->desc, "cpu (%d thread%s, %s, %s%s)", c->n_threads,
+             c->n_threads == 1 ? "" : "s", c->dt == RR_DTYPE_F32 ? "fp32" : rr_dtype_name(c->dt),
+             rr_cpu_isa_name(caps.isa), ext);
     *impl = c;
     return RR_OK;
 }
@@ -119,6 +175,18 @@ static rr_status cpu_create(const rr_model *m, const rr_engine_opts *opts, void 
 static void cpu_destroy(void *impl)
 {
     cpu_engine *c = impl;
+    if (c->layers)
+        for (int l = 0; l < c->info->n_layer; l++) {
+            rr_packed_free(&c->layers[l].qkv);
+            rr_packed_free(&c->layers[l].ao);
+            rr_packed_free(&c->layers[l].ff1);
+            rr_packed_free(&c->layers[l].ff2);
+            rr_packed_free(&c->layers[l].q);
+            rr_packed_free(&c->layers[l].kv);
+        }
+    rr_free(c->layers);
+    rr_packed_free(&c->emb_proj);
+    rr_free(c->scratch);
     rr_free(c->pos);
     rr_free(c->kt);
     rr_free(c->ws);
@@ -130,35 +198,11 @@ static const char *cpu_describe(const void *impl)
     return ((const cpu_engine *)impl)->desc;
 }
 
-/* Output columns per sgemm work item: 384-wide projections give 3 items per sequence,
- * the 1536-wide FFN 12, enough to keep the threads busy even for a single sequence. */
-#define RR_COL_SLICE 128
-
-/* y[r, 0..n_out) (row stride ldy) = x[r, :]·wᵀ (+ bias) over row groups: sequence s is rows
- * cu[s] .. cu[s+1]-1, or, when cu is NULL, every row is its own group. One sgemm per group is
- * what makes the engine batch invariant (see the file comment). */
-static void seq_linear(const float *x, const float *w, const float *bias, const int32_t *cu,
-                       int n_groups, int n_in, int n_out, float *y, int ldy)
+/* y[0..n) (row stride ldy) = x[0..n)·wᵀ (+ bias), x rows n_in apart. */
+static void linear(const cpu_engine *c, const float *x, const rr_packed *w, const float *bias,
+                   int n, float *y, int ldy)
 {
-    /* Work items are (group, column slice): parallel even for one sequence, and the slices
-     * depend only on n_out, never on the batch. Each sgemm runs single-threaded inside an
-     * OpenMP thread (OpenBLAS is set to 1 thread), so a row's arithmetic is fixed. */
-    const int n_slices = (n_out + RR_COL_SLICE - 1) / RR_COL_SLICE;
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
-    for (int s = 0; s < n_groups; s++) {
-        for (int j = 0; j < n_slices; j++) {
-            const int r0 = cu ? cu[s] : s, m = cu ? cu[s + 1] - cu[s] : 1;
-            const int c0 = j * RR_COL_SLICE;
-            const int nc = n_out - c0 < RR_COL_SLICE ? n_out - c0 : RR_COL_SLICE;
-            float *yr = y + (size_t)r0 * ldy + c0;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nc, n_in, 1.0f,
-                        x + (size_t)r0 * n_in, n_in, w + (size_t)c0 * n_in, n_in, 0.0f, yr, ldy);
-            if (bias)
-                for (int t = 0; t < m; t++)
-                    for (int i = 0; i < nc; i++)
-                        yr[(size_t)t * ldy + i] += bias[c0 + i];
-        }
-    }
+    rr_gemm_packed(x, (size_t)w->n_in, n, w, bias, y, (size_t)ldy, c->scratch, c->n_threads);
 }
 
 /* x[n, d] = act(x + bias) for the configured hidden_act. */
@@ -178,42 +222,40 @@ static void bias_act(const cpu_engine *c, float *x, const float *bias, int n, in
 }
 
 /* The encoder layer body from the attention context on: out-proj + residual + LN into tmp,
- * FFN + residual + LN into x. Works on n rows whose residual input is x, in the row groups
- * of seq_linear (cu, n_groups). */
-static void layer_tail(const cpu_engine *c, const rr_layer_weights *L, const int32_t *cu,
-                       int n_groups, int n)
+ * FFN + residual + LN into x. Works on n rows whose residual input is x. */
+static void layer_tail(const cpu_engine *c, const rr_layer_weights *L, const packed_layer *P, int n)
 {
     const rr_model_info *in = c->info;
     const int d = in->d_model, f = in->d_ff;
     const float eps = in->layer_norm_eps;
-    seq_linear(c->ctx, L->ao_w, NULL, cu, n_groups, d, d, c->tmp, d);
+    linear(c, c->ctx, &P->ao, NULL, n, c->tmp, d);
     rr_bias_residual_ln_cpu(c->tmp, L->ao_b, c->x, L->ln1_g, L->ln1_b, eps, n, d);
-    seq_linear(c->tmp, L->ff1_w, NULL, cu, n_groups, d, f, c->ff, f);
+    linear(c, c->tmp, &P->ff1, NULL, n, c->ff, f);
     bias_act(c, c->ff, L->ff1_b, n, f);
-    seq_linear(c->ff, L->ff2_w, NULL, cu, n_groups, f, d, c->x, d);
+    linear(c, c->ff, &P->ff2, NULL, n, c->x, d);
     rr_bias_residual_ln_cpu(c->x, L->ff2_b, c->tmp, L->ln2_g, L->ln2_b, eps, n, d);
 }
 
 /* The last layer for the [CLS] rows only (see the file comment). On return x[0..n_seq) holds
  * the final hidden state of each sequence's [CLS] token. */
-static void last_layer_cls(const cpu_engine *c, const rr_layer_weights *L, const rr_batch *b)
+static void last_layer_cls(const cpu_engine *c, const rr_layer_weights *L, const packed_layer *P,
+                           const rr_batch *b)
 {
     const int d = c->info->d_model, n_seq = b->n_seq;
     const size_t ld = 3 * (size_t)d;
 
     /* K and V of every token straight into columns d..3d of the qkv rows. */
-    seq_linear(c->x, L->qkv_w + (size_t)d * d, L->qkv_b + d, b->cu_seqlens, n_seq, d, 2 * d,
-               c->qkv + d, (int)ld);
+    linear(c, c->x, &P->kv, L->qkv_b + d, b->n_tok, c->qkv + d, (int)ld);
     /* Compact the [CLS] rows to the top of x (row cu[s] >= s, so nothing unread is hit). */
     for (int s = 0; s < n_seq; s++)
         memmove(c->x + (size_t)s * d, c->x + (size_t)b->cu_seqlens[s] * d, d * sizeof(float));
     /* Q of the [CLS] rows, scattered into their qkv rows for the attention op. */
-    seq_linear(c->x, L->qkv_w, L->qkv_b, NULL, n_seq, d, d, c->ctx, d);
+    linear(c, c->x, &P->q, L->qkv_b, n_seq, c->ctx, d);
     for (int s = 0; s < n_seq; s++)
         memcpy(c->qkv + (size_t)b->cu_seqlens[s] * ld, c->ctx + (size_t)s * d, d * sizeof(float));
     rr_attention_cpu(c->qkv, b->cu_seqlens, n_seq, c->info->n_head, c->info->d_head, b->cu_seqlens,
                      c->ctx, c->n_threads, c->kt, c->kt_cap);
-    layer_tail(c, L, NULL, n_seq, n_seq);
+    layer_tail(c, L, P, n_seq);
 }
 
 /* The forward pass. hidden == NULL: production path (last layer on [CLS] rows only);
@@ -226,7 +268,6 @@ static rr_status cpu_run(cpu_engine *c, const rr_batch *b, float *logits, float 
     const size_t block = (size_t)n * d;
 
     omp_set_num_threads(c->n_threads);
-    openblas_set_num_threads(1);
 
     if (c->pos)
         for (int s = 0; s < b->n_seq; s++)
@@ -236,8 +277,7 @@ static rr_status cpu_run(cpu_engine *c, const rr_batch *b, float *logits, float 
         rr_embed_ln_cpu(b->tokens, b->type_ids, c->pos, b->cu_seqlens, b->n_seq, n, w->word_emb,
                         w->pos_emb, w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps,
                         in->d_embed, c->emb);
-        seq_linear(c->emb, w->emb_proj_w, w->emb_proj_b, b->cu_seqlens, b->n_seq, in->d_embed, d,
-                   c->x, d);
+        linear(c, c->emb, &c->emb_proj, w->emb_proj_b, n, c->x, d);
     } else {
         rr_embed_ln_cpu(b->tokens, b->type_ids, c->pos, b->cu_seqlens, b->n_seq, n, w->word_emb,
                         w->pos_emb, w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps, d,
@@ -248,13 +288,13 @@ static rr_status cpu_run(cpu_engine *c, const rr_batch *b, float *logits, float 
     int full_layers = hidden ? n_layer : n_layer - 1;
     for (int l = 0; l < full_layers; l++) {
         const rr_layer_weights *L = &w->layers[l];
-        seq_linear(c->x, L->qkv_w, L->qkv_b, b->cu_seqlens, b->n_seq, d, 3 * d, c->qkv, 3 * d);
+        linear(c, c->x, &c->layers[l].qkv, L->qkv_b, n, c->qkv, 3 * d);
         rr_attention_cpu(c->qkv, b->cu_seqlens, b->n_seq, in->n_head, in->d_head, NULL, c->ctx,
                          c->n_threads, c->kt, c->kt_cap);
-        layer_tail(c, L, b->cu_seqlens, b->n_seq, n);
+        layer_tail(c, L, &c->layers[l], n);
         if (hidden) memcpy(hidden + (size_t)(l + 1) * block, c->x, block * sizeof(float));
     }
-    if (!hidden) last_layer_cls(c, &w->layers[n_layer - 1], b);
+    if (!hidden) last_layer_cls(c, &w->layers[n_layer - 1], &c->layers[n_layer - 1], b);
 
     rr_head_cpu(c->x, b->cu_seqlens, b->n_seq, hidden ? 0 : 1, d, in->n_labels, w->head_dense_w,
                 w->head_dense_b, w->head_out_w, w->head_out_b, in->arch == RR_ARCH_ELECTRA, logits);

@@ -4,13 +4,13 @@
  * 1000 and 2049 tokens with random <pad> ids among them) scored each alone, all together, and
  * all together in reverse order.
  *
- * Bitwise: the CPU engine calls every GEMM once per sequence (and column slice), never over
- * the packed batch, and every other op works row by row, so a pair's arithmetic is the same
- * alone, in any batch, at any position — and with any thread count (each sgemm runs
- * single-threaded; threads take whole work items). Batch-wide OpenBLAS calls were not
- * invariant (rows rounded differently depending on M and position: ~1e-5 on a logit), which
- * is why engine_cpu.c is built this way. Checked here: alone == in the batch == in the
- * reversed batch == the batch on a 1-thread engine, bit for bit.
+ * Bitwise: each output of the CPU engine's GEMMs (gemm_cpu.h) is one chain over k in order,
+ * whatever the rows around it, and every other op works row by row, so a pair's arithmetic
+ * is the same alone, in any batch, at any position — and with any thread count. (Batch-wide
+ * OpenBLAS calls were not invariant: rows rounded differently depending on M and position,
+ * ~1e-5 on a logit.) Checked here for f32, int8 and bf16 (where the CPU has AVX512-BF16; the
+ * refusal is checked elsewhere): alone == in the batch == in the reversed batch == the batch
+ * on a 1-thread engine, bit for bit. CTest also runs it with RERANK_CPU_ISA=avx2.
  *
  * Also: the engine front rejects malformed batches with RR_E_INVALID. Skips (77) without a
  * test model.
@@ -33,7 +33,7 @@ static uint32_t next_u32(void)
     return (uint32_t)(rng >> 16);
 }
 
-static void invariance(const char *dir)
+static void invariance(const char *dir, rr_dtype dt)
 {
     rr_model *m = NULL;
     rr_engine *e = NULL;
@@ -53,8 +53,20 @@ static void invariance(const char *dir)
         cu[i + 1] = cu[i] + len[i];
     }
     int n_tok = cu[N_PAIRS];
-    rr_engine_opts o = {.device = -1, .max_batch_tokens = n_tok, .n_threads = 3};
-    CHECK_MSG(rr_engine_init(m, &o, &e, &err) == RR_OK, "%s", err.msg);
+    rr_engine_opts o = {.device = -1, .max_batch_tokens = n_tok, .n_threads = 3, .dtype = dt};
+    rr_status st = rr_engine_init(m, &o, &e, &err);
+    if (dt == RR_DTYPE_BF16 && st == RR_E_UNSUPPORTED) {
+        /* no AVX512-BF16 here: the refusal must say so */
+        CHECK_MSG(strstr(err.msg, "AVX512-BF16") != NULL, "bf16 refusal: %s", err.msg);
+        printf("%s: bf16 skipped (%s)\n", in->arch_name, err.msg);
+        rr_model_free(m);
+        return;
+    }
+    CHECK_MSG(st == RR_OK, "%s", err.msg);
+    if (!e) {
+        rr_model_free(m);
+        return;
+    }
     int32_t *tok = rr_malloc(n_tok * sizeof *tok), *ty = rr_malloc(n_tok * sizeof *ty);
     int32_t *tok_r = rr_malloc(n_tok * sizeof *tok), *ty_r = rr_malloc(n_tok * sizeof *ty);
     for (int i = 0; i < N_PAIRS; i++) {
@@ -104,7 +116,7 @@ static void invariance(const char *dir)
     {
         /* The same batch on a 1-thread engine: thread count must not change a bit. */
         rr_engine *e1 = NULL;
-        rr_engine_opts o1 = {.device = -1, .max_batch_tokens = n_tok, .n_threads = 1};
+        rr_engine_opts o1 = {.device = -1, .max_batch_tokens = n_tok, .n_threads = 1, .dtype = dt};
         float one[N_PAIRS];
         CHECK(rr_engine_init(m, &o1, &e1, NULL) == RR_OK);
         CHECK(e1 && rr_engine_forward(e1, &b, one) == RR_OK);
@@ -112,9 +124,9 @@ static void invariance(const char *dir)
                   "%s: 1-thread engine differs from the multi-threaded one", dir);
         rr_engine_free(e1);
     }
-    printf("%s: %d pairs (%d tokens), alone vs batch vs reversed batch: max |diff| = %.3g "
-           "(%d pairs not bitwise equal)\n",
-           in->arch_name, N_PAIRS, n_tok, worst, differ);
+    printf("%s %s [%s]: %d pairs (%d tokens), alone vs batch vs reversed batch: max |diff| = "
+           "%.3g (%d pairs not bitwise equal)\n",
+           in->arch_name, rr_dtype_name(dt), rr_engine_describe(e), N_PAIRS, n_tok, worst, differ);
     rr_free(tok);
     rr_free(ty);
     rr_free(tok_r);
@@ -180,8 +192,15 @@ static void validation(const char *dir)
     rr_engine_opts gpu = {.device = 9999};
     rr_status s = rr_engine_init(m, &gpu, &e2, &err);
     CHECK_MSG(s == RR_E_DEVICE && e2 == NULL, "device 9999: %s %s", rr_status_name(s), err.msg);
-    CHECK(strcmp(rr_engine_describe(e), "cpu (1 thread, fp32)") == 0);
-    printf("validation: bad batches rejected; device 9999: %s\n", err.msg);
+    CHECK_MSG(strncmp(rr_engine_describe(e), "cpu (1 thread, fp32, ", 21) == 0, "describe: %s",
+              rr_engine_describe(e));
+    rr_engine_opts f16 = {.device = -1, .dtype = RR_DTYPE_F16};
+    s = rr_engine_init(m, &f16, &e2, &err);
+    CHECK_MSG(s == RR_E_UNSUPPORTED && e2 == NULL && strstr(err.msg, "f16"), "cpu f16: %s %s",
+              rr_status_name(s), err.msg);
+    rr_engine_opts bad = {.device = -1, .dtype = (rr_dtype)77};
+    CHECK(rr_engine_init(m, &bad, &e2, &err) == RR_E_INVALID && e2 == NULL);
+    printf("validation: bad batches rejected; cuda:9999, cpu f16 and an unknown dtype refused\n");
     rr_engine_free(e2);
     rr_engine_free(e);
     rr_model_free(m);
@@ -198,7 +217,9 @@ int main(void)
         struct stat sb;
         snprintf(dir, sizeof dir, "%s/%s", RR_MODELS_DIR, names[i]);
         if (stat(dir, &sb) != 0) continue;
-        invariance(dir);
+        invariance(dir, RR_DTYPE_F32);
+        invariance(dir, RR_DTYPE_INT8);
+        invariance(dir, RR_DTYPE_BF16);
         if (!ran) validation(dir);
         ran++;
     }
