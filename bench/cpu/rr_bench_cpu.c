@@ -11,6 +11,22 @@
  *       token_type_ids and the peer's logit), packed into batches of 32 pairs in file order.
  *       Every logit must be within 1e-4 * max(1, |logit|) of the peer's before timing.
  *
+ *   rr-bench-cpu worker MODEL_DIR N_THREADS DTYPE
+ *       A persistent engine for bench/cpu/compare.py, which times it against the ONNX Runtime
+ *       and PyTorch peers (bench/cpu/peer_worker.py speaks the same protocol) with the model
+ *       loaded once. Loads MODEL_DIR and an engine of DTYPE (f32, bf16, int8: rr_dtype_parse)
+ *       with N_THREADS and rerankd's default batch budget (max_batch_tokens 0 → 16384, pairs
+ *       packed unpadded), then prints "READY <rr_engine_describe>", or "UNAVAILABLE <why>"
+ *       and exits 0 when the engine refuses the dtype (or anything else at start-up), so the
+ *       driver can mark that column "not available" rather than fail. Then, per stdin line
+ *       "IN_PATH OUT_PATH": IN_PATH is JSONL, one request a line, {"query": "...", "docs":
+ *       ["...", ...]}; the first request is scored once untimed (warm-up, its documents cut
+ *       to 100: a K = 1000 warm-up would cost a whole timed request and warm nothing more),
+ *       then every request is scored and timed with rr_score_query (text in, logits out:
+ *       tokenization, packing and forward passes, max_length the model's, truncation on).
+ *       OUT_PATH gets one line per request, "<seconds> <logit> <logit> ...", and stdout one
+ *       line, "OK <n_requests> <sum of seconds>" or "ERROR <message>". EOF ends it.
+ *
  * Timing: one warm-up pass, then REPEATS (default 5) timed passes over the whole input; the
  * best and the median are reported. The last line of output is machine-readable:
  *   RESULT tokenize bytes=.. tokens=.. best_s=.. median_s=.. mb_s=.. tok_s=..
@@ -368,15 +384,207 @@ fail:
     return rc;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * worker
+ */
+
+#define WARMUP_DOCS 100
+
+typedef struct request {
+    const char *query;
+    const char **docs; /* into the cJSON tree */
+    size_t *lens;
+    int n_docs;
+} request;
+
+typedef struct request_set {
+    cJSON **trees; /* one parsed line per request; owns the strings above */
+    request *req;
+    int n;
+} request_set;
+
+static void request_set_free(request_set *rs)
+{
+    for (int i = 0; i < rs->n; i++) {
+        cJSON_Delete(rs->trees[i]);
+        free(rs->req[i].docs);
+        free(rs->req[i].lens);
+    }
+    free(rs->trees);
+    free(rs->req);
+    memset(rs, 0, sizeof *rs);
+}
+
+/* Parses every request of path into rs (before any timing); on failure writes why to msg. */
+static int read_requests(const char *path, request_set *rs, char *msg, size_t msg_cap)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = NULL;
+    size_t bcap = 0;
+    int cap = 0, rc = -1;
+    memset(rs, 0, sizeof *rs);
+    if (!f) {
+        snprintf(msg, msg_cap, "cannot read %s", path);
+        return -1;
+    }
+    while (getline(&buf, &bcap, f) > 0) {
+        if (buf[0] == '\n') continue;
+        if (rs->n == cap) {
+            cap = cap ? 2 * cap : 64;
+            cJSON **t = realloc(rs->trees, (size_t)cap * sizeof *t);
+            if (t) rs->trees = t;
+            request *r = realloc(rs->req, (size_t)cap * sizeof *r);
+            if (r) rs->req = r;
+            if (!t || !r) goto oom;
+        }
+        cJSON *o = cJSON_Parse(buf);
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(o, "query");
+        const cJSON *docs = cJSON_GetObjectItemCaseSensitive(o, "docs"), *d;
+        int n = cJSON_GetArraySize(docs);
+        if (!cJSON_IsString(q) || !cJSON_IsArray(docs) || n < 1) {
+            snprintf(msg, msg_cap, "%s line %d: not a {\"query\", \"docs\"} request", path,
+                     rs->n + 1);
+            cJSON_Delete(o);
+            goto done;
+        }
+        request *r = &rs->req[rs->n];
+        rs->trees[rs->n++] = o;
+        *r = (request){.query = q->valuestring, .n_docs = 0};
+        r->docs = malloc((size_t)n * sizeof *r->docs);
+        r->lens = malloc((size_t)n * sizeof *r->lens);
+        if (!r->docs || !r->lens) goto oom;
+        cJSON_ArrayForEach(d, docs)
+        {
+            if (!cJSON_IsString(d)) {
+                snprintf(msg, msg_cap, "%s line %d: a document is not a string", path, rs->n);
+                goto done;
+            }
+            r->docs[r->n_docs] = d->valuestring;
+            r->lens[r->n_docs++] = strlen(d->valuestring);
+        }
+    }
+    rc = rs->n > 0 ? 0 : -1;
+    if (rc) snprintf(msg, msg_cap, "%s holds no requests", path);
+    goto done;
+oom:
+    snprintf(msg, msg_cap, "out of memory reading %s", path);
+done:
+    free(buf);
+    fclose(f);
+    if (rc) request_set_free(rs);
+    return rc;
+}
+
+/* One "IN_PATH OUT_PATH" command; the reply line is written to stdout. */
+static void worker_run(rr_engine *e, const rr_model *m, const char *in_path, const char *out_path)
+{
+    request_set rs;
+    char msg[RR_ERROR_MSG_CAP + 256];
+    rr_error err = {0};
+    rr_score_opts so = {.max_length = 0, .truncate = 1, .keep_last = 0};
+    float *logits = NULL;
+    FILE *out = NULL;
+    int max_docs = 0;
+    double sum = 0;
+
+    if (read_requests(in_path, &rs, msg, sizeof msg) != 0) {
+        printf("ERROR %s\n", msg);
+        return;
+    }
+    for (int i = 0; i < rs.n; i++)
+        if (rs.req[i].n_docs > max_docs) max_docs = rs.req[i].n_docs;
+    logits = malloc((size_t)max_docs * sizeof *logits);
+    out = fopen(out_path, "w");
+    if (!logits || !out) {
+        printf("ERROR cannot write %s\n", out_path);
+        goto done;
+    }
+    const request *w = &rs.req[0];
+    if (rr_score_query(e, m, w->query, strlen(w->query), w->docs, w->lens,
+                       w->n_docs < WARMUP_DOCS ? w->n_docs : WARMUP_DOCS, &so, logits,
+                       &err) != RR_OK) {
+        printf("ERROR warm-up: %s\n", err.msg);
+        goto done;
+    }
+    for (int i = 0; i < rs.n; i++) {
+        const request *r = &rs.req[i];
+        double t0 = now_s();
+        rr_status s = rr_score_query(e, m, r->query, strlen(r->query), r->docs, r->lens, r->n_docs,
+                                     &so, logits, &err);
+        double dt = now_s() - t0;
+        if (s != RR_OK) {
+            printf("ERROR request %d: %s\n", i, err.msg);
+            goto done;
+        }
+        sum += dt;
+        fprintf(out, "%.9f", dt);
+        for (int d = 0; d < r->n_docs; d++)
+            fprintf(out, " %.9g", logits[d]);
+        fputc('\n', out);
+    }
+    if (fclose(out) != 0) {
+        out = NULL;
+        printf("ERROR cannot write %s\n", out_path);
+        goto done;
+    }
+    out = NULL;
+    printf("OK %d %.9f\n", rs.n, sum);
+done:
+    if (out) fclose(out);
+    free(logits);
+    request_set_free(&rs);
+}
+
+static int worker(const char *model_dir, int n_threads, const char *dtype_name)
+{
+    rr_model *m = NULL;
+    rr_engine *e = NULL;
+    rr_error err = {0};
+    rr_engine_opts opts = {.device = -1, .max_batch_tokens = 0, .n_threads = n_threads};
+    char *cmd = NULL;
+    size_t cap = 0;
+
+    /* Replies must reach the driver as soon as they are written. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (rr_dtype_parse(dtype_name, &opts.dtype, &err) != RR_OK ||
+        rr_model_load(model_dir, &m, &err) != RR_OK ||
+        rr_engine_init(m, &opts, &e, &err) != RR_OK) {
+        printf("UNAVAILABLE %s: %s\n", rr_status_name(err.status), err.msg);
+        rr_model_free(m);
+        return 0;
+    }
+    printf("READY %s\n", rr_engine_describe(e));
+    while (getline(&cmd, &cap, stdin) > 0) {
+        char *save = NULL;
+        const char *in = strtok_r(cmd, " \t\r\n", &save);
+        const char *out = strtok_r(NULL, " \t\r\n", &save);
+        if (!in) continue;
+        if (!out)
+            printf("ERROR expected \"IN_PATH OUT_PATH\"\n");
+        else
+            worker_run(e, m, in, out);
+    }
+    free(cmd);
+    rr_engine_free(e);
+    rr_model_free(m);
+    return 0;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: rr-bench-cpu tokenize MODEL_DIR TEXT_FILE REF_FILE [REPEATS]\n"
-                    "       rr-bench-cpu engine MODEL_DIR PAIRS_FILE N_THREADS [REPEATS]\n");
+                    "       rr-bench-cpu engine MODEL_DIR PAIRS_FILE N_THREADS [REPEATS]\n"
+                    "       rr-bench-cpu worker MODEL_DIR N_THREADS DTYPE\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "worker") == 0) {
+        int n_threads = atoi(argv[3]);
+        if (n_threads < 1) return usage();
+        return worker(argv[2], n_threads, argv[4]);
+    }
     if (argc < 5) return usage();
     int repeats = argc > 5 ? atoi(argv[5]) : 5;
     if (repeats < 1 || repeats > MAX_REPEATS) return usage();

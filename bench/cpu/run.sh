@@ -9,6 +9,8 @@
 # Needs: .venv-oracle (scripts/setup-oracle.sh), models/ (scripts/make_models.py).
 # Env: MODEL (default models/minilm-l6-bert), BUILD_DIR (default build-bench), REPEATS (5),
 # N_PAIRS (512).
+# The end-to-end comparison with ONNX Runtime (fused fp32, int8) and PyTorch — text in,
+# logits out, per request, interleaved rounds — is bench/cpu/compare.py (see bench/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
