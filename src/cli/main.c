@@ -3,9 +3,10 @@
  * with any supported Hugging Face model folder. A thin client of include/rerank.h.
  *
  *   rerank score    --model DIR --query TEXT [--docs FILE|-] [--top-n N] [--json]
- *                   [--device cpu|cuda:N] [--threads N] [--max-length N] [--no-truncate]
- *                   [--chunk] [--max-chunks N] [--chunk-overlap N] [--chunk-score max|first|mean]
- *   rerank tokenize --model DIR [--query TEXT] [--docs FILE|-] [--max-length N] [--no-truncate]
+ *                   [--device cpu|cuda:N] [--dtype f32|bf16|int8|f16] [--threads N]
+ *                   [--max-length N] [--no-truncate] [--chunk] [--max-chunks N] [--chunk-overlap N]
+ * [--chunk-score max|first|mean] rerank tokenize --model DIR [--query TEXT] [--docs FILE|-]
+ * [--max-length N] [--no-truncate]
  *
  * Documents come one per line, or as JSONL objects with a "text" field (and an optional "id"
  * echoed back); the format is detected from the first non-empty line. Without --docs the
@@ -38,6 +39,7 @@ typedef struct cli_opts {
     const char *query;
     const char *docs;
     const char *device;
+    const char *dtype; /* NULL: the device's default (f32 CPU, f16 CUDA) */
     int top_n;
     int json;
     int threads;
@@ -50,8 +52,9 @@ static void usage(FILE *f)
 {
     fputs("usage:\n"
           "  rerank score    --model DIR --query TEXT [--docs FILE|-] [--top-n N] [--json]\n"
-          "                  [--device cpu|cuda:N] [--threads N] [--max-length N] [--no-truncate]\n"
-          "                  [--chunk] [--max-chunks N] [--chunk-overlap N]\n"
+          "                  [--device cpu|cuda:N] [--dtype f32|bf16|int8|f16] [--threads N]\n"
+          "                  [--max-length N] [--no-truncate] [--chunk] [--max-chunks N] "
+          "[--chunk-overlap N]\n"
           "                  [--chunk-score max|first|mean]\n"
           "  rerank tokenize --model DIR [--query TEXT] [--docs FILE|-] [--max-length N]\n"
           "                  [--no-truncate]\n"
@@ -115,6 +118,9 @@ static int parse_args(int argc, char **argv, cli_opts *o)
         } else if (!strcmp(a, "--device")) {
             NEED_VALUE();
             o->device = v;
+        } else if (!strcmp(a, "--dtype")) {
+            NEED_VALUE();
+            o->dtype = v;
         } else if (!strcmp(a, "--top-n")) {
             NEED_VALUE();
             if (parse_int(v, a, 1, &o->top_n)) return -1;
@@ -300,6 +306,10 @@ static int cmd_score(const cli_opts *o, const rr_model *m, const doc_list *d)
 
     if (rr_device_parse(o->device, &eo.device, &err) != RR_OK) {
         fprintf(stderr, "rerank: --device: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    if (o->dtype && rr_dtype_parse(o->dtype, &eo.dtype, &err) != RR_OK) {
+        fprintf(stderr, "rerank: --dtype: %s\n", err.msg);
         return EXIT_USAGE;
     }
     if (eo.device == RR_DEVICE_AUTO) { /* cuda:0 when it opens, else the CPU */

@@ -22,6 +22,7 @@
 typedef struct rr_config {
     const char *model_dir;
     const char *device; /* "auto", "cpu", "cuda:N" */
+    const char *dtype;  /* "auto" (f16 on CUDA, f32 on the CPU) or an rr_dtype_parse name */
     const char *host;
     int port;
     int max_batch_tokens;

@@ -166,7 +166,10 @@ static rr_status cpu_create(const rr_model *m, const rr_engine_opts *opts, void 
                       : c->dt == RR_DTYPE_INT8 && caps.vnni ? "+vnni"
                                                             : "";
     snprintf(c->desc, sizeof c->desc, "cpu (%d thread%s, %s, %s%s)", c->n_threads,
-             c->n_threads == 1 ? "" : "s", c->dt == RR_DTYPE_F32 ? "fp32" : rr_dtype_name(c->dt),
+             c->n_threads == 1 ? "" : "s",
+             c->dt == RR_DTYPE_F32    ? "fp32"
+             : c->dt == RR_DTYPE_BF16 ? "bf16"
+                                      : "int8",
              rr_cpu_isa_name(caps.isa), ext);
     *impl = c;
     return RR_OK;

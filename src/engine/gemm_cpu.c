@@ -51,7 +51,8 @@ rr_cpu_caps rr_cpu_caps_get(void)
         c.bf16 = __builtin_cpu_supports("avx512bf16");
     }
     const char *cap = getenv("RERANK_CPU_ISA");
-    if (cap && strcmp(cap, "avx2") == 0 && c.isa > RR_ISA_AVX2) c = (rr_cpu_caps){RR_ISA_AVX2, 0, 0};
+    if (cap && strcmp(cap, "avx2") == 0 && c.isa > RR_ISA_AVX2)
+        c = (rr_cpu_caps){RR_ISA_AVX2, 0, 0};
     if (cap && strcmp(cap, "generic") == 0) c = (rr_cpu_caps){RR_ISA_GENERIC, 0, 0};
     caps = c; /* a race here writes the same value twice */
     done = 1;
@@ -80,7 +81,8 @@ rr_status rr_pack_weights(const float *w, int n_out, int n_in, rr_dtype dt, rr_p
 {
     memset(out, 0, sizeof *out);
     if (dt != RR_DTYPE_F32 && dt != RR_DTYPE_BF16 && dt != RR_DTYPE_INT8)
-        return rr_set_error(err, RR_E_UNSUPPORTED, "no CPU weight layout for %s", rr_dtype_name(dt));
+        return rr_set_error(err, RR_E_UNSUPPORTED, "no CPU weight layout for %s",
+                            rr_dtype_name(dt));
     const int g = group_of(dt);
     out->n_out = n_out;
     out->n_in = n_in;
@@ -109,7 +111,8 @@ rr_status rr_pack_weights(const float *w, int n_out, int n_in, rr_dtype dt, rr_p
         float inv = 0.0f;
         if (dt == RR_DTYPE_INT8) {
             float amax = 0.0f;
-            for (int k = 0; k < n_in; k++) amax = fmaxf(amax, fabsf(wr[k]));
+            for (int k = 0; k < n_in; k++)
+                amax = fmaxf(amax, fabsf(wr[k]));
             out->scale[c] = amax / 127.0f;
             inv = amax > 0.0f ? 127.0f / amax : 0.0f;
         }
@@ -163,7 +166,8 @@ static void tile_f32_generic(const float *x, size_t ldx, int mr, const float *p,
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < PANEL; j++) {
             float acc = 0.0f;
-            for (int k = 0; k < K; k++) acc = fmaf(x[(size_t)r * ldx + k], p[(size_t)k * PANEL + j], acc);
+            for (int k = 0; k < K; k++)
+                acc = fmaf(x[(size_t)r * ldx + k], p[(size_t)k * PANEL + j], acc);
             t[r * PANEL + j] = acc;
         }
 }
@@ -173,12 +177,13 @@ static void tile_f32_generic(const float *x, size_t ldx, int mr, const float *p,
 #define INLINE static inline __attribute__((always_inline))
 
 /* AVX2: MR (≤ 6) rows × one panel (2 ymm). t gets [MR][16]. */
-INLINE TGT_AVX2 void tile_f32_avx2(const float *x, size_t ldx, const int MR, const float *p,
-                                   int K, float *t)
+INLINE TGT_AVX2 void tile_f32_avx2(const float *x, size_t ldx, const int MR, const float *p, int K,
+                                   float *t)
 {
     __m256 acc[6][2];
 #pragma GCC unroll 6
-    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int r = 0; r < MR; r++)
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int k = 0; k < K; k++) {
         const __m256 b0 = _mm256_load_ps(p + (size_t)k * PANEL);
         const __m256 b1 = _mm256_load_ps(p + (size_t)k * PANEL + 8);
@@ -202,7 +207,8 @@ INLINE TGT_AVX512 void tile_f32_avx512(const float *x, size_t ldx, const int MR,
 {
     __m512 acc[12][2];
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int r = 0; r < MR; r++)
+        acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int k = 0; k < K; k++) {
         const __m512 b0 = _mm512_load_ps(p0 + (size_t)k * PANEL);
         const __m512 b1 = NV > 1 ? _mm512_load_ps(p1 + (size_t)k * PANEL) : b0;
@@ -226,12 +232,24 @@ static TGT_AVX2 void tile_f32_avx2_any(const float *x, size_t ldx, int mr, const
                                        float *t)
 {
     switch (mr) {
-    case 6: tile_f32_avx2(x, ldx, 6, p, K, t); break;
-    case 5: tile_f32_avx2(x, ldx, 5, p, K, t); break;
-    case 4: tile_f32_avx2(x, ldx, 4, p, K, t); break;
-    case 3: tile_f32_avx2(x, ldx, 3, p, K, t); break;
-    case 2: tile_f32_avx2(x, ldx, 2, p, K, t); break;
-    default: tile_f32_avx2(x, ldx, 1, p, K, t); break;
+    case 6:
+        tile_f32_avx2(x, ldx, 6, p, K, t);
+        break;
+    case 5:
+        tile_f32_avx2(x, ldx, 5, p, K, t);
+        break;
+    case 4:
+        tile_f32_avx2(x, ldx, 4, p, K, t);
+        break;
+    case 3:
+        tile_f32_avx2(x, ldx, 3, p, K, t);
+        break;
+    case 2:
+        tile_f32_avx2(x, ldx, 2, p, K, t);
+        break;
+    default:
+        tile_f32_avx2(x, ldx, 1, p, K, t);
+        break;
     }
 }
 
@@ -247,12 +265,10 @@ static TGT_AVX512 void tile_f32_avx512_any(const float *x, size_t ldx, int mr, i
                                            const float *p0, const float *p1, int K, float *t)
 {
     switch (mr) {
-        F512(12) F512(11) F512(10) F512(9) F512(8) F512(7) F512(6) F512(5) F512(4) F512(3) F512(2)
-    default:
-        if (nv > 1)
-            tile_f32_avx512(x, ldx, 1, 2, p0, p1, K, t);
-        else
-            tile_f32_avx512(x, ldx, 1, 1, p0, p0, K, t);
+        F512(12)
+        F512(11) F512(10) F512(9) F512(8) F512(7) F512(6) F512(5) F512(4) F512(3) F512(2) default
+            : if (nv > 1) tile_f32_avx512(x, ldx, 1, 2, p0, p1, K, t);
+        else tile_f32_avx512(x, ldx, 1, 1, p0, p0, K, t);
         break;
     }
 }
@@ -267,7 +283,8 @@ INLINE TGT_BF16 void tile_bf16(const uint32_t *xb, size_t ldk, const int MR, con
 {
     __m512 acc[12][2];
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int r = 0; r < MR; r++)
+        acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int k = 0; k < K2; k++) {
         const __m512bh b0 = (__m512bh)_mm512_load_si512(p0 + (size_t)k * PANEL);
         const __m512bh b1 = NV > 1 ? (__m512bh)_mm512_load_si512(p1 + (size_t)k * PANEL) : b0;
@@ -297,12 +314,10 @@ static TGT_BF16 void tile_bf16_any(const uint32_t *xb, size_t ldk, int mr, int n
                                    const uint32_t *p0, const uint32_t *p1, int K2, float *t)
 {
     switch (mr) {
-        B512(12) B512(11) B512(10) B512(9) B512(8) B512(7) B512(6) B512(5) B512(4) B512(3) B512(2)
-    default:
-        if (nv > 1)
-            tile_bf16(xb, ldk, 1, 2, p0, p1, K2, t);
-        else
-            tile_bf16(xb, ldk, 1, 1, p0, p0, K2, t);
+        B512(12)
+        B512(11) B512(10) B512(9) B512(8) B512(7) B512(6) B512(5) B512(4) B512(3) B512(2) default
+            : if (nv > 1) tile_bf16(xb, ldk, 1, 2, p0, p1, K2, t);
+        else tile_bf16(xb, ldk, 1, 1, p0, p0, K2, t);
         break;
     }
 }
@@ -320,7 +335,8 @@ static void tile_i8_generic(const uint8_t *xq, size_t ldq, int mr, const int8_t 
         for (int j = 0; j < PANEL; j++) {
             int32_t acc = 0;
             for (int k = 0; k < K4 * 4; k++)
-                acc += (int32_t)xq[(size_t)r * ldq + k] * p[(size_t)(k / 4) * PANEL * 4 + j * 4 + k % 4];
+                acc += (int32_t)xq[(size_t)r * ldq + k] *
+                       p[(size_t)(k / 4) * PANEL * 4 + j * 4 + k % 4];
             t[r * PANEL + j] = acc;
         }
 }
@@ -332,7 +348,8 @@ INLINE TGT_AVX2 void tile_i8_avx2(const uint8_t *xq, size_t ldq, const int MR, c
 {
     __m256i acc[6][2];
 #pragma GCC unroll 6
-    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (int r = 0; r < MR; r++)
+        acc[r][0] = acc[r][1] = _mm256_setzero_si256();
     for (int k = 0; k < K4; k++) {
         /* 16 columns × 4 bytes = 64 bytes: columns 0–7 and 8–15. */
         const __m256i w0 = _mm256_load_si256((const __m256i *)(p + (size_t)k * 64));
@@ -367,12 +384,24 @@ static TGT_AVX2 void tile_i8_avx2_any(const uint8_t *xq, size_t ldq, int mr, con
                                       int K4, int32_t *t)
 {
     switch (mr) {
-    case 6: tile_i8_avx2(xq, ldq, 6, p, K4, t); break;
-    case 5: tile_i8_avx2(xq, ldq, 5, p, K4, t); break;
-    case 4: tile_i8_avx2(xq, ldq, 4, p, K4, t); break;
-    case 3: tile_i8_avx2(xq, ldq, 3, p, K4, t); break;
-    case 2: tile_i8_avx2(xq, ldq, 2, p, K4, t); break;
-    default: tile_i8_avx2(xq, ldq, 1, p, K4, t); break;
+    case 6:
+        tile_i8_avx2(xq, ldq, 6, p, K4, t);
+        break;
+    case 5:
+        tile_i8_avx2(xq, ldq, 5, p, K4, t);
+        break;
+    case 4:
+        tile_i8_avx2(xq, ldq, 4, p, K4, t);
+        break;
+    case 3:
+        tile_i8_avx2(xq, ldq, 3, p, K4, t);
+        break;
+    case 2:
+        tile_i8_avx2(xq, ldq, 2, p, K4, t);
+        break;
+    default:
+        tile_i8_avx2(xq, ldq, 1, p, K4, t);
+        break;
     }
 }
 
@@ -383,7 +412,8 @@ INLINE TGT_VNNI void tile_vnni(const uint8_t *xq, size_t ldq, const int MR, cons
 {
     __m512i acc[12][2];
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+    for (int r = 0; r < MR; r++)
+        acc[r][0] = acc[r][1] = _mm512_setzero_si512();
     for (int k = 0; k < K4; k++) {
         const __m512i b0 = _mm512_load_si512(p0 + (size_t)k * 64);
         const __m512i b1 = NV > 1 ? _mm512_load_si512(p1 + (size_t)k * 64) : b0;
@@ -415,12 +445,10 @@ static TGT_VNNI void tile_vnni_any(const uint8_t *xq, size_t ldq, int mr, int nv
                                    const int8_t *p1, int K4, int32_t *t)
 {
     switch (mr) {
-        V512(12) V512(11) V512(10) V512(9) V512(8) V512(7) V512(6) V512(5) V512(4) V512(3) V512(2)
-    default:
-        if (nv > 1)
-            tile_vnni(xq, ldq, 1, 2, p0, p1, K4, t);
-        else
-            tile_vnni(xq, ldq, 1, 1, p0, p0, K4, t);
+        V512(12)
+        V512(11) V512(10) V512(9) V512(8) V512(7) V512(6) V512(5) V512(4) V512(3) V512(2) default
+            : if (nv > 1) tile_vnni(xq, ldq, 1, 2, p0, p1, K4, t);
+        else tile_vnni(xq, ldq, 1, 1, p0, p0, K4, t);
         break;
     }
 }
@@ -445,11 +473,14 @@ static void prepare_rows(const float *x, size_t ldx, int r0, int r1, const rr_pa
         uint8_t *dst = scratch + row * (size_t)r;
         if (w->dt == RR_DTYPE_BF16) {
             uint16_t *b = (uint16_t *)(void *)dst;
-            for (int k = 0; k < w->n_in; k++) b[k] = to_bf16(xr[k]);
-            for (int k = w->n_in; k < w->k_pad; k++) b[k] = 0;
+            for (int k = 0; k < w->n_in; k++)
+                b[k] = to_bf16(xr[k]);
+            for (int k = w->n_in; k < w->k_pad; k++)
+                b[k] = 0;
         } else {
             float amax = 0.0f;
-            for (int k = 0; k < w->n_in; k++) amax = fmaxf(amax, fabsf(xr[k]));
+            for (int k = 0; k < w->n_in; k++)
+                amax = fmaxf(amax, fabsf(xr[k]));
             const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
             scales[r] = amax / 127.0f;
             for (int k = 0; k < w->n_in; k++) {
@@ -458,7 +489,8 @@ static void prepare_rows(const float *x, size_t ldx, int r0, int r1, const rr_pa
                 dst[k] = (uint8_t)(q + 128);
             }
             /* padding: +128 means 0, and the padded weights are 0 anyway */
-            for (int k = w->n_in; k < w->k_pad; k++) dst[k] = 128;
+            for (int k = w->n_in; k < w->k_pad; k++)
+                dst[k] = 128;
         }
     }
 }
@@ -494,12 +526,13 @@ static void run_item(const float *x, size_t ldx, const rr_packed *w, const float
     float tf[12 * 32] __attribute__((aligned(64)));
     int32_t ti[12 * 32] __attribute__((aligned(64)));
     const size_t panel_vals = (size_t)PANEL * w->k_pad;
-    const int wide = caps.isa == RR_ISA_AVX512 && w->dt != RR_DTYPE_INT8   ? 1
+    const int wide = caps.isa == RR_ISA_AVX512 && w->dt != RR_DTYPE_INT8                ? 1
                      : caps.isa == RR_ISA_AVX512 && caps.vnni && w->dt == RR_DTYPE_INT8 ? 1
-                                                                                         : 0;
+                                                                                        : 0;
     const int MR = wide ? 12 : 6, step = wide ? 2 : 1;
     const size_t row = w->dt == RR_DTYPE_F32 ? 0 : act_row_bytes(w->dt, w->k_pad);
-    const float *sx_all = w->dt == RR_DTYPE_INT8 ? (const float *)(const void *)(scratch + row * (size_t)m) : NULL;
+    const float *sx_all =
+        w->dt == RR_DTYPE_INT8 ? (const float *)(const void *)(scratch + row * (size_t)m) : NULL;
 
     for (int p = pa; p < pb; p += step) {
         const int nv = wide && p + 1 < pb ? 2 : 1;
@@ -558,7 +591,8 @@ void rr_gemm_packed_caps(const float *x, size_t ldx, int m, const rr_packed *w, 
     if (n_threads < 1) n_threads = 1;
     if (w->dt != RR_DTYPE_F32) {
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-        for (int r = 0; r < m; r += 16) prepare_rows(x, ldx, r, r + 16 < m ? r + 16 : m, w, s, m);
+        for (int r = 0; r < m; r += 16)
+            prepare_rows(x, ldx, r, r + 16 < m ? r + 16 : m, w, s, m);
     }
     const int n_rt = (m + ROW_TILE - 1) / ROW_TILE;
     const int pg = COL_GROUP / PANEL, n_cg = (w->n_panels + pg - 1) / pg;

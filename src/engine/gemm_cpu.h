@@ -50,11 +50,11 @@ const char *rr_cpu_isa_name(rr_cpu_isa isa);
 
 typedef struct rr_packed {
     int n_out, n_in;
-    int n_panels; /* ceil(n_out / 16) */
-    int k_pad;    /* n_in rounded up to the group size */
-    rr_dtype dt;  /* F32, BF16 or INT8 */
-    void *data;   /* the panels (layout above), 64-byte aligned */
-    float *scale; /* INT8: [n_panels * 16] per-column weight scales; else NULL */
+    int n_panels;    /* ceil(n_out / 16) */
+    int k_pad;       /* n_in rounded up to the group size */
+    rr_dtype dt;     /* F32, BF16 or INT8 */
+    void *data;      /* the panels (layout above), 64-byte aligned */
+    float *scale;    /* INT8: [n_panels * 16] per-column weight scales; else NULL */
     int32_t *colsum; /* INT8: [n_panels * 16] 128 × Σ_k q[c][k] (VNNI's unsigned offset) */
 } rr_packed;
 

@@ -73,6 +73,7 @@ enum {
     F_GRPC_MAX_CONNECTION_AGE,
     F_GRPC_MAX_CONNECTION_AGE_GRACE,
     F_TOKENIZER_PIPELINE,
+    F_DTYPE,
     F_END,
     F_HELP = 'h',
     F_VERSION = F_END + 1,
@@ -114,6 +115,7 @@ static const struct {
     [F_GRPC_MAX_CONNECTION_AGE - F_MODEL] = {"grpc-max-connection-age", 1, NULL},
     [F_GRPC_MAX_CONNECTION_AGE_GRACE - F_MODEL] = {"grpc-max-connection-age-grace", 1, NULL},
     [F_TOKENIZER_PIPELINE - F_MODEL] = {"tokenizer-pipeline", 1, NULL},
+    [F_DTYPE - F_MODEL] = {"dtype", 1, "DTYPE"},
 };
 #define N_FLAGS (F_END - F_MODEL)
 
@@ -134,6 +136,13 @@ static void usage(FILE *f)
         "  --model DIR              Hugging Face cross-encoder folder (required)\n"
         "  --device auto|cpu|cuda:N auto: cuda:0 when built with CUDA and a device exists,\n"
         "                           else cpu (default auto)\n"
+        "  --dtype auto|f32|f16|bf16|int8\n"
+        "                           precision (float32/float16/bfloat16 also taken): auto is\n"
+        "                           f16 on CUDA, f32 (the reference) on the CPU; bf16 runs on\n"
+        "                           CUDA, and on CPUs with AVX512-BF16; int8 (weights quantized\n"
+        "                           at load) on the CPU only — their measured score deviation\n"
+        "                           is in the README. With --device auto, f32 and int8 pick\n"
+        "                           the CPU\n"
         "  --host HOST              listen address (default 0.0.0.0)\n"
         "  --port N                 listen port (default 50051; 0 = ephemeral); `READY <port>`\n"
         "                           is printed on stdout once serving\n"
@@ -276,6 +285,9 @@ static int apply(rr_config *cfg, int id, const char *who, const char *v)
     case F_DEVICE:
         cfg->device = v;
         return 1;
+    case F_DTYPE:
+        cfg->dtype = v;
+        return 1;
     case F_HOST:
         cfg->host = v;
         return 1;
@@ -372,6 +384,7 @@ static int apply(rr_config *cfg, int id, const char *who, const char *v)
 static int parse_args(int argc, char **argv, rr_config *cfg)
 {
     *cfg = (rr_config){.device = "auto",
+                       .dtype = "auto",
                        .host = "0.0.0.0",
                        .port = 50051,
                        .max_batch_tokens = 16384,
@@ -445,6 +458,11 @@ static int parse_args(int argc, char **argv, rr_config *cfg)
         fprintf(stderr, "rerankd: --device: %s\n", err.msg);
         return 0;
     }
+    rr_dtype dt;
+    if (strcmp(cfg->dtype, "auto") != 0 && rr_dtype_parse(cfg->dtype, &dt, &err) != RR_OK) {
+        fprintf(stderr, "rerankd: --dtype: %s (or auto)\n", err.msg);
+        return 0;
+    }
     if ((cfg->tls_cert || cfg->tls_key || cfg->tls_client_ca) && !(cfg->tls_cert && cfg->tls_key)) {
         fprintf(stderr,
                 "rerankd: TLS needs both --tls-cert and --tls-key (--tls-client-ca adds mTLS)\n");
@@ -467,6 +485,18 @@ static rr_engine *open_engine(rr_server *srv, rr_error *err)
         .device = -1, .max_batch_tokens = srv->cfg.max_batch_tokens, .n_threads = srv->cfg.threads};
     rr_engine *e = NULL;
     if (rr_device_parse(srv->cfg.device, &o.device, err) != RR_OK) return NULL;
+    const int dt_auto = strcmp(srv->cfg.dtype, "auto") == 0;
+    if (!dt_auto && rr_dtype_parse(srv->cfg.dtype, &o.dtype, err) != RR_OK) return NULL;
+    /* f32 and int8 are CPU precisions: auto goes to the CPU for them; an explicit CUDA device
+     * is refused rather than run in another precision. */
+    if (!dt_auto && (o.dtype == RR_DTYPE_F32 || o.dtype == RR_DTYPE_INT8)) {
+        if (o.device == RR_DEVICE_AUTO) o.device = -1;
+        if (o.device >= 0) {
+            rr_set_error(err, RR_E_UNSUPPORTED,
+                         "--dtype %s runs on the CPU only; CUDA runs f16 or bf16", srv->cfg.dtype);
+            return NULL;
+        }
+    }
     if (o.device == RR_DEVICE_AUTO && !rr_engine_has_cuda()) o.device = -1;
     if (o.device == RR_DEVICE_AUTO) {
         o.device = 0;

@@ -42,9 +42,12 @@ static void check_shape(int m, int n_out, int n_in, rr_dtype dt, rr_cpu_caps top
     float *ref = rr_malloc(sizeof(float) * ldy * m), *got = rr_malloc(sizeof(float) * ldy * m);
     float *one = rr_malloc(sizeof(float) * ldy);
     void *scratch = rr_malloc_aligned(64, rr_gemm_scratch_bytes(dt, m, n_in) + 64);
-    for (size_t i = 0; i < ldx * m; i++) x[i] = frand() * (i % 7 == 0 ? 4.0f : 1.0f);
-    for (int i = 0; i < n_out * n_in; i++) w[i] = frand() * 0.1f;
-    for (int i = 0; i < n_out; i++) bias[i] = frand();
+    for (size_t i = 0; i < ldx * m; i++)
+        x[i] = frand() * (i % 7 == 0 ? 4.0f : 1.0f);
+    for (int i = 0; i < n_out * n_in; i++)
+        w[i] = frand() * 0.1f;
+    for (int i = 0; i < n_out; i++)
+        bias[i] = frand();
     rr_packed p;
     rr_error err = {0};
     CHECK_MSG(rr_pack_weights(w, n_out, n_in, dt, &p, &err) == RR_OK, "%s", err.msg);
@@ -60,7 +63,8 @@ static void check_shape(int m, int n_out, int n_in, rr_dtype dt, rr_cpu_caps top
     int bad = 0;
     for (int r = 0; r < m; r++) {
         double amax_x = 0.0;
-        for (int k = 0; k < n_in; k++) amax_x = fmax(amax_x, fabs(x[r * ldx + k]));
+        for (int k = 0; k < n_in; k++)
+            amax_x = fmax(amax_x, fabs(x[r * ldx + k]));
         for (int c = 0; c < n_out; c++) {
             double dot = bias[c], mag = fabs(bias[c]), sw_abs = 0.0, sx_abs = 0.0, amax_w = 0.0;
             for (int k = 0; k < n_in; k++) {
@@ -99,7 +103,8 @@ static void check_shape(int m, int n_out, int n_in, rr_dtype dt, rr_cpu_caps top
         memset(got, 0, sizeof(float) * ldy * m);
         rr_gemm_packed_caps(x, ldx, m, &p, bias, got, ldy, scratch, 2, paths[i]);
         int differ = 0;
-        for (int r = 0; r < m; r++) differ += memcmp(got + r * ldy, ref + r * ldy, n_out * 4) != 0;
+        for (int r = 0; r < m; r++)
+            differ += memcmp(got + r * ldy, ref + r * ldy, n_out * 4) != 0;
         CHECK_MSG(differ == 0, "%s %s%s m=%d n_out=%d n_in=%d: %d rows differ from the reference",
                   rr_dtype_name(dt), rr_cpu_isa_name(paths[i].isa), paths[i].vnni ? "+vnni" : "", m,
                   n_out, n_in, differ);
@@ -107,8 +112,8 @@ static void check_shape(int m, int n_out, int n_in, rr_dtype dt, rr_cpu_caps top
         rr_gemm_packed_caps(x + (size_t)(m - 1) * ldx, ldx, 1, &p, bias, one, ldy, scratch, 1,
                             paths[i]);
         CHECK_MSG(memcmp(one, ref + (size_t)(m - 1) * ldy, n_out * 4) == 0,
-                  "%s %s m=%d: the last row alone differs from the row in the call", rr_dtype_name(dt),
-                  rr_cpu_isa_name(paths[i].isa), m);
+                  "%s %s m=%d: the last row alone differs from the row in the call",
+                  rr_dtype_name(dt), rr_cpu_isa_name(paths[i].isa), m);
     }
     rr_packed_free(&p);
     rr_free(x);
@@ -125,8 +130,8 @@ int main(void)
     const rr_cpu_caps top = rr_cpu_caps_get();
     printf("CPU: %s%s%s\n", rr_cpu_isa_name(top.isa), top.vnni ? " +vnni" : "",
            top.bf16 ? " +bf16" : "");
-    static const int shapes[][3] = {{1, 16, 16},   {1, 1, 1},     {5, 17, 3},    {6, 32, 64},
-                                    {13, 40, 37},  {12, 48, 384}, {25, 384, 384}, {97, 70, 130},
+    static const int shapes[][3] = {{1, 16, 16},     {1, 1, 1},     {5, 17, 3},     {6, 32, 64},
+                                    {13, 40, 37},    {12, 48, 384}, {25, 384, 384}, {97, 70, 130},
                                     {200, 33, 1536}, {7, 1152, 384}};
     const rr_dtype dts[] = {RR_DTYPE_F32, RR_DTYPE_INT8, RR_DTYPE_BF16};
     for (size_t d = 0; d < 3; d++) {
