@@ -28,7 +28,7 @@
  * under ThreadSanitizer: the clones' resolver runs during relocation, before the TSan
  * runtime is up, and its instrumented code crashes there. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
-#define RR_CLONES __attribute__((target_clones("default", "fma")))
+#define RR_CLONES __attribute__((target_clones("default", "fma", "arch=x86-64-v4")))
 #else
 #define RR_CLONES
 #endif
@@ -37,7 +37,7 @@
 #define RR_OMP_MIN_ELEMS 32768
 
 /* y = LayerNorm(x) over d values; y may alias x. */
-static void layer_norm_row(const float *x, const float *gamma, const float *beta, float eps, int d,
+RR_CLONES static void layer_norm_row(const float *x, const float *gamma, const float *beta, float eps, int d,
                            float *y)
 {
     double sum = 0.0, sq = 0.0;
