@@ -6,8 +6,8 @@
  *   - AVX-512 f32: 12 rows × 32 columns (2 panels) = 24 zmm accumulators.
  *   - AVX2 f32: 6 rows × 16 columns (1 panel) = 12 ymm accumulators.
  *   - AVX512-BF16: 12 × 32, VDPBF16PS on k pairs.
- *   - int8: AVX512-VNNI 12 × 32 with VPDPBUSD on k quads (activations offset by +128 to be
- *     unsigned, the offset removed with the column sums); AVX2 6 × 16 on k pairs with
+ *   - int8: AVX512-VNNI 12 × 32 with VPDPBUSD on k quads (u8 activations with a zero point,
+ *     removed with the weights' column sums); AVX2 6 × 16 on k pairs with
  *     VPMADDWD (16-bit, exact); generic C. Integer sums are exact, so all three agree.
  * Work is split into (row tile, column group) items: 96 rows (a multiple of 12 and of 6)
  * × 128 columns; a thread walks one item panel by panel so the panel (n_in × 16 values,
@@ -130,7 +130,7 @@ rr_status rr_pack_weights(const float *w, int n_out, int n_in, rr_dtype dt, rr_p
                 sum += q;
             }
         }
-        if (dt == RR_DTYPE_INT8) out->colsum[c] = 128 * sum;
+        if (dt == RR_DTYPE_INT8) out->colsum[c] = sum;
     }
     return RR_OK;
 nomem:
@@ -152,9 +152,9 @@ size_t rr_gemm_scratch_bytes(rr_dtype dt, int m, int n_in)
     if (dt == RR_DTYPE_F32) return 0;
     const size_t g = (size_t)group_of(dt), k_pad = ((size_t)n_in + g - 1) / g * g;
     const size_t esz = dt == RR_DTYPE_BF16 ? 2 : 1;
-    /* rows padded to 64 bytes; then m per-row scales */
+    /* rows padded to 64 bytes; then m per-row scales and m zero points */
     const size_t row = (k_pad * esz + 63) / 64 * 64;
-    return row * (size_t)m + (size_t)m * sizeof(float) + 64;
+    return row * (size_t)m + (size_t)m * (sizeof(float) + sizeof(int32_t)) + 64;
 }
 
 /* --- f32 kernels -------------------------------------------------------------------------- */
@@ -266,7 +266,9 @@ static TGT_AVX512 void tile_f32_avx512_any(const float *x, size_t ldx, int mr, i
 {
     switch (mr) {
         F512(12)
-        F512(11) F512(10) F512(9) F512(8) F512(7) F512(6) F512(5) F512(4) F512(3) F512(2) default
+        F512(11)
+        F512(10)
+        F512(9) F512(8) F512(7) F512(6) F512(5) F512(4) F512(3) F512(2) default
             : if (nv > 1) tile_f32_avx512(x, ldx, 1, 2, p0, p1, K, t);
         else tile_f32_avx512(x, ldx, 1, 1, p0, p0, K, t);
         break;
@@ -315,7 +317,9 @@ static TGT_BF16 void tile_bf16_any(const uint32_t *xb, size_t ldk, int mr, int n
 {
     switch (mr) {
         B512(12)
-        B512(11) B512(10) B512(9) B512(8) B512(7) B512(6) B512(5) B512(4) B512(3) B512(2) default
+        B512(11)
+        B512(10)
+        B512(9) B512(8) B512(7) B512(6) B512(5) B512(4) B512(3) B512(2) default
             : if (nv > 1) tile_bf16(xb, ldk, 1, 2, p0, p1, K2, t);
         else tile_bf16(xb, ldk, 1, 1, p0, p0, K2, t);
         break;
@@ -324,9 +328,8 @@ static TGT_BF16 void tile_bf16_any(const uint32_t *xb, size_t ldk, int mr, int n
 
 /* --- int8 kernels --------------------------------------------------------------------------- */
 
-/* Activations: q = x·(127/max|x|) rounded to nearest even, stored +128 as u8 (VPDPBUSD takes
- * unsigned × signed); the per-row scale is max|x|/127. The column sums of the weights carry
- * the +128 back out. */
+/* Activations: per row, asymmetric u8 (VPDPBUSD takes unsigned × signed): q = round(x/s) + zp
+ * with s = (max − min)/255; the weights' column sums times zp take the zero point back out. */
 
 static void tile_i8_generic(const uint8_t *xq, size_t ldq, int mr, const int8_t *p, int K4,
                             int32_t *t)
@@ -446,7 +449,9 @@ static TGT_VNNI void tile_vnni_any(const uint8_t *xq, size_t ldq, int mr, int nv
 {
     switch (mr) {
         V512(12)
-        V512(11) V512(10) V512(9) V512(8) V512(7) V512(6) V512(5) V512(4) V512(3) V512(2) default
+        V512(11)
+        V512(10)
+        V512(9) V512(8) V512(7) V512(6) V512(5) V512(4) V512(3) V512(2) default
             : if (nv > 1) tile_vnni(xq, ldq, 1, 2, p0, p1, K4, t);
         else tile_vnni(xq, ldq, 1, 1, p0, p0, K4, t);
         break;
@@ -468,6 +473,7 @@ static void prepare_rows(const float *x, size_t ldx, int r0, int r1, const rr_pa
 {
     const size_t row = act_row_bytes(w->dt, w->k_pad);
     float *scales = (float *)(void *)(scratch + row * (size_t)m);
+    int32_t *zps = (int32_t *)(scales + m);
     for (int r = r0; r < r1; r++) {
         const float *xr = x + (size_t)r * ldx;
         uint8_t *dst = scratch + row * (size_t)r;
@@ -478,19 +484,23 @@ static void prepare_rows(const float *x, size_t ldx, int r0, int r1, const rr_pa
             for (int k = w->n_in; k < w->k_pad; k++)
                 b[k] = 0;
         } else {
-            float amax = 0.0f;
+            /* asymmetric: [min, max] (always spanning 0) onto 0 … 255, the zero point
+             * an integer, so a GELU output (≥ −0.17) gets all 8 bits, not 7 */
+            float lo = 0.0f, hi = 0.0f;
             for (int k = 0; k < w->n_in; k++)
-                amax = fmaxf(amax, fabsf(xr[k]));
-            const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-            scales[r] = amax / 127.0f;
+                lo = fminf(lo, xr[k]), hi = fmaxf(hi, xr[k]);
+            const float sc = (hi - lo) / 255.0f, inv = sc > 0.0f ? 1.0f / sc : 0.0f;
+            int zp = (int)nearbyintf(-lo * inv);
+            zp = zp < 0 ? 0 : zp > 255 ? 255 : zp;
+            scales[r] = sc;
+            zps[r] = zp;
             for (int k = 0; k < w->n_in; k++) {
-                int q = (int)nearbyintf(xr[k] * inv);
-                q = q > 127 ? 127 : q < -127 ? -127 : q;
-                dst[k] = (uint8_t)(q + 128);
+                int q = (int)nearbyintf(xr[k] * inv) + zp;
+                dst[k] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
             }
-            /* padding: +128 means 0, and the padded weights are 0 anyway */
+            /* padding: the zero point means 0, and the padded weights are 0 anyway */
             for (int k = w->n_in; k < w->k_pad; k++)
-                dst[k] = 128;
+                dst[k] = (uint8_t)zp;
         }
     }
 }
@@ -506,13 +516,13 @@ static void store_f32(const float *t, int tw, int mr, int c0, int nc, const floa
             y[(size_t)r * ldy + c0 + j] = t[r * tw + j] + (bias ? bias[c0 + j] : 0.0f);
 }
 
-/* int8: y = (acc − colsum)·(sx·sw) + bias, in one order on every path. */
-static void store_i8(const int32_t *t, int tw, int mr, const float *sx, int c0, int nc,
-                     const rr_packed *w, const float *bias, float *y, size_t ldy)
+/* int8: y = (acc − zp·Σw)·(sx·sw) + bias, in one order on every path. */
+static void store_i8(const int32_t *t, int tw, int mr, const float *sx, const int32_t *zp, int c0,
+                     int nc, const rr_packed *w, const float *bias, float *y, size_t ldy)
 {
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < nc; j++) {
-            const int32_t v = t[r * tw + j] - w->colsum[c0 + j];
+            const int32_t v = t[r * tw + j] - zp[r] * w->colsum[c0 + j];
             y[(size_t)r * ldy + c0 + j] =
                 (float)v * (sx[r] * w->scale[c0 + j]) + (bias ? bias[c0 + j] : 0.0f);
         }
@@ -533,6 +543,7 @@ static void run_item(const float *x, size_t ldx, const rr_packed *w, const float
     const size_t row = w->dt == RR_DTYPE_F32 ? 0 : act_row_bytes(w->dt, w->k_pad);
     const float *sx_all =
         w->dt == RR_DTYPE_INT8 ? (const float *)(const void *)(scratch + row * (size_t)m) : NULL;
+    const int32_t *zp_all = sx_all ? (const int32_t *)(const void *)(sx_all + m) : NULL;
 
     for (int p = pa; p < pb; p += step) {
         const int nv = wide && p + 1 < pb ? 2 : 1;
@@ -564,13 +575,16 @@ static void run_item(const float *x, size_t ldx, const rr_packed *w, const float
                 const uint8_t *xq = scratch + row * (size_t)r;
                 if (wide) {
                     tile_vnni_any(xq, row, mr, nv, pp, pp + panel_vals, w->k_pad / 4, ti);
-                    store_i8(ti, 32, mr, sx_all + r, c0, nc, w, bias, y + (size_t)r * ldy, ldy);
+                    store_i8(ti, 32, mr, sx_all + r, zp_all + r, c0, nc, w, bias,
+                             y + (size_t)r * ldy, ldy);
                 } else if (caps.isa >= RR_ISA_AVX2) {
                     tile_i8_avx2_any(xq, row, mr, pp, w->k_pad / 4, ti);
-                    store_i8(ti, PANEL, mr, sx_all + r, c0, nc, w, bias, y + (size_t)r * ldy, ldy);
+                    store_i8(ti, PANEL, mr, sx_all + r, zp_all + r, c0, nc, w, bias,
+                             y + (size_t)r * ldy, ldy);
                 } else {
                     tile_i8_generic(xq, row, mr, pp, w->k_pad / 4, ti);
-                    store_i8(ti, PANEL, mr, sx_all + r, c0, nc, w, bias, y + (size_t)r * ldy, ldy);
+                    store_i8(ti, PANEL, mr, sx_all + r, zp_all + r, c0, nc, w, bias,
+                             y + (size_t)r * ldy, ldy);
                 }
             }
         }

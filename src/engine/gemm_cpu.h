@@ -14,7 +14,8 @@
  *   - bf16: weights rounded to bf16 at load, activations rounded to bf16 per call, pairs
  *     multiplied and summed in f32 by VDPBF16PS (AVX512-BF16 only; refused elsewhere).
  *   - int8: weights quantized per output column (symmetric, scale = max|w|/127), activations
- *     per row (symmetric, scale = max|x|/127) on every call; integer dot products (VNNI, or
+ *     per row on every call (asymmetric u8: scale (max − min)/255 and a zero point); integer
+ *     dot products (VNNI, or
  *     AVX2's 16-bit multiply-add, or C) are exact, so every path gives the same bits.
  *
  * Layout. Output columns in panels of 16; a panel holds, for each group of g consecutive k
@@ -55,7 +56,7 @@ typedef struct rr_packed {
     rr_dtype dt;     /* F32, BF16 or INT8 */
     void *data;      /* the panels (layout above), 64-byte aligned */
     float *scale;    /* INT8: [n_panels * 16] per-column weight scales; else NULL */
-    int32_t *colsum; /* INT8: [n_panels * 16] 128 × Σ_k q[c][k] (VNNI's unsigned offset) */
+    int32_t *colsum; /* INT8: [n_panels * 16] Σ_k q[c][k] (to remove the activations' zero point) */
 } rr_packed;
 
 /* Packs w[n_out, n_in] (row-major f32, the PyTorch Linear layout) as dt. RR_E_NOMEM, or

@@ -37,8 +37,8 @@
 #define RR_OMP_MIN_ELEMS 32768
 
 /* y = LayerNorm(x) over d values; y may alias x. */
-RR_CLONES static void layer_norm_row(const float *x, const float *gamma, const float *beta, float eps, int d,
-                           float *y)
+RR_CLONES static void layer_norm_row(const float *x, const float *gamma, const float *beta,
+                                     float eps, int d, float *y)
 {
     double sum = 0.0, sq = 0.0;
     for (int i = 0; i < d; i++)
