@@ -63,6 +63,7 @@ ENGINES = {
     "torch": ("PyTorch fp32", "py", "torch", "fp32"),
     "ort-fused": ("ORT fused fp32", "py", "ort-fused", "fp32"),
     "ort-int8": ("ORT int8", "py", "ort-int8", "reduced"),
+    "ort-int8pc": ("ORT int8 per-channel", "py", "ort-int8pc", "reduced"),
     "ort-plain": ("ORT plain fp32", "py", "ort-plain", "fp32"),
 }
 
@@ -91,6 +92,7 @@ RATIOS = [
     ("rerankd f32 ÷ rerankd int8", "rr-f32", "rr-int8"),
     ("ORT int8 ÷ rerankd bf16", "ort-int8", "rr-bf16"),
     ("ORT int8 ÷ rerankd int8", "ort-int8", "rr-int8"),
+    ("ORT int8 per-channel ÷ rerankd int8", "ort-int8pc", "rr-int8"),
 ]
 
 

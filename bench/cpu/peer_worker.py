@@ -8,6 +8,7 @@ ENGINE (the graphs come from bench/cpu/setup-ort.sh, in DIR = bench/out/ort/<mod
                inference_mode (runs in .venv-oracle)
   ort-fused    ONNX Runtime on fused.onnx (attention, LayerNorm, GELU fusions), fp32
   ort-int8     ONNX Runtime on int8.onnx (quantize_dynamic of fused.onnx, QInt8 weights)
+  ort-int8pc   ONNX Runtime on int8pc.onnx (the same with per_channel=True)
   ort-plain    ONNX Runtime on model.onnx (the export as is; ORT's own session optimizations)
 ORT sessions: graph_optimization_level ORT_ENABLE_ALL, intra_op_num_threads N,
 inter_op_num_threads 1, CPUExecutionProvider. The ORT engines import numpy, tokenizers and
@@ -116,7 +117,7 @@ def run(score, in_path, out_path):
 def main():
     import argparse
     ap = argparse.ArgumentParser(description="persistent PyTorch / ONNX Runtime peer")
-    ap.add_argument("engine", choices=["torch", "ort-fused", "ort-int8", "ort-plain"])
+    ap.add_argument("engine", choices=["torch", "ort-fused", "ort-int8", "ort-int8pc", "ort-plain"])
     ap.add_argument("model")
     ap.add_argument("threads", type=int)
     ap.add_argument("--onnx-dir", default=None)
@@ -126,7 +127,8 @@ def main():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     onnx_dir = args.onnx_dir or os.path.join("bench", "out", "ort",
                                               os.path.basename(os.path.normpath(args.model)))
-    graphs = {"ort-fused": "fused.onnx", "ort-int8": "int8.onnx", "ort-plain": "model.onnx"}
+    graphs = {"ort-fused": "fused.onnx", "ort-int8": "int8.onnx", "ort-int8pc": "int8pc.onnx",
+              "ort-plain": "model.onnx"}
     try:
         if args.engine == "torch":
             score, what = torch_engine(args.model, args.threads)

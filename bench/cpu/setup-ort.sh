@@ -8,6 +8,7 @@
 #                     attention, LayerNorm, GELU and bias fusions (what ORT users deploy)
 #   int8.onnx         quantize_dynamic(fused.onnx, weight_type=QInt8): int8 weights,
 #                     activations quantized per call
+#   int8pc.onnx       the same with per_channel=True (per output channel, as rerankd's int8)
 # The export runs in .venv-oracle (scripts/setup-oracle.sh), the only venv with torch: PyPI
 # has no CPU-only torch wheel, and the one in .venv-oracle is enough. Re-running reuses the
 # venv and rebuilds a graph only when it is missing. CI never runs this (.ci/run and

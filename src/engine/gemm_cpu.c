@@ -26,6 +26,17 @@
 #include "util/util.h"
 
 #define PANEL 16
+
+/* The elementwise helpers (activation rounding, tile stores) are cloned for AVX2 and AVX-512
+ * so their loops vectorize (nearbyintf inlines to a rounding instruction there). Each element
+ * is the same IEEE operations in every clone, and the file is built with -ffp-contract=off, so
+ * every clone writes the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
+#define RR_QCLONES __attribute__((target_clones("default", "avx2", "arch=x86-64-v4")))
+#else
+#define RR_QCLONES
+#endif
+
 #define ROW_TILE 96
 #define COL_GROUP 128 /* columns per work item: 8 panels */
 
@@ -268,7 +279,8 @@ static TGT_AVX512 void tile_f32_avx512_any(const float *x, size_t ldx, int mr, i
         F512(12)
         F512(11)
         F512(10)
-        F512(9) F512(8) F512(7) F512(6) F512(5) F512(4) F512(3) F512(2) default
+        F512(9)
+        F512(8) F512(7) F512(6) F512(5) F512(4) F512(3) F512(2) default
             : if (nv > 1) tile_f32_avx512(x, ldx, 1, 2, p0, p1, K, t);
         else tile_f32_avx512(x, ldx, 1, 1, p0, p0, K, t);
         break;
@@ -319,7 +331,8 @@ static TGT_BF16 void tile_bf16_any(const uint32_t *xb, size_t ldk, int mr, int n
         B512(12)
         B512(11)
         B512(10)
-        B512(9) B512(8) B512(7) B512(6) B512(5) B512(4) B512(3) B512(2) default
+        B512(9)
+        B512(8) B512(7) B512(6) B512(5) B512(4) B512(3) B512(2) default
             : if (nv > 1) tile_bf16(xb, ldk, 1, 2, p0, p1, K2, t);
         else tile_bf16(xb, ldk, 1, 1, p0, p0, K2, t);
         break;
@@ -451,7 +464,8 @@ static TGT_VNNI void tile_vnni_any(const uint8_t *xq, size_t ldq, int mr, int nv
         V512(12)
         V512(11)
         V512(10)
-        V512(9) V512(8) V512(7) V512(6) V512(5) V512(4) V512(3) V512(2) default
+        V512(9)
+        V512(8) V512(7) V512(6) V512(5) V512(4) V512(3) V512(2) default
             : if (nv > 1) tile_vnni(xq, ldq, 1, 2, p0, p1, K4, t);
         else tile_vnni(xq, ldq, 1, 1, p0, p0, K4, t);
         break;
@@ -466,8 +480,29 @@ static size_t act_row_bytes(rr_dtype dt, int k_pad)
     return ((size_t)k_pad * esz + 63) / 64 * 64;
 }
 
-/* Rounds rows [r0, r1) of x into the scratch (bf16 or +128-offset int8, zero padded) and, for
- * int8, their scales after the rows. */
+/* One row as asymmetric u8: [min, max] (always spanning 0) onto 0 … 255 with an integer zero
+ * point, so a GELU output (≥ −0.17) gets all 8 bits, not the 7 of symmetric int8. */
+RR_QCLONES static void quant_row_u8(const float *xr, int n, float *scale, int32_t *zp_out,
+                                    uint8_t *dst)
+{
+    float lo = 0.0f, hi = 0.0f;
+    for (int k = 0; k < n; k++) {
+        lo = xr[k] < lo ? xr[k] : lo;
+        hi = xr[k] > hi ? xr[k] : hi;
+    }
+    const float sc = (hi - lo) / 255.0f, inv = sc > 0.0f ? 1.0f / sc : 0.0f;
+    int zp = (int)nearbyintf(-lo * inv);
+    zp = zp < 0 ? 0 : zp > 255 ? 255 : zp;
+    *scale = sc;
+    *zp_out = zp;
+    for (int k = 0; k < n; k++) {
+        int q = (int)nearbyintf(xr[k] * inv) + zp;
+        dst[k] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
+    }
+}
+
+/* Rounds rows [r0, r1) of x into the scratch (bf16, or u8 with a zero point; padded) and, for
+ * int8, their scales and zero points after the rows. */
 static void prepare_rows(const float *x, size_t ldx, int r0, int r1, const rr_packed *w,
                          uint8_t *scratch, int m)
 {
@@ -484,20 +519,8 @@ static void prepare_rows(const float *x, size_t ldx, int r0, int r1, const rr_pa
             for (int k = w->n_in; k < w->k_pad; k++)
                 b[k] = 0;
         } else {
-            /* asymmetric: [min, max] (always spanning 0) onto 0 … 255, the zero point
-             * an integer, so a GELU output (≥ −0.17) gets all 8 bits, not 7 */
-            float lo = 0.0f, hi = 0.0f;
-            for (int k = 0; k < w->n_in; k++)
-                lo = fminf(lo, xr[k]), hi = fmaxf(hi, xr[k]);
-            const float sc = (hi - lo) / 255.0f, inv = sc > 0.0f ? 1.0f / sc : 0.0f;
-            int zp = (int)nearbyintf(-lo * inv);
-            zp = zp < 0 ? 0 : zp > 255 ? 255 : zp;
-            scales[r] = sc;
-            zps[r] = zp;
-            for (int k = 0; k < w->n_in; k++) {
-                int q = (int)nearbyintf(xr[k] * inv) + zp;
-                dst[k] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
-            }
+            quant_row_u8(xr, w->n_in, &scales[r], &zps[r], dst);
+            const int zp = zps[r];
             /* padding: the zero point means 0, and the padded weights are 0 anyway */
             for (int k = w->n_in; k < w->k_pad; k++)
                 dst[k] = (uint8_t)zp;
@@ -507,18 +530,20 @@ static void prepare_rows(const float *x, size_t ldx, int r0, int r1, const rr_pa
 
 /* --- the driver ------------------------------------------------------------------------------- */
 
-/* Stores a tile's accumulators (t: [mr][tw] f32) into y with the bias, columns c0.. < n_out. */
-static void store_f32(const float *t, int tw, int mr, int c0, int nc, const float *bias, float *y,
-                      size_t ldy)
+/* Stores a tile's accumulators (t: [mr][tw] f32) into y with the bias, columns c0.. < n_out.
+ * Cloned like quant_row_u8: elementwise IEEE operations, the same bits in every clone. */
+RR_QCLONES static void store_f32(const float *t, int tw, int mr, int c0, int nc, const float *bias,
+                                 float *y, size_t ldy)
 {
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < nc; j++)
             y[(size_t)r * ldy + c0 + j] = t[r * tw + j] + (bias ? bias[c0 + j] : 0.0f);
 }
 
-/* int8: y = (acc − zp·Σw)·(sx·sw) + bias, in one order on every path. */
-static void store_i8(const int32_t *t, int tw, int mr, const float *sx, const int32_t *zp, int c0,
-                     int nc, const rr_packed *w, const float *bias, float *y, size_t ldy)
+/* int8: y = (acc − zp·Σw)·(sx·sw) + bias, in one order on every path (cloned, as above). */
+RR_QCLONES static void store_i8(const int32_t *t, int tw, int mr, const float *sx,
+                                const int32_t *zp, int c0, int nc, const rr_packed *w,
+                                const float *bias, float *y, size_t ldy)
 {
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < nc; j++) {

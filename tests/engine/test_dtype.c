@@ -47,8 +47,11 @@ static void score(rr_engine *e, const golden_pair *p, int n, float *logits)
     cu[0] = 0;
     for (int i = 0; i <= n; i++) {
         if (i == n || cu[n_seq] + p[i].n > BATCH_TOKENS) {
-            rr_batch b = {
-                .n_seq = n_seq, .n_tok = cu[n_seq], .tokens = tok, .type_ids = ty, .cu_seqlens = cu};
+            rr_batch b = {.n_seq = n_seq,
+                          .n_tok = cu[n_seq],
+                          .tokens = tok,
+                          .type_ids = ty,
+                          .cu_seqlens = cu};
             if (n_seq) CHECK(rr_engine_forward(e, &b, logits + first) == RR_OK);
             first += n_seq;
             n_seq = 0;
@@ -72,10 +75,14 @@ static double kendall(const float *a, const float *b, int n)
         for (int j = i + 1; j < n; j++) {
             double da = (double)a[i] - a[j], db = (double)b[i] - b[j];
             if (da == 0 && db == 0) continue;
-            if (da == 0) ta++;
-            else if (db == 0) tb++;
-            else if ((da > 0) == (db > 0)) conc++;
-            else disc++;
+            if (da == 0)
+                ta++;
+            else if (db == 0)
+                tb++;
+            else if ((da > 0) == (db > 0))
+                conc++;
+            else
+                disc++;
         }
     double den = sqrt((double)(conc + disc + ta) * (double)(conc + disc + tb));
     return den > 0 ? (double)(conc - disc) / den : 1.0;
@@ -142,7 +149,8 @@ static int check_model(const char *name)
         }
         for (int i = 0; i < n;) {
             int j = i;
-            while (j < n && p[j].qid == p[i].qid) j++;
+            while (j < n && p[j].qid == p[i].qid)
+                j++;
             if (j - i >= 2 && j - i <= 64) {
                 double t = kendall(got + i, ref + i, j - i);
                 tau_sum += t;
@@ -175,7 +183,8 @@ int main(void)
     static const char *const names[] = {"minilm-l6-bert", "minilm-l6-electra", "tiny-bert-random",
                                         "xlmr-small"};
     int ran = 0;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) ran += check_model(names[i]);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        ran += check_model(names[i]);
     if (!ran) return test_skip("test_dtype", "no model folder with golden pairs");
     return test_summary("test_dtype");
 }
