@@ -13,7 +13,13 @@
  * × 128 columns; a thread walks one item panel by panel so the panel (n_in × 16 values,
  * 24–96 KiB in f32) stays in L1/L2 across the tile's rows.
  *
- * Measured (bench/cpu/compare.py, MiniLM-L6, 2 threads, Zen 4): see bench/results/.
+ * Why these and not a library. Against OpenBLAS 0.3.21 (one sgemm per sequence and 128-column
+ * slice, as batch invariance needed, weights re-packed every call): rr-bench-cpu, 64 pairs of
+ * ~118 tokens, 2 threads, interleaved: 54.4 / 62.8 → 68.2 / 70.1 pairs/s. perf then puts the
+ * AVX-512 f32 kernel at ~240 GFLOP/s on the 2 Zen 4 cores — about their FMA peak (2 × 32 flops
+ * a cycle), so packing A or blocking k would buy little. oneDNN's matmul (libdnnl-dev 2.6)
+ * also pre-packs, but picks its kernels and blocking by M, so a row's rounding would depend on
+ * its batch again. Whole-engine figures against ONNX Runtime: bench/results/cpu-peers-*.md.
  */
 #include "engine/gemm_cpu.h"
 
@@ -55,8 +61,10 @@ rr_cpu_caps rr_cpu_caps_get(void)
     rr_cpu_caps c = {RR_ISA_GENERIC, 0, 0};
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) c.isa = RR_ISA_AVX2;
+    /* x86-64-v4's set: the attention and LayerNorm kernels of ops_cpu.c are built for it */
     if (c.isa == RR_ISA_AVX2 && __builtin_cpu_supports("avx512f") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd")) {
         c.isa = RR_ISA_AVX512;
         c.vnni = __builtin_cpu_supports("avx512vnni");
         c.bf16 = __builtin_cpu_supports("avx512bf16");
@@ -280,7 +288,8 @@ static TGT_AVX512 void tile_f32_avx512_any(const float *x, size_t ldx, int mr, i
         F512(11)
         F512(10)
         F512(9)
-        F512(8) F512(7) F512(6) F512(5) F512(4) F512(3) F512(2) default
+        F512(8)
+        F512(7) F512(6) F512(5) F512(4) F512(3) F512(2) default
             : if (nv > 1) tile_f32_avx512(x, ldx, 1, 2, p0, p1, K, t);
         else tile_f32_avx512(x, ldx, 1, 1, p0, p0, K, t);
         break;
@@ -332,7 +341,8 @@ static TGT_BF16 void tile_bf16_any(const uint32_t *xb, size_t ldk, int mr, int n
         B512(11)
         B512(10)
         B512(9)
-        B512(8) B512(7) B512(6) B512(5) B512(4) B512(3) B512(2) default
+        B512(8)
+        B512(7) B512(6) B512(5) B512(4) B512(3) B512(2) default
             : if (nv > 1) tile_bf16(xb, ldk, 1, 2, p0, p1, K2, t);
         else tile_bf16(xb, ldk, 1, 1, p0, p0, K2, t);
         break;
@@ -465,7 +475,8 @@ static TGT_VNNI void tile_vnni_any(const uint8_t *xq, size_t ldq, int mr, int nv
         V512(11)
         V512(10)
         V512(9)
-        V512(8) V512(7) V512(6) V512(5) V512(4) V512(3) V512(2) default
+        V512(8)
+        V512(7) V512(6) V512(5) V512(4) V512(3) V512(2) default
             : if (nv > 1) tile_vnni(xq, ldq, 1, 2, p0, p1, K4, t);
         else tile_vnni(xq, ldq, 1, 1, p0, p0, K4, t);
         break;

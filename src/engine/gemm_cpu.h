@@ -34,7 +34,7 @@
 typedef enum rr_cpu_isa {
     RR_ISA_GENERIC = 0, /* C with fmaf: any x86-64 (slow; the reference of the tests) */
     RR_ISA_AVX2 = 1,    /* AVX2 + FMA */
-    RR_ISA_AVX512 = 2,  /* AVX-512 F/BW/VL (+ VNNI for int8, + BF16 for bf16 when present) */
+    RR_ISA_AVX512 = 2,  /* x86-64-v4: AVX-512 F/BW/VL/DQ/CD (+ VNNI for int8, BF16 for bf16) */
 } rr_cpu_isa;
 
 /* What this CPU runs: the best of rr_cpu_isa, and the two optional extensions. */

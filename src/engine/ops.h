@@ -22,7 +22,8 @@ void rr_embed_ln_cpu(const int32_t *tokens, const int32_t *type_ids, const int32
                      float eps, int d, float *out);
 
 /* y[n_tok, n_out] = x[n_tok, n_in] · w[n_out, n_in]ᵀ (+ bias[n_out] when bias != NULL).
- * OpenBLAS sgemm; rows are computed independently of each other. */
+ * OpenBLAS sgemm: the reference the CUDA linear op is tested against (the CPU engine's own
+ * linears are gemm_cpu.h's packed kernels). */
 void rr_linear_cpu(const float *x, const float *w, const float *bias, int n_tok, int n_in,
                    int n_out, float *y);
 

@@ -21,24 +21,56 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "engine/gemm_cpu.h"
 #include "engine/ops.h"
 
-/* Hot kernels are compiled twice, for the baseline ISA and for FMA (which implies AVX), and
- * picked at load time (GCC function multiversioning); the build targets plain x86-64. Not
- * under ThreadSanitizer: the clones' resolver runs during relocation, before the TSan
- * runtime is up, and its instrumented code crashes there. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
-#define RR_CLONES __attribute__((target_clones("default", "fma", "arch=x86-64-v4")))
+/* Hot kernels are compiled three times — baseline x86-64, AVX2+FMA, x86-64-v4 (AVX-512) — and
+ * picked per call from rr_cpu_caps_get(), the choice the GEMM kernels make (gemm_cpu.h), so
+ * RERANK_CPU_ISA=avx2 moves the whole engine to its AVX2 code. That matters for bitwise
+ * comparisons between a process under valgrind (no AVX-512) and a native one: the vector
+ * width changes the order of these kernels' reductions (softmax sums, LayerNorm moments),
+ * so their last bits differ between widths. (GCC's target_clones picked at load time, out of
+ * the tests' reach.) Measured (bench/cpu/compare.py quick, 2 threads, Zen 4), adding the
+ * AVX-512 variant: ORT fused ÷ rerankd at 512-token pairs 1.01× → 1.11×, K = 10 1.07× → 1.17×. */
+#define RR_BODY static inline __attribute__((always_inline))
+#if defined(__x86_64__) && defined(__GNUC__)
+#define RR_VARIANTS(name, params, args)                                                            \
+    __attribute__((target("arch=x86-64-v4"))) static void name##_v4 params                         \
+    {                                                                                              \
+        name##_body args;                                                                          \
+    }                                                                                              \
+    __attribute__((target("avx2,fma"))) static void name##_v3 params                               \
+    {                                                                                              \
+        name##_body args;                                                                          \
+    }                                                                                              \
+    static void name##_v0 params                                                                   \
+    {                                                                                              \
+        name##_body args;                                                                          \
+    }                                                                                              \
+    static void name params                                                                        \
+    {                                                                                              \
+        const rr_cpu_isa isa = rr_cpu_caps_get().isa;                                              \
+        if (isa == RR_ISA_AVX512)                                                                  \
+            name##_v4 args;                                                                        \
+        else if (isa == RR_ISA_AVX2)                                                               \
+            name##_v3 args;                                                                        \
+        else                                                                                       \
+            name##_v0 args;                                                                        \
+    }
 #else
-#define RR_CLONES
+#define RR_VARIANTS(name, params, args)                                                            \
+    static void name params                                                                        \
+    {                                                                                              \
+        name##_body args;                                                                          \
+    }
 #endif
 
 /* Below this many elements an OpenMP team costs more than it saves. */
 #define RR_OMP_MIN_ELEMS 32768
 
 /* y = LayerNorm(x) over d values; y may alias x. */
-RR_CLONES static void layer_norm_row(const float *x, const float *gamma, const float *beta,
-                                     float eps, int d, float *y)
+RR_BODY void layer_norm_row_body(const float *x, const float *gamma, const float *beta, float eps,
+                                 int d, float *y)
 {
     double sum = 0.0, sq = 0.0;
     for (int i = 0; i < d; i++)
@@ -52,6 +84,9 @@ RR_CLONES static void layer_norm_row(const float *x, const float *gamma, const f
     for (int i = 0; i < d; i++)
         y[i] = (float)((x[i] - mean) * rstd) * gamma[i] + beta[i];
 }
+RR_VARIANTS(layer_norm_row,
+            (const float *x, const float *gamma, const float *beta, float eps, int d, float *y),
+            (x, gamma, beta, eps, d, y))
 
 /* e^x to ~2 ulp, written so loops over it vectorize (libm's expf does not): x = n·ln2 + r
  * with |r| ≤ ln2/2 (Cody–Waite split of ln2), e^r by its degree-7 Taylor polynomial
@@ -145,12 +180,13 @@ void rr_bias_residual_ln_cpu(float *x, const float *bias, const float *residual,
     }
 }
 
-RR_CLONES static void bias_gelu_row(float *r, const float *bias, int d)
+RR_BODY void bias_gelu_row_body(float *r, const float *bias, int d)
 {
 #pragma omp simd
     for (int i = 0; i < d; i++)
         r[i] = gelu_erf(r[i] + bias[i]);
 }
+RR_VARIANTS(bias_gelu_row, (float *r, const float *bias, int d), (r, bias, d))
 
 void rr_bias_gelu_cpu(float *x, const float *bias, int n_tok, int d)
 {
@@ -195,8 +231,8 @@ ctx_chunk(const float *p, int len, const float *v0, size_t ld, int c0, int cw, f
         for (int c = 0; c < cw; c++)
             o[(size_t)r * ldo + c0 + c] = acc[r][c];
 }
-RR_CLONES static void attend_block(const float *q, const float *kt, const float *v0, size_t ld,
-                                   int len, int d_head, float scale, float *p, float *o, size_t ldo)
+RR_BODY void attend_block_body(const float *q, const float *kt, const float *v0, size_t ld, int len,
+                               int d_head, float scale, float *p, float *o, size_t ldo)
 {
     const float *q0 = q, *q1 = q + ld, *q2 = q + 2 * ld, *q3 = q + 3 * ld;
     float *p0 = p, *p1 = p + len, *p2 = p + 2 * len, *p3 = p + 3 * len;
@@ -256,11 +292,15 @@ RR_CLONES static void attend_block(const float *q, const float *kt, const float 
             ctx_chunk(p, len, v0, ld, c0, d_head - c0, o, ldo);
     }
 }
+RR_VARIANTS(attend_block,
+            (const float *q, const float *kt, const float *v0, size_t ld, int len, int d_head,
+             float scale, float *p, float *o, size_t ldo),
+            (q, kt, v0, ld, len, d_head, scale, p, o, ldo))
 
 /* One query row (sequence tails and the last layer's [CLS] rows), keys read in place: a
  * single row does not pay back a transpose. */
-RR_CLONES static void attend_row(const float *q, const float *k0, const float *v0, size_t ld,
-                                 int len, int d_head, float scale, float *p, float *o)
+RR_BODY void attend_row_body(const float *q, const float *k0, const float *v0, size_t ld, int len,
+                             int d_head, float scale, float *p, float *o)
 {
     float mx = -INFINITY, sum = 0.0f;
     for (int j = 0; j < len; j++) {
@@ -286,6 +326,10 @@ RR_CLONES static void attend_row(const float *q, const float *k0, const float *v
             o[c] += w * v[c];
     }
 }
+RR_VARIANTS(attend_row,
+            (const float *q, const float *k0, const float *v0, size_t ld, int len, int d_head,
+             float scale, float *p, float *o),
+            (q, k0, v0, ld, len, d_head, scale, p, o))
 
 void rr_attention_cpu(const float *qkv, const int32_t *cu_seqlens, int n_seq, int n_head,
                       int d_head, const int32_t *q_rows, float *ctx, int n_threads,

@@ -44,29 +44,27 @@ def valgrind_cmd():
             "--suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "valgrind.supp")]
 
 
-def pin_blas_for_valgrind():
-    """Makes the server under valgrind and the reference CLI run the same OpenBLAS kernel.
+def pin_isa_for_valgrind():
+    """Makes the server under valgrind and the reference CLI run the same CPU kernels.
 
-    OpenBLAS picks its GEMM kernel at run time from CPUID. valgrind has no AVX-512, so on an
-    AVX-512 machine the server under memcheck runs the Haswell kernel while a native `rerank
-    score` runs SkylakeX/Cooperlake, and their logits differ in the last bits (~1e-6): the
-    bitwise comparisons would compare two kernels, not two code paths. Pinning the kernel in
+    The CPU engine picks its kernels at run time from CPUID (src/engine/gemm_cpu.h). valgrind
+    has no AVX-512, so on an AVX-512 machine the server under memcheck runs the AVX2 kernels
+    while a native `rerank score` runs the AVX-512 ones; the GEMMs agree bit for bit, but
+    attention and LayerNorm reduce in a different order at the other vector width (~1e-6 on a logit), and
+    the bitwise comparisons would compare two widths, not two code paths. RERANK_CPU_ISA=avx2 in
     this process's environment (inherited by the server and the CLI alike) compares like with
-    like. A kernel pinned by the caller (OPENBLAS_CORETYPE) is replaced when valgrind cannot
-    execute it; Haswell needs AVX2, which valgrind emulates."""
+    like."""
     flags = ""
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("flags"):
                 flags = " %s " % line.split(":", 1)[1]
                 break
-    if " avx2 " not in flags:
-        return None  # no AVX2 and no AVX-512: native and valgrind pick the same older kernel
-    old = os.environ.get("OPENBLAS_CORETYPE")
-    os.environ["OPENBLAS_CORETYPE"] = "Haswell"
-    print("valgrind run: OpenBLAS pinned to Haswell for the server and the reference%s" %
-          (" (was %s)" % old if old and old != "Haswell" else ""))
-    return "Haswell"
+    if " avx512f " not in flags:
+        return None  # native and valgrind pick the same kernels
+    os.environ["RERANK_CPU_ISA"] = "avx2"
+    print("valgrind run: the CPU engine pinned to its AVX2 kernels for the server and the reference")
+    return "avx2"
 
 
 def gen_stubs(src_dir, out_dir):

@@ -630,7 +630,7 @@ def main():
     if args.valgrind:
         global SCALE
         SCALE = 10
-        rrtest.pin_blas_for_valgrind()
+        rrtest.pin_isa_for_valgrind()
     rrtest.gen_stubs(args.source_dir, args.gen_dir)
     from rerank.v1 import rerank_pb2 as pb, rerank_pb2_grpc as pbg
     from tei.v1 import tei_pb2 as tei, tei_pb2_grpc as teig

@@ -323,7 +323,7 @@ def main():
         print("test_long: skipped: %s (create .venv with scripts/setup.sh)" % e)
         return 77
     if args.valgrind:
-        rrtest.pin_blas_for_valgrind()
+        rrtest.pin_isa_for_valgrind()
     rrtest.gen_stubs(args.source_dir, args.gen_dir)
     from rerank.v1 import rerank_pb2 as pb, rerank_pb2_grpc as pbg
     s = Suite(args, pb, pbg)
