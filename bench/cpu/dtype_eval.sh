@@ -36,7 +36,7 @@ for dt in f32 bf16 int8; do
         echo "dtype_eval: $dt: rerankd did not start: $(tail -1 "$log")"
         continue
     fi
-    "$BUILD_DIR/rerank-eval" --run "$RUN" --qrels "$DATA/qrels.txt" --queries "$DATA/queries.tsv" \
+    "$BUILD_DIR/bench/eval/rerank-eval" --run "$RUN" --qrels "$DATA/qrels.txt" --queries "$DATA/queries.tsv" \
         --corpus "$DATA/corpus.jsonl" --target "127.0.0.1:$port" --k "$K" \
         --out-run "$OUT/run-$dt.trec" --json "$OUT/eval-$dt.json" >/dev/null
     kill "$pid"
