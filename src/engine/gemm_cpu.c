@@ -16,16 +16,18 @@
  * Why these and not a library. Against OpenBLAS 0.3.21 (one sgemm per sequence and 128-column
  * slice, as batch invariance needed, weights re-packed every call): rr-bench-cpu, 64 pairs of
  * ~118 tokens, 2 threads, interleaved: 54.4 / 62.8 → 68.2 / 70.1 pairs/s. perf then puts the
- * AVX-512 f32 kernel at ~240 GFLOP/s on the 2 Zen 4 cores — about their FMA peak (2 × 32 flops
- * a cycle), so packing A or blocking k would buy little. oneDNN's matmul (libdnnl-dev 2.6)
- * also pre-packs, but picks its kernels and blocking by M, so a row's rounding would depend on
- * its batch again. Whole-engine figures against ONNX Runtime: bench/results/cpu-peers-*.md.
+ * AVX-512 f32 kernel at ~240 GFLOP/s on the 2 Zen 4 cores — about their FMA peak (32 flops a
+ * cycle each at ~3.7 GHz), so packing A or blocking k would buy little. oneDNN's matmul
+ * (libdnnl-dev 2.6) also pre-packs, but picks its kernels and blocking by M, so a row's rounding
+ * would depend on its batch again. Whole-engine figures against ONNX Runtime:
+ * bench/results/cpu-peers-*.md.
  */
 #include "engine/gemm_cpu.h"
 
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,11 +55,11 @@ const char *rr_cpu_isa_name(rr_cpu_isa isa)
     return isa == RR_ISA_AVX512 ? "avx512" : isa == RR_ISA_AVX2 ? "avx2" : "generic";
 }
 
-rr_cpu_caps rr_cpu_caps_get(void)
+static rr_cpu_caps caps_once;
+static pthread_once_t caps_done = PTHREAD_ONCE_INIT;
+
+static void caps_init(void)
 {
-    static rr_cpu_caps caps;
-    static int done;
-    if (done) return caps;
     rr_cpu_caps c = {RR_ISA_GENERIC, 0, 0};
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) c.isa = RR_ISA_AVX2;
@@ -73,9 +75,14 @@ rr_cpu_caps rr_cpu_caps_get(void)
     if (cap && strcmp(cap, "avx2") == 0 && c.isa > RR_ISA_AVX2)
         c = (rr_cpu_caps){RR_ISA_AVX2, 0, 0};
     if (cap && strcmp(cap, "generic") == 0) c = (rr_cpu_caps){RR_ISA_GENERIC, 0, 0};
-    caps = c; /* a race here writes the same value twice */
-    done = 1;
-    return caps;
+    caps_once = c;
+}
+
+/* pthread_once: the ops ask on every row, from every OpenMP thread. */
+rr_cpu_caps rr_cpu_caps_get(void)
+{
+    pthread_once(&caps_done, caps_init);
+    return caps_once;
 }
 
 /* --- packing ---------------------------------------------------------------------------- */
@@ -272,28 +279,51 @@ static TGT_AVX2 void tile_f32_avx2_any(const float *x, size_t ldx, int mr, const
     }
 }
 
-#define F512(n)                                                                                    \
-    case n:                                                                                        \
-        if (nv > 1)                                                                                \
-            tile_f32_avx512(x, ldx, n, 2, p0, p1, K, t);                                           \
-        else                                                                                       \
-            tile_f32_avx512(x, ldx, n, 1, p0, p0, K, t);                                           \
-        break;
-
 static TGT_AVX512 void tile_f32_avx512_any(const float *x, size_t ldx, int mr, int nv,
                                            const float *p0, const float *p1, int K, float *t)
 {
+#define F512(n)                                                                                    \
+    (nv > 1 ? tile_f32_avx512(x, ldx, n, 2, p0, p1, K, t)                                          \
+            : tile_f32_avx512(x, ldx, n, 1, p0, p0, K, t))
     switch (mr) {
-        F512(12)
-        F512(11)
-        F512(10)
-        F512(9)
-        F512(8)
-        F512(7) F512(6) F512(5) F512(4) F512(3) F512(2) default
-            : if (nv > 1) tile_f32_avx512(x, ldx, 1, 2, p0, p1, K, t);
-        else tile_f32_avx512(x, ldx, 1, 1, p0, p0, K, t);
+    case 12:
+        F512(12);
+        break;
+    case 11:
+        F512(11);
+        break;
+    case 10:
+        F512(10);
+        break;
+    case 9:
+        F512(9);
+        break;
+    case 8:
+        F512(8);
+        break;
+    case 7:
+        F512(7);
+        break;
+    case 6:
+        F512(6);
+        break;
+    case 5:
+        F512(5);
+        break;
+    case 4:
+        F512(4);
+        break;
+    case 3:
+        F512(3);
+        break;
+    case 2:
+        F512(2);
+        break;
+    default:
+        F512(1);
         break;
     }
+#undef F512
 }
 
 /* --- bf16 kernel (AVX512-BF16) -------------------------------------------------------------- */
@@ -325,28 +355,50 @@ INLINE TGT_BF16 void tile_bf16(const uint32_t *xb, size_t ldk, const int MR, con
     }
 }
 
-#define B512(n)                                                                                    \
-    case n:                                                                                        \
-        if (nv > 1)                                                                                \
-            tile_bf16(xb, ldk, n, 2, p0, p1, K2, t);                                               \
-        else                                                                                       \
-            tile_bf16(xb, ldk, n, 1, p0, p0, K2, t);                                               \
-        break;
-
 static TGT_BF16 void tile_bf16_any(const uint32_t *xb, size_t ldk, int mr, int nv,
                                    const uint32_t *p0, const uint32_t *p1, int K2, float *t)
 {
+#define B512(n)                                                                                    \
+    (nv > 1 ? tile_bf16(xb, ldk, n, 2, p0, p1, K2, t) : tile_bf16(xb, ldk, n, 1, p0, p0, K2, t))
     switch (mr) {
-        B512(12)
-        B512(11)
-        B512(10)
-        B512(9)
-        B512(8)
-        B512(7) B512(6) B512(5) B512(4) B512(3) B512(2) default
-            : if (nv > 1) tile_bf16(xb, ldk, 1, 2, p0, p1, K2, t);
-        else tile_bf16(xb, ldk, 1, 1, p0, p0, K2, t);
+    case 12:
+        B512(12);
+        break;
+    case 11:
+        B512(11);
+        break;
+    case 10:
+        B512(10);
+        break;
+    case 9:
+        B512(9);
+        break;
+    case 8:
+        B512(8);
+        break;
+    case 7:
+        B512(7);
+        break;
+    case 6:
+        B512(6);
+        break;
+    case 5:
+        B512(5);
+        break;
+    case 4:
+        B512(4);
+        break;
+    case 3:
+        B512(3);
+        break;
+    case 2:
+        B512(2);
+        break;
+    default:
+        B512(1);
         break;
     }
+#undef B512
 }
 
 /* --- int8 kernels --------------------------------------------------------------------------- */
@@ -459,28 +511,50 @@ INLINE TGT_VNNI void tile_vnni(const uint8_t *xq, size_t ldq, const int MR, cons
     }
 }
 
-#define V512(n)                                                                                    \
-    case n:                                                                                        \
-        if (nv > 1)                                                                                \
-            tile_vnni(xq, ldq, n, 2, p0, p1, K4, t);                                               \
-        else                                                                                       \
-            tile_vnni(xq, ldq, n, 1, p0, p0, K4, t);                                               \
-        break;
-
 static TGT_VNNI void tile_vnni_any(const uint8_t *xq, size_t ldq, int mr, int nv, const int8_t *p0,
                                    const int8_t *p1, int K4, int32_t *t)
 {
+#define V512(n)                                                                                    \
+    (nv > 1 ? tile_vnni(xq, ldq, n, 2, p0, p1, K4, t) : tile_vnni(xq, ldq, n, 1, p0, p0, K4, t))
     switch (mr) {
-        V512(12)
-        V512(11)
-        V512(10)
-        V512(9)
-        V512(8)
-        V512(7) V512(6) V512(5) V512(4) V512(3) V512(2) default
-            : if (nv > 1) tile_vnni(xq, ldq, 1, 2, p0, p1, K4, t);
-        else tile_vnni(xq, ldq, 1, 1, p0, p0, K4, t);
+    case 12:
+        V512(12);
+        break;
+    case 11:
+        V512(11);
+        break;
+    case 10:
+        V512(10);
+        break;
+    case 9:
+        V512(9);
+        break;
+    case 8:
+        V512(8);
+        break;
+    case 7:
+        V512(7);
+        break;
+    case 6:
+        V512(6);
+        break;
+    case 5:
+        V512(5);
+        break;
+    case 4:
+        V512(4);
+        break;
+    case 3:
+        V512(3);
+        break;
+    case 2:
+        V512(2);
+        break;
+    default:
+        V512(1);
         break;
     }
+#undef V512
 }
 
 /* --- activations for the reduced paths -------------------------------------------------------- */
