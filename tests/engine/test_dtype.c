@@ -19,7 +19,7 @@
  * 0.025: the bounds keep that margin. The numbers measured are printed and quoted in the
  * README. int8 is the same on every x86-64 (its sums are exact integers; only the f32 parts
  * around them vary in the last bits); bf16 runs only where AVX512-BF16 exists and reports
- * "skipped" elsewhere. Every pair, also under RR_TEST_QUICK.
+ * "skipped" elsewhere. Under RR_TEST_QUICK only tiny-bert-random and xlmr-small, every pair.
  * Skips (77) when no model folder with golden pairs exists.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -186,8 +186,14 @@ int main(void)
     static const char *const names[] = {"minilm-l6-bert", "minilm-l6-electra", "tiny-bert-random",
                                         "xlmr-small"};
     int ran = 0;
+    /* RR_TEST_QUICK (the sanitizer build, 14 min for all four there): the two small models,
+     * each still with all its pairs, so the bounds keep their meaning. */
+    const char *q = getenv("RR_TEST_QUICK");
+    const int quick = q && *q && strcmp(q, "0") != 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        ran += check_model(names[i]);
+        if (!quick || strcmp(names[i], "tiny-bert-random") == 0 ||
+            strcmp(names[i], "xlmr-small") == 0)
+            ran += check_model(names[i]);
     if (!ran) return test_skip("test_dtype", "no model folder with golden pairs");
     return test_summary("test_dtype");
 }
