@@ -1,6 +1,6 @@
 /*
  * backend.h — the seam between the engine front (engine.c: validation, dispatch) and its
- * backends: the CPU engine (engine_cpu.c) and the CUDA engine (cuda/engine_cuda.cu).
+ * backends: the CPU engine (engine_cpu.c) and the CUDA engine (engine_cuda.cu).
  *
  * engine.c validates every batch before it reaches a backend, so backends may assume:
  * 1 ≤ n_seq, n_tok ≤ max_batch_tokens, cu_seqlens strictly increasing from 0 to n_tok,
@@ -38,7 +38,7 @@ static inline void rr_seq_positions(const int32_t *tokens, int len, int pos_pad,
 
 extern const rr_backend rr_backend_cpu;
 #ifdef RERANK_HAVE_CUDA
-extern const rr_backend rr_backend_cuda; /* defined in cuda/engine_cuda.cu */
+extern const rr_backend rr_backend_cuda; /* defined in engine_cuda.cu */
 #endif
 
 #endif /* RR_BACKEND_H */
