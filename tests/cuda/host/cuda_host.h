@@ -1,7 +1,7 @@
 /*
  * cuda_host.h — the CUDA built-ins a kernel file uses, re-expressed for the host, so that
- * the real source of a kernel (cuda/attention.cu, turned into a host translation unit by
- * gen_attention.cmake) compiles with g++ and runs on the CPU in test_attention_host.
+ * the real source of a kernel (a kernel file of cuda/, turned into a host translation unit by
+ * gen_host.cmake) compiles with g++ and runs on the CPU in test_attention_host.
  *
  * Model: a block runs as blockDim.x host threads of one persistent pool (runtime.cpp), blocks
  * one after another. __syncthreads is a block barrier, __syncwarp a barrier of the 32 lanes
@@ -20,6 +20,9 @@
 #include <cuda_runtime.h>
 
 #include <math.h>
+
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <functional>
 #include <tuple>
@@ -58,17 +61,47 @@ inline float rsqrtf(float x)
 void rr_host_run_grid(dim3 grid, unsigned threads, size_t dyn_smem,
                       const std::function<void()> &block);
 
-/* Stand-in for `kernel<<<grid, threads, smem, stream>>>(args...)`; the generator rewrites
- * the launch into this call. Arguments convert to the kernel's parameter types once, as a
- * launch copies them. */
+/* Stand-in for `kernel<<<grid, threads, smem, stream>>>(args...)`, which gen_host.cmake
+ * rewrites into `kernel * rr_host_config(grid, threads, smem, stream)(args...)`: the call
+ * collects references to the arguments (alive until the end of the launch statement), and
+ * operator* converts them to the kernel's parameter types once, as a launch copies them,
+ * then runs the grid. Block and grid may be dim3 or integers, as with <<< >>>; only 1-D
+ * blocks are modelled (rr_host_run_grid refuses others). */
+struct rr_host_config_t {
+    dim3 grid, block;
+    size_t smem;
+    cudaStream_t stream;
+};
+
+template <typename... A> struct rr_host_call {
+    rr_host_config_t cfg;
+    std::tuple<A &&...> args;
+};
+
+struct rr_host_config {
+    rr_host_config_t cfg;
+    rr_host_config(dim3 grid, dim3 block, size_t smem = 0, cudaStream_t stream = 0)
+        : cfg{grid, block, smem, stream}
+    {
+    }
+    template <typename... A> rr_host_call<A...> operator()(A &&...args) const
+    {
+        return {cfg, std::forward_as_tuple(std::forward<A>(args)...)};
+    }
+};
+
 template <typename... P, typename... A>
-void rr_host_launch(void (*kernel)(P...), dim3 grid, unsigned threads, size_t dyn_smem,
-                    cudaStream_t stream, A &&...args)
+void operator*(void (*kernel)(P...), rr_host_call<A...> &&call)
 {
-    (void)stream;
-    rr_host_run_grid(
-        grid, threads, dyn_smem,
-        [&, params = std::tuple<P...>(static_cast<P>(args)...)] { std::apply(kernel, params); });
+    static_assert(sizeof...(P) == sizeof...(A), "kernel launched with a wrong argument count");
+    if (call.cfg.block.y != 1 || call.cfg.block.z != 1) {
+        fprintf(stderr, "host launch: only 1-D blocks are modelled\n");
+        abort();
+    }
+    auto params = std::apply([](A &&...a) { return std::tuple<P...>(static_cast<P>(a)...); },
+                             std::move(call.args));
+    rr_host_run_grid(call.cfg.grid, call.cfg.block.x, call.cfg.smem,
+                     [kernel, params] { std::apply(kernel, params); });
 }
 
 #endif /* RR_TEST_CUDA_HOST_H */
