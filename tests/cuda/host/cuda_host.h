@@ -47,6 +47,17 @@ void __syncthreads();
 void __syncwarp(unsigned mask = 0xffffffffu);
 float __shfl_sync(unsigned mask, float v, int src_lane, int width = 32);
 float __shfl_xor_sync(unsigned mask, float v, int lane_mask, int width = 32);
+unsigned __shfl_sync(unsigned mask, unsigned v, int src_lane, int width = 32);
+unsigned __shfl_xor_sync(unsigned mask, unsigned v, int lane_mask, int width = 32);
+int __shfl_sync(unsigned mask, int v, int src_lane, int width = 32);
+int __shfl_xor_sync(unsigned mask, int v, int lane_mask, int width = 32);
+
+/* Warp-collective exchange for stand-ins of warp-wide instructions (mma.sync, ldmatrix):
+ * every lane of the calling warp contributes `bytes` bytes at `mine` and receives all 32
+ * contributions, lane-major, at `all` (32·bytes). It synchronizes the warp's execution as
+ * the instruction does (all lanes must call it, convergence is checked like a shuffle) and
+ * is not a memory fence for anything else. bytes ≤ 256. */
+void rr_host_warp_exchange(const void *mine, size_t bytes, void *all);
 
 /* Device intrinsics that are not in the host math library; common.cuh names rsqrtf in a
  * template, so it must at least be declared. */
@@ -55,11 +66,29 @@ inline float rsqrtf(float x)
     return 1.0f / sqrtf(x);
 }
 
-/* Runs `block` for every block of `grid` on `threads` pool threads; records a launch error
- * (returned by cudaGetLastError, defined in runtime.cpp) instead of running when the
+/* Runs `block` for every block of `grid` on `threads` pool threads, now; records a launch
+ * error (returned by cudaGetLastError, defined in runtime.cpp) instead of running when the
  * configuration would not launch on a device. */
 void rr_host_run_grid(dim3 grid, unsigned threads, size_t dyn_smem,
                       const std::function<void()> &block);
+
+/* Validates a launch configuration as a device launch would: false, with the error recorded
+ * for cudaGetLastError, when it would not launch. */
+bool rr_host_launch_ok(dim3 grid, unsigned threads, size_t dyn_smem);
+
+/* Where a launch goes: by default it runs at once (the host has no queue). A fake CUDA
+ * runtime (streams, graph capture) installs a hook that queues or records the work instead;
+ * the work owns copies of the kernel's parameters, so it may run later, as a captured
+ * graph node does. */
+typedef void (*rr_host_submit_hook)(cudaStream_t stream, std::function<void()> work);
+extern rr_host_submit_hook rr_host_submit_via;
+inline void rr_host_submit(cudaStream_t stream, std::function<void()> work)
+{
+    if (rr_host_submit_via)
+        rr_host_submit_via(stream, std::move(work));
+    else
+        work();
+}
 
 /* Stand-in for `kernel<<<grid, threads, smem, stream>>>(args...)`, which gen_host.cmake
  * rewrites into `kernel * rr_host_config(grid, threads, smem, stream)(args...)`: the call
@@ -100,8 +129,11 @@ void operator*(void (*kernel)(P...), rr_host_call<A...> &&call)
     }
     auto params = std::apply([](A &&...a) { return std::tuple<P...>(static_cast<P>(a)...); },
                              std::move(call.args));
-    rr_host_run_grid(call.cfg.grid, call.cfg.block.x, call.cfg.smem,
-                     [kernel, params] { std::apply(kernel, params); });
+    if (!rr_host_launch_ok(call.cfg.grid, call.cfg.block.x, call.cfg.smem)) return;
+    const rr_host_config_t c = call.cfg;
+    rr_host_submit(c.stream, [kernel, params, c] {
+        rr_host_run_grid(c.grid, c.block.x, c.smem, [&] { std::apply(kernel, params); });
+    });
 }
 
 #endif /* RR_TEST_CUDA_HOST_H */

@@ -25,6 +25,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <barrier>
 #include <memory>
@@ -38,6 +39,7 @@ namespace
 {
 
 constexpr unsigned kWarp = 32;
+constexpr size_t kExchange = 256; /* bytes per lane of rr_host_warp_exchange */
 
 struct Pool;
 
@@ -59,8 +61,8 @@ struct BlockEnd {
 
 struct Pool {
     explicit Pool(unsigned threads)
-        : n(threads), sig(threads), xch(2 * threads), start(threads + 1), done(threads + 1),
-          end(threads, BlockEnd{this})
+        : n(threads), sig(threads), xch(2 * threads), xbytes(2 * threads * kExchange),
+          start(threads + 1), done(threads + 1), end(threads, BlockEnd{this})
     {
         make_block_barriers();
         for (unsigned t = 0; t < n; t++)
@@ -129,8 +131,9 @@ struct Pool {
     }
 
     const unsigned n;
-    std::vector<uint64_t> sig; /* per thread: running hash of its wmma operations */
-    std::vector<float> xch;    /* shuffle exchange, double-buffered per thread */
+    std::vector<uint64_t> sig;         /* per thread: running hash of its wmma operations */
+    std::vector<float> xch;            /* shuffle exchange, double-buffered per thread */
+    std::vector<unsigned char> xbytes; /* rr_host_warp_exchange, double-buffered */
     std::barrier<> start, done;
     std::barrier<BlockEnd> end;
     std::unique_ptr<std::barrier<BlockDone>> sync;
@@ -209,14 +212,23 @@ float shuffle(float v, unsigned src)
 
 } // namespace
 
-void rr_host_run_grid(dim3 grid, unsigned threads, size_t dyn_smem,
-                      const std::function<void()> &block)
+rr_host_submit_hook rr_host_submit_via = nullptr;
+
+bool rr_host_launch_ok(dim3 grid, unsigned threads, size_t dyn_smem)
 {
+    (void)dyn_smem;
     if (grid.x < 1 || grid.x > 0x7fffffffu || grid.y < 1 || grid.y > 65535 || grid.z != 1 ||
         threads < 1 || threads > 1024) {
         last_error = cudaErrorInvalidConfiguration;
-        return;
+        return false;
     }
+    return true;
+}
+
+void rr_host_run_grid(dim3 grid, unsigned threads, size_t dyn_smem,
+                      const std::function<void()> &block)
+{
+    if (!rr_host_launch_ok(grid, threads, dyn_smem)) return;
     if (threads % kWarp != 0 || dyn_smem != 0) {
         fprintf(stderr,
                 "host launch: %u threads, %zu B dynamic shared memory: only whole "
@@ -257,6 +269,64 @@ float __shfl_xor_sync(unsigned mask, float v, int lane_mask, int width)
     require_full_mask("__shfl_xor_sync", mask);
     if (width != 32) abort();
     return shuffle(v, (rr_host_thread_idx.x % kWarp) ^ (unsigned)lane_mask);
+}
+
+/* Shuffles of other 32-bit types move the bits through the float exchange (memcpy, no
+ * arithmetic, so every pattern, NaN payloads included, arrives unchanged). */
+template <typename V> static V shuffle_bits(V v, unsigned src)
+{
+    static_assert(sizeof(V) == sizeof(float), "32-bit shuffles only");
+    float f;
+    memcpy(&f, &v, sizeof f);
+    f = shuffle(f, src);
+    memcpy(&v, &f, sizeof v);
+    return v;
+}
+
+unsigned __shfl_sync(unsigned mask, unsigned v, int src_lane, int width)
+{
+    require_full_mask("__shfl_sync", mask);
+    if (width != 32) abort();
+    return shuffle_bits(v, (unsigned)src_lane);
+}
+
+unsigned __shfl_xor_sync(unsigned mask, unsigned v, int lane_mask, int width)
+{
+    require_full_mask("__shfl_xor_sync", mask);
+    if (width != 32) abort();
+    return shuffle_bits(v, (rr_host_thread_idx.x % kWarp) ^ (unsigned)lane_mask);
+}
+
+int __shfl_sync(unsigned mask, int v, int src_lane, int width)
+{
+    require_full_mask("__shfl_sync", mask);
+    if (width != 32) abort();
+    return shuffle_bits(v, (unsigned)src_lane);
+}
+
+int __shfl_xor_sync(unsigned mask, int v, int lane_mask, int width)
+{
+    require_full_mask("__shfl_xor_sync", mask);
+    if (width != 32) abort();
+    return shuffle_bits(v, (rr_host_thread_idx.x % kWarp) ^ (unsigned)lane_mask);
+}
+
+void rr_host_warp_exchange(const void *mine, size_t bytes, void *all)
+{
+    if (bytes > kExchange || bytes % 4 != 0) {
+        fprintf(stderr, "rr_host_warp_exchange: %zu bytes (at most %zu, whole words)\n", bytes,
+                kExchange);
+        abort();
+    }
+    Pool &p = current();
+    const unsigned t = rr_host_thread_idx.x, w = t / kWarp;
+    /* Double-buffered like the shuffles (same parity, same argument). */
+    unsigned char *buf = &p.xbytes[((size_t)Pool::parity * p.n) * kExchange];
+    Pool::parity ^= 1;
+    memcpy(buf + (size_t)t * kExchange, mine, bytes);
+    p.warps[w]->arrive_and_wait();
+    for (unsigned l = 0; l < kWarp; l++)
+        memcpy((unsigned char *)all + l * bytes, buf + (size_t)(w * kWarp + l) * kExchange, bytes);
 }
 
 int rr_host_lane()
