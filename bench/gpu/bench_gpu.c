@@ -1,28 +1,38 @@
 /*
- * bench_gpu.c — latency per K of the CUDA engine on one query against K passages
- * (K = 1, 10, 100, 1000), validated against the CPU engine before anything is timed.
+ * bench_gpu.c — latency of the CUDA engine for one K (one query against K passages), timed
+ * first and then checked against the CPU engine, one K per process.
  *
- * Inputs: seeded token ids (vocabulary ids ≥ 1000, so no special token), a 16-token query
- * and 1000 passages of 80…120 tokens (mean 100): pairs `[CLS] q [SEP] p [SEP]` of ~119
- * tokens, the anchors' MS MARCO shape. They are written to OUT_DIR/inputs.jsonl so
- * bench/gpu/torch_bench.py runs PyTorch on exactly the same ids.
- * Validation: all 1000 pairs on the CPU engine (fp32) and on the CUDA engine in one batch;
- * the max |difference| must be ≤ 2e-2 (fp16). A miss prints `# validation FAILED …` and
- * makes the exit status 1, but the timing still runs: the device check gets one run, and
- * latencies of a slightly-off engine are still worth having (the bound is a max over 1000
- * pairs with only a ~2x margin over the emulated fp16 error).
+ *   bench_gpu MODEL_DIR OUT_DIR --k K [--bf16]   time, then validate, one K
+ *   bench_gpu MODEL_DIR OUT_DIR --inputs          write OUT_DIR/inputs.jsonl only
+ *   bench_gpu MODEL_DIR OUT_DIR --smoke [--bf16]  K = 1, 10, 100 once each vs the CPU, no
+ *                                                 files (compute-sanitizer, the fault probe)
+ *
+ * Why one K per process, timed before validated: the device check gets one short run on
+ * kernels that have never run, and a fault aborts the process (a poisoned context cannot be
+ * recovered). So a fault at K=1000 must not take the K=1 row with it, and a validation
+ * fault must not take the timing of its own K: gpu-check.sh runs K = 1, 10, 100, 1000 per
+ * precision as separate processes, and each appends its rows as soon as it has them.
+ * Inputs: seeded token ids in [1000, 8192) (no special token; the carried model keeps the
+ * embedding rows below 8192, bench/gpu/pack-debs.sh), a 16-token query and 1000 passages of
+ * 80…120 tokens (mean 100): pairs `[CLS] q [SEP] p [SEP]` of ~119 tokens, the anchors' MS
+ * MARCO shape. The same ids every run; --inputs writes them for torch_bench.py.
  * Timing: host wall clock around each synchronous rr_engine_forward (packing, the copies,
  * the graph or launches, the sync — what a caller waits for), after 20 warm-up calls;
- * median and p90 over many calls. TFLOP/s counts model FLOPs of the full encoder
- * (2·n_tok·n_layer·(4d² + 2·d·d_ff) + 4·n_layer·d·ΣL²), as the anchors do, although the
- * engine runs the last layer for the [CLS] rows only. Every timed forward's status is
- * checked: a K whose forward fails prints `# K=… FAILED …` and gets no row (a failing
- * forward returns early and would otherwise be timed as a fast one).
- * Output: a TSV on stdout and in OUT_DIR/rerank.tsv, both flushed per row so the rows of the
- * finished K survive a kill by the caller's timeout; logits in OUT_DIR/logits_{cpu,cuda}.txt.
- * --smoke: K = 1, 10, 100 once each against the CPU engine, no timing (compute-sanitizer,
- * and the device check's first hang/fault probe).
- * Exit status: 0 when validation passed and every K was timed, 1 otherwise, 2 on usage.
+ * p50 and p99 over 1000 calls (200 at K=1000). Every timed forward's status is checked (a
+ * failing forward returns early and would otherwise be timed as a fast one). TFLOP/s counts
+ * model FLOPs of the full encoder (2·n_tok·n_layer·(4d² + 2·d·d_ff) + 4·n_layer·d·ΣL²), as
+ * the anchors do, although the engine runs the last layer for the [CLS] rows only.
+ * Validation of the same K after its timing: the K pairs on the CPU engine (fp32) and on the
+ * CUDA engine in one batch → max |cuda − cpu| (bound 2e-2 fp16, 0.25 bf16), top-10
+ * agreement (how many of the CPU's top min(10, K) the CUDA engine also ranks in its top
+ * min(10, K)), and batch invariance: the first min(K, 16) pairs each scored alone vs inside
+ * the K batch — bitwise-equal count and max |difference|.
+ * Output (OUT_DIR, line-buffered appends, so a kill keeps what was written):
+ *   rerank.tsv       dtype K n_tok p50_ms p99_ms pairs_per_s TFLOPs — right after timing;
+ *   validate.tsv     dtype K max_diff nan top10 top10_of inv_equal inv_of inv_max_diff;
+ *   logits_<dtype>_<K>.txt and logits_cpu_<K>.txt (one logit per line);
+ * and `# ` lines on stdout for the device check's table.
+ * Exit status: 0 when the K was timed and validated within bounds, 1 otherwise, 2 on usage.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -36,6 +46,8 @@
 
 #define N_PAIRS 1000
 #define Q_LEN 16
+#define BENCH_VOCAB 8192 /* ids below this: the carried model's kept embedding rows */
+#define INV_PAIRS 16     /* pairs scored alone for the batch-invariance column */
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 
@@ -67,7 +79,8 @@ typedef struct inputs {
 static void make_inputs(const rr_model *m, inputs *in)
 {
     const rr_tokenizer *t = rr_model_tokenizer(m);
-    const uint32_t span = (uint32_t)(rr_model_get_info(m)->vocab_size - 1000);
+    const int vocab = rr_model_get_info(m)->vocab_size;
+    const uint32_t span = (uint32_t)((vocab < BENCH_VOCAB ? vocab : BENCH_VOCAB) - 1000);
     int32_t q[Q_LEN];
     for (int k = 0; k < Q_LEN; k++)
         q[k] = 1000 + (int32_t)(rnd() % span);
@@ -135,20 +148,187 @@ static double model_flops(const rr_model_info *mi, const inputs *in, int k)
     return mi->n_layer * (2 * n_tok * (4 * d * d + 2 * d * f) + 4 * d * sq);
 }
 
+/* Appends one line to OUT_DIR/name, writing `header` first when the file is new. */
+static void append_row(const char *dir, const char *name, const char *header, const char *line)
+{
+    if (!dir) return; /* --smoke writes nothing */
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    const int fresh = f == NULL;
+    if (f) fclose(f);
+    f = fopen(path, "a");
+    if (!f) {
+        fprintf(stderr, "bench_gpu: cannot write %s\n", path);
+        return;
+    }
+    if (fresh) fputs(header, f);
+    fputs(line, f);
+    fclose(f);
+}
+
+static void write_logits(const char *dir, const char *what, int k, const float *l)
+{
+    if (!dir) return;
+    char path[2048];
+    snprintf(path, sizeof path, "%s/logits_%s_%d.txt", dir, what, k);
+    FILE *f = fopen(path, "w");
+    for (int s = 0; f && s < k; s++)
+        fprintf(f, "%.7g\n", l[s]);
+    if (f) fclose(f);
+}
+
+static int write_inputs(const inputs *in, const char *dir)
+{
+    char path[2048];
+    snprintf(path, sizeof path, "%s/inputs.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "bench_gpu: cannot write %s\n", path);
+        return 1;
+    }
+    for (int s = 0; s < N_PAIRS; s++) {
+        fputs("{\"input_ids\": [", f);
+        for (int t = in->cu[s]; t < in->cu[s + 1]; t++)
+            fprintf(f, "%s%d", t > in->cu[s] ? ", " : "", in->tok[t]);
+        fputs("], \"token_type_ids\": [", f);
+        for (int t = in->cu[s]; t < in->cu[s + 1]; t++)
+            fprintf(f, "%s%d", t > in->cu[s] ? ", " : "", in->typ[t]);
+        fputs("]}\n", f);
+    }
+    return fclose(f) != 0;
+}
+
+/* Indices of the top n logits of l[0, k), best first (ties by index). */
+static void top_n(const float *l, int k, int n, int *idx)
+{
+    for (int r = 0; r < n; r++) {
+        int best = -1;
+        for (int s = 0; s < k; s++) {
+            int taken = 0;
+            for (int q = 0; q < r; q++)
+                taken |= idx[q] == s;
+            if (!taken && (best < 0 || l[s] > l[best])) best = s;
+        }
+        idx[r] = best;
+    }
+}
+
+/* Timing of pairs [0, k): rerank.tsv row and a `# ` line. Returns 0 when every forward
+ * succeeded. */
+static int time_k(rr_engine *gpu, const rr_model_info *mi, const inputs *in, int k, const char *dtn,
+                  const char *dir, float *lg)
+{
+    static double t[1000];
+    static int32_t cu[N_PAIRS + 1];
+    const int iters = k >= 1000 ? 200 : 1000;
+    rr_batch b = batch_of(in, 0, k, cu);
+    rr_status st = RR_OK;
+    for (int w = 0; w < 20 && st == RR_OK; w++)
+        st = rr_engine_forward(gpu, &b, lg);
+    for (int it = 0; it < iters && st == RR_OK; it++) {
+        double t0 = now_ms();
+        st = rr_engine_forward(gpu, &b, lg);
+        t[it] = now_ms() - t0;
+    }
+    if (st != RR_OK) {
+        printf("# %s K=%d FAILED: rr_engine_forward returned %s; not timed\n", dtn, k,
+               rr_status_name(st));
+        return 1;
+    }
+    qsort(t, iters, sizeof *t, cmp_double);
+    const double p50 = t[iters / 2], p99 = t[iters * 99 / 100];
+    const double tf = model_flops(mi, in, k) / (p50 * 1e-3) / 1e12;
+    char line[256];
+    snprintf(line, sizeof line, "%s\t%d\t%d\t%.4f\t%.4f\t%.1f\t%.2f\n", dtn, k, b.n_tok, p50, p99,
+             k / (p50 * 1e-3), tf);
+    append_row(dir, "rerank.tsv", "dtype\tK\tn_tok\tp50_ms\tp99_ms\tpairs_per_s\tTFLOPs\n", line);
+    printf("# %s K=%d: p50 %.4f ms, p99 %.4f ms, %.0f pairs/s, %.2f TFLOP/s\n", dtn, k, p50, p99,
+           k / (p50 * 1e-3), tf);
+    return 0;
+}
+
+/* Validation of pairs [0, k) after timing: validate.tsv row and `# ` lines. */
+static int validate_k(rr_engine *cpu, rr_engine *gpu, const inputs *in, int k, rr_dtype dt,
+                      const char *dtn, const char *dir, float *lc, float *lg)
+{
+    if (score(cpu, in, k, 64, lc)) {
+        printf("# %s K=%d validation FAILED: the CPU engine's forward failed\n", dtn, k);
+        return 1;
+    }
+    if (score(gpu, in, k, k, lg)) {
+        printf("# %s K=%d validation FAILED: rr_engine_forward failed\n", dtn, k);
+        return 1;
+    }
+    write_logits(dir, "cpu", k, lc);
+    write_logits(dir, dtn, k, lg);
+    float worst = 0;
+    const int n_nan = diff_into(lg, lc, k, &worst);
+    const int n_top = k < 10 ? k : 10;
+    int tc[10], tg[10], agree = 0;
+    top_n(lc, k, n_top, tc);
+    top_n(lg, k, n_top, tg);
+    for (int a = 0; a < n_top; a++)
+        for (int b = 0; b < n_top; b++)
+            agree += tc[a] == tg[b];
+    /* Batch invariance: each of the first pairs alone (a one-pair batch) vs in the K batch. */
+    const int n_inv = k < INV_PAIRS ? k : INV_PAIRS;
+    int equal = 0;
+    float inv_worst = 0;
+    for (int s = 0; s < n_inv; s++) {
+        static int32_t cu[2];
+        float alone;
+        cu[0] = 0, cu[1] = in->cu[s + 1] - in->cu[s];
+        rr_batch b = {1, cu[1], in->tok + in->cu[s], in->typ + in->cu[s], cu};
+        if (rr_engine_forward(gpu, &b, &alone) != RR_OK) {
+            printf("# %s K=%d validation FAILED: a one-pair forward failed\n", dtn, k);
+            return 1;
+        }
+        equal += memcmp(&alone, &lg[s], sizeof alone) == 0;
+        diff_into(&alone, &lg[s], 1, &inv_worst);
+    }
+    const float bound = dt == RR_DTYPE_BF16 ? 0.25f : 2e-2f;
+    const int pass = n_nan == 0 && worst <= bound;
+    char line[256];
+    snprintf(line, sizeof line, "%s\t%d\t%.4g\t%d\t%d\t%d\t%d\t%d\t%.3g\n", dtn, k, worst, n_nan,
+             agree, n_top, equal, n_inv, inv_worst);
+    append_row(dir, "validate.tsv",
+               "dtype\tK\tmax_diff\tnan\ttop10\ttop10_of\tinv_equal\tinv_of\tinv_max_diff\n", line);
+    printf("# %s K=%d validation%s: max |cuda - cpu| = %.4g (bound %.0e)%s, top-10 %d/%d, "
+           "alone vs in-batch: %d/%d bitwise, max %.3g\n",
+           dtn, k, pass ? "" : " FAILED", worst, bound, n_nan ? ", NaN" : "", agree, n_top, equal,
+           n_inv, inv_worst);
+    return !pass;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: bench_gpu MODEL_DIR OUT_DIR [--bf16] [--smoke]\n");
+    if (argc < 4) {
+        fprintf(stderr, "usage: bench_gpu MODEL_DIR OUT_DIR (--k K [--bf16] | --inputs | --smoke "
+                        "[--bf16])\n");
         return 2;
     }
-    int smoke = 0;
+    int smoke = 0, only_inputs = 0, k = 0;
     rr_dtype dt = RR_DTYPE_F16;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--smoke"))
             smoke = 1;
+        else if (!strcmp(argv[i], "--inputs"))
+            only_inputs = 1;
         else if (!strcmp(argv[i], "--bf16"))
             dt = RR_DTYPE_BF16;
+        else if (!strcmp(argv[i], "--k") && i + 1 < argc)
+            k = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "bench_gpu: unknown argument %s\n", argv[i]);
+            return 2;
+        }
     }
+    if (!smoke && !only_inputs && (k < 1 || k > N_PAIRS)) {
+        fprintf(stderr, "bench_gpu: --k needs 1 … %d\n", N_PAIRS);
+        return 2;
+    }
+    const char *dtn = dt == RR_DTYPE_BF16 ? "bf16" : "fp16";
     rr_error err = {0};
     rr_model *m = NULL;
     if (rr_model_load(argv[1], &m, &err) != RR_OK) {
@@ -158,25 +338,7 @@ int main(int argc, char **argv)
     const rr_model_info *mi = rr_model_get_info(m);
     inputs in;
     make_inputs(m, &in);
-    char path[2048];
-    if (!smoke) {
-        snprintf(path, sizeof path, "%s/inputs.jsonl", argv[2]);
-        FILE *f = fopen(path, "w");
-        if (!f) {
-            fprintf(stderr, "bench_gpu: cannot write %s\n", path);
-            return 1;
-        }
-        for (int s = 0; s < N_PAIRS; s++) {
-            fputs("{\"input_ids\": [", f);
-            for (int t = in.cu[s]; t < in.cu[s + 1]; t++)
-                fprintf(f, "%s%d", t > in.cu[s] ? ", " : "", in.tok[t]);
-            fputs("], \"token_type_ids\": [", f);
-            for (int t = in.cu[s]; t < in.cu[s + 1]; t++)
-                fprintf(f, "%s%d", t > in.cu[s] ? ", " : "", in.typ[t]);
-            fputs("]}\n", f);
-        }
-        fclose(f);
-    }
+    if (only_inputs) return write_inputs(&in, argv[2]);
 
     rr_engine *cpu = NULL, *gpu = NULL;
     rr_engine_opts oc = {.device = -1, .max_batch_tokens = 16384};
@@ -190,92 +352,17 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "bench_gpu: %s vs %s, %s\n", rr_engine_describe(gpu), rr_engine_describe(cpu),
             argv[1]);
-
-    /* Validate before timing. */
-    const int n_val = smoke ? 100 : N_PAIRS;
+    setvbuf(stdout, NULL, _IOLBF, 0);
     float *lc = malloc(N_PAIRS * sizeof *lc), *lg = malloc(N_PAIRS * sizeof *lg);
-    if (score(cpu, &in, n_val, 64, lc)) {
-        fprintf(stderr, "bench_gpu: the CPU engine's forward failed\n");
-        return 1;
-    }
-    int rc = 0, gpu_ok = 1, n_nan = 0;
-    float worst = 0;
-    const int ks_smoke[] = {1, 10, 100};
+    int rc = 0;
     if (smoke) {
-        for (int i = 0; i < 3 && gpu_ok; i++) {
-            if (score(gpu, &in, ks_smoke[i], ks_smoke[i], lg)) {
-                printf("# validation FAILED: rr_engine_forward failed for K=%d\n", ks_smoke[i]);
-                gpu_ok = 0;
-            }
-            if (gpu_ok) n_nan += diff_into(lg, lc, ks_smoke[i], &worst);
-        }
+        const int ks[] = {1, 10, 100};
+        for (int i = 0; i < 3 && !rc; i++)
+            rc = validate_k(cpu, gpu, &in, ks[i], dt, dtn, NULL, lc, lg);
     } else {
-        if (score(gpu, &in, N_PAIRS, N_PAIRS, lg)) {
-            printf("# validation FAILED: rr_engine_forward failed for K=%d\n", N_PAIRS);
-            gpu_ok = 0;
-        }
-        if (gpu_ok) n_nan += diff_into(lg, lc, N_PAIRS, &worst);
+        rc = time_k(gpu, mi, &in, k, dtn, argv[2], lg);
+        rc |= validate_k(cpu, gpu, &in, k, dt, dtn, argv[2], lc, lg);
     }
-    const float bound = dt == RR_DTYPE_BF16 ? 0.25f : 2e-2f;
-    if (gpu_ok) {
-        const int pass = n_nan == 0 && worst <= bound;
-        printf("# validation%s: max |cuda - cpu| over %d pairs = %.4g (bound %.0e)",
-               pass ? "" : " FAILED", n_val, worst, bound);
-        if (n_nan) printf(", %d NaN", n_nan);
-        printf("%s\n", pass || smoke ? "" : "; timing anyway");
-        if (!pass) rc = 1;
-    } else {
-        rc = 1;
-    }
-    fflush(stdout);
-    if (smoke) return rc;
-    const char *names[2] = {"cpu", "cuda"};
-    float *ls[2] = {lc, lg};
-    /* No logits_cuda.txt from a failed forward: torch_bench would compare against garbage. */
-    for (int w = 0; w < (gpu_ok ? 2 : 1); w++) {
-        snprintf(path, sizeof path, "%s/logits_%s.txt", argv[2], names[w]);
-        FILE *f = fopen(path, "w");
-        for (int s = 0; f && s < N_PAIRS; s++)
-            fprintf(f, "%.7g\n", ls[w][s]);
-        if (f) fclose(f);
-    }
-
-    snprintf(path, sizeof path, "%s/rerank.tsv", argv[2]);
-    FILE *tsv = fopen(path, "w");
-    /* Line-buffered: a kill by the caller's timeout inside the K loop keeps the finished rows. */
-    if (tsv) setvbuf(tsv, NULL, _IOLBF, 0);
-    printf("K\tn_tok\tmedian_ms\tp90_ms\tTFLOPs\n");
-    fflush(stdout);
-    if (tsv) fprintf(tsv, "K\tn_tok\tmedian_ms\tp90_ms\tTFLOPs\n");
-    const int ks[] = {1, 10, 100, 1000};
-    static double t[1000];
-    static int32_t cu[N_PAIRS + 1];
-    for (int i = 0; i < 4; i++) {
-        const int k = ks[i], iters = k >= 1000 ? 200 : 1000;
-        rr_batch b = batch_of(&in, 0, k, cu);
-        rr_status st = RR_OK;
-        for (int w = 0; w < 20 && st == RR_OK; w++)
-            st = rr_engine_forward(gpu, &b, lg);
-        for (int it = 0; it < iters && st == RR_OK; it++) {
-            double t0 = now_ms();
-            st = rr_engine_forward(gpu, &b, lg);
-            t[it] = now_ms() - t0;
-        }
-        if (st != RR_OK) {
-            printf("# K=%d FAILED: rr_engine_forward returned %s; not timed\n", k,
-                   rr_status_name(st));
-            fflush(stdout);
-            rc = 1;
-            continue;
-        }
-        qsort(t, iters, sizeof *t, cmp_double);
-        const double med = t[iters / 2], p90 = t[iters * 9 / 10];
-        const double tf = model_flops(mi, &in, k) / (med * 1e-3) / 1e12;
-        printf("%d\t%d\t%.4f\t%.4f\t%.2f\n", k, b.n_tok, med, p90, tf);
-        fflush(stdout);
-        if (tsv) fprintf(tsv, "%d\t%d\t%.4f\t%.4f\t%.2f\n", k, b.n_tok, med, p90, tf);
-    }
-    if (tsv) fclose(tsv);
     rr_engine_free(gpu);
     rr_engine_free(cpu);
     rr_model_free(m);

@@ -15,17 +15,24 @@
 #      models; if the toolkit has no cuBLAS, look for the pip wheel's (best effort);
 #   3. configure against the prefix for sm_90 with the ptxas report on, and build only what
 #      runs here: test_cuda_kernels, test_cuda_model, bench_gpu;
+#   3b. ldd on the three binaries: a missing library (libcudart, libcublas(Lt), a prefix
+#      library) stops the run here with one clear line, not as three failed starts;
 #   4. bench_gpu --smoke without the sanitizer (cap 40 s): three forwards vs the CPU engine,
 #      the hang/fault probe;
-#   5. bench_gpu: validation against the CPU engine (a miss is reported, the timing still
-#      runs) and latency per K;
+#   5. bench_gpu, one process per (precision, K): fp16 and bf16 × K = 1, 10, 100, 1000, each
+#      timed first and then validated (max |cuda − cpu|, top-10 agreement, each of the first
+#      16 pairs alone vs in the batch), rows appended as they come, so a fault or a hang at
+#      one K costs that K only;
 #   6. torch_bench.py: PyTorch + transformers fp16 (eager and sdpa) on the same ids;
-#   7. the gpu-labelled tests, `ctest -V` so passing tests' numbers reach ctest.log;
-#   8. compute-sanitizer memcheck (the kernel tests' quick set, then the smoke run) with
-#      what is left (cap 150 s);
-#   9. from an EXIT trap, whatever happened: one Markdown table, $OUT/gpu-check.md.
-# $OUT gets at most 8 files: gpu-check.md, gpu-check.log, ptxas.txt, rerank.tsv, torch.tsv,
-# ctest.log, memcheck.log, and build.log only when the build fails.
+#   7. end to end over gRPC (best effort): rerankd and rerank-bench built against the
+#      prefix, the server on cuda:0, unary Rerank latency for K = 1, 10, 100, 1000;
+#   8. the gpu-labelled tests, `ctest -V` so passing tests' numbers reach ctest.log;
+#   9. compute-sanitizer memcheck (the kernel tests' quick set, then the smoke run) and
+#      racecheck (the smoke run) with what is left;
+#  10. from an EXIT trap, whatever happened: one Markdown table, $OUT/gpu-check.md.
+# $OUT gets at most 11 files: gpu-check.md, gpu-check.log, ptxas.txt, rerank.tsv,
+# validate.tsv, torch.tsv, e2e.json, ctest.log, memcheck.log, racecheck.log, and build.log
+# only when the build fails.
 # Exit status: 0 when every step passed, 1 otherwise (the table is written either way).
 # GPU_CHECK_BUILD_ONLY=1 stops after step 3: the dry run that works without a GPU.
 # GPU_CHECK_DEADLINE_S (default 500) and GPU_CHECK_CUBLAS_WHEEL (see the cuBLAS block) are the
@@ -117,36 +124,65 @@ try:
           f"Kernel `{kernel}`; {elapsed} s; exit status {status}"
           + (" (GPU_CHECK_BUILD_ONLY: build only, nothing ran on a device)" if build_only else "")
           + ".", ""]
-    rr = {}
-    for r in tsv("rerank.tsv"):
-        k = num(r, "K")
-        if k is not None:
-            rr[int(k)] = r
+    rr = {(r.get("dtype"), r.get("K")): r for r in tsv("rerank.tsv")}
+    va = {(r.get("dtype"), r.get("K")): r for r in tsv("validate.tsv")}
     tt = tsv("torch.tsv")
-    peak = next((num(r, "median_ms") for r in tt if r.get("impl") == "peak_bf16_tflops"), None)
-    th = {(r.get("impl"), r.get("K")): num(r, "median_ms") for r in tt
+    peak = next((num(r, "p50_ms") for r in tt if r.get("impl") == "peak_bf16_tflops"), None)
+    th = {(r.get("impl"), r.get("K")): num(r, "p50_ms") for r in tt
           if r.get("impl") != "peak_bf16_tflops"}
-    target = {1: "≤ 0.15", 10: "—", 100: "≤ 0.6", 1000: "≤ 6"}
+    # rerank-bench's report: every point with a mode, a K and latency_s (seconds).
+    e2e = {}
+    try:
+        import json
+        def walk(o):
+            if isinstance(o, dict):
+                if "k" in o and isinstance(o.get("latency_s"), dict) and o.get("mode") in (
+                        "unary", "grpc-unary", "rerank"):
+                    e2e[str(int(o["k"]))] = o["latency_s"]
+                for v in o.values():
+                    walk(v)
+            elif isinstance(o, list):
+                for v in o:
+                    walk(v)
+        walk(json.load(open(os.path.join(out, "e2e.json"))))
+    except Exception:
+        pass
+    target = {"1": "≤ 0.15", "10": "—", "100": "≤ 0.6", "1000": "≤ 6"}
     peak_txt = f"{peak:.0f} TFLOP/s" if peak else "not measured"
-    L += ["MiniLM-L6 cross-encoder (fp16 weights), one query (16 tokens) against K passages "
-          "(80–120 tokens), identical token ids for every engine. rerank: host wall clock around "
-          "the synchronous rr_engine_forward (copies included), median (p90) after 20 warm-ups. "
-          "PyTorch: transformers fp16, one padded batch, copies in and out included, median. "
-          "TFLOP/s: full-encoder model FLOPs / median; peak = measured bf16 matmul " + peak_txt
+    L += ["MiniLM-L6 cross-encoder (the carried fp16 weights), one query (16 tokens) against K "
+          "passages (80–120 tokens), identical token ids for every engine. Engine: host wall "
+          "clock around the synchronous rr_engine_forward (copies included), p50 (p99) after "
+          "20 warm-ups, one process per row; then validated against the CPU engine (fp32): "
+          "max |Δlogit|, top-10 agreement, and the first 16 pairs scored alone vs in the batch "
+          "(bitwise-equal count, max |Δ|). gRPC: rerank-bench unary Rerank against rerankd on "
+          "the same box (tokenization included; its own text, same K). PyTorch: transformers "
+          "fp16, one padded batch, copies included, p50; × = PyTorch p50 ÷ rerank p50. "
+          "TFLOP/s: full-encoder model FLOPs / p50; bf16 matmul peak " + peak_txt
           + ". — = not measured (see Checks).",
           "",
-          "| K | tokens | rerank fp16 ms (p90) | target ms | TFLOP/s | % of peak | torch eager ms "
-          "| torch sdpa ms | × vs eager | × vs sdpa |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
-    for k in (1, 10, 100, 1000):
-        r = rr.get(k, {})
-        e, s = th.get(("eager", str(k))), th.get(("sdpa", str(k)))
-        med, tf = num(r, "median_ms"), num(r, "TFLOPs")
-        L.append(f"| {k} | {r.get('n_tok', '—')} | {cell(med)} ({r.get('p90_ms', '—')}) | "
-                 f"{target[k]} | {cell(tf, '{:.1f}')} | "
-                 f"{cell(tf / peak * 100 if tf and peak else None, '{:.1f}')} | {cell(e)} | "
-                 f"{cell(s)} | {cell(e / med if e and med else None, '{:.1f}')} | "
-                 f"{cell(s / med if s and med else None, '{:.1f}')} |")
+          "| dtype | K | tokens | engine ms p50 (p99) | target | pairs/s | TFLOP/s "
+          "| gRPC ms p50 (p99) | max \\|Δ\\| vs CPU | top-10 | alone = in batch "
+          "| torch eager ms | torch sdpa ms | × eager | × sdpa |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for dt in ("fp16", "bf16"):
+        for k in ("1", "10", "100", "1000"):
+            r, v = rr.get((dt, k), {}), va.get((dt, k), {})
+            e, s_ = th.get(("eager", k)), th.get(("sdpa", k))
+            med, tf, ps = num(r, "p50_ms"), num(r, "TFLOPs"), num(r, "pairs_per_s")
+            g = e2e.get(k) if dt == "fp16" else None
+            g_txt = (f"{g['p50'] * 1e3:.3f} ({g['p99'] * 1e3:.3f})" if g and "p50" in g
+                     else "—")
+            top = (f"{v['top10']}/{v['top10_of']}" if v.get("top10") else "—")
+            inv = (f"{v['inv_equal']}/{v['inv_of']} (max {v['inv_max_diff']})"
+                   if v.get("inv_of") else "—")
+            L.append(f"| {dt} | {k} | {r.get('n_tok', '—')} | {cell(med)} "
+                     f"({r.get('p99_ms', '—')}) | {target[k] if dt == 'fp16' else '—'} | "
+                     f"{cell(ps, '{:.0f}')} | {cell(tf, '{:.1f}')} | {g_txt} | "
+                     f"{v.get('max_diff', '—')}{' NaN' if v.get('nan', '0') != '0' else ''} | "
+                     f"{top} | {inv} | {cell(e) if dt == 'fp16' else '—'} | "
+                     f"{cell(s_) if dt == 'fp16' else '—'} | "
+                     f"{cell(e / med if e and med else None, '{:.1f}')} | "
+                     f"{cell(s_ / med if s_ and med else None, '{:.1f}')} |")
 except Exception as x:  # keep what is there; the checks below still matter
     L.append(f"(table writer error: {type(x).__name__}: {x})")
 try:
@@ -154,7 +190,7 @@ try:
     L += [f"- {l.strip()}" for l in read(os.path.join(work, "summary.txt")).splitlines()
           if l.strip()]
     for name, what in (("smoke.out", "smoke"), ("bench.out", "bench_gpu"),
-                       ("torch.out", "torch_bench")):
+                       ("torch.out", "torch_bench"), ("e2e.out", "rerank-bench")):
         L += [f"- {what}: {l[2:].strip()}" for l in read(os.path.join(work, name)).splitlines()
               if l.startswith("# ")]
     # ctest -V prefixes each test's output with "N: ".
@@ -327,6 +363,24 @@ else
 fi
 grep -A3 "Compiling entry function '_Z[0-9]*[a-z_]*_kernel" "$WORK/build.log" >"$OUT/ptxas.txt" || true
 echo "ptxas report of our kernels: $OUT/ptxas.txt ($(grep -c 'Compiling entry' "$OUT/ptxas.txt") entries)"
+step "ldd: every library of the three binaries resolves"
+# The binaries carry the prefix in their build-tree RPATH; the toolkit's libcudart and
+# libcublas(Lt) come from the box's loader path. Checked once here, so a missing one is one
+# clear line instead of every later step failing to start.
+LDD_MISSING=
+for bin in "$BIN_BENCH" "$BUILD/tests/cuda/test_cuda_kernels" "$BUILD/tests/cuda/test_cuda_model"; do
+    miss=$(ldd "$bin" 2>&1 | grep -E "not found|not a dynamic" || true)
+    if [ -n "$miss" ]; then
+        echo "$bin:"; echo "$miss"
+        LDD_MISSING+=" $(basename "$bin"):$(echo "$miss" | awk '{print $1}' | tr '\n' ',')"
+    fi
+done
+if [ -n "$LDD_MISSING" ]; then
+    bad "ldd: libraries not found:$LDD_MISSING (LD_LIBRARY_PATH=$LD_LIBRARY_PATH)"
+    exit 1
+fi
+ldd "$BIN_BENCH" | grep -E "cudart|cublas" || true
+note "ldd: all libraries found (cudart/cublas: $(ldd "$BIN_BENCH" | grep -oE 'lib(cudart|cublas|cublasLt)\.so[.0-9]*' | sort -u | tr '\n' ' '))"
 if [ -n "${GPU_CHECK_BUILD_ONLY:-}" ]; then
     echo "GPU_CHECK_BUILD_ONLY: stopping after the build (dry run)"
     exit
@@ -343,22 +397,27 @@ if have 15 "smoke"; then
     else bad "smoke (rc $rc)"; fi
 fi
 
-step "benchmark: rerank fp16 (validation, then latency per K)"
-# After a hung smoke the timing would most likely hang too: a shorter cap, still enough for
-# inputs.jsonl (torch_bench needs it) and any K that does finish.
-if have 20 "bench_gpu"; then
-    timeout -k 10 "$(lim "$([ -n "$SMOKE_HUNG" ] && echo 60 || echo 120)")" \
-        "$BIN_BENCH" "$MODELS/minilm-l6-bert" "$WORK" 2>&1 | tee "$WORK/bench.out"
-    rc=${PIPESTATUS[0]}
-    [ -f "$WORK/rerank.tsv" ] && cp "$WORK/rerank.tsv" "$OUT/"
-    if [ "$rc" -eq 0 ]; then note "bench_gpu: ok"
-    elif timed_out "$rc"; then bad "bench_gpu: timed out (rows of the finished K are kept)"
-    else bad "bench_gpu (rc $rc: see its # lines)"; fi
-fi
+step "benchmark: rerank, one process per (precision, K): timed, then validated"
+"$BIN_BENCH" "$MODELS/minilm-l6-bert" "$WORK" --inputs || bad "bench_gpu --inputs"
+# After a hung smoke every K gets a short cap: a hang costs its K, not the run.
+KCAP=$([ -n "$SMOKE_HUNG" ] && echo 20 || echo 45)
+for dt in fp16 bf16; do
+    for k in 1 10 100 1000; do
+        have 10 "bench_gpu $dt K=$k" || continue
+        timeout -k 5 "$(lim "$KCAP")" "$BIN_BENCH" "$MODELS/minilm-l6-bert" "$WORK" --k "$k" \
+            $([ "$dt" = bf16 ] && echo --bf16) 2>&1 | tee -a "$WORK/bench.out"
+        rc=${PIPESTATUS[0]}
+        if [ "$rc" -eq 0 ]; then :
+        elif timed_out "$rc"; then bad "bench_gpu $dt K=$k: timed out"
+        else bad "bench_gpu $dt K=$k (rc $rc: see its # lines)"; fi
+    done
+done
+for f in rerank.tsv validate.tsv; do [ -f "$WORK/$f" ] && cp "$WORK/$f" "$OUT/"; done
+[ -f "$WORK/rerank.tsv" ] && note "bench_gpu: $(($(wc -l <"$WORK/rerank.tsv") - 1)) of 8 (precision, K) timed"
 
 step "benchmark: PyTorch + transformers fp16"
 if [ ! -f "$WORK/inputs.jsonl" ]; then
-    bad "torch_bench: no inputs.jsonl (bench_gpu did not get that far)"
+    bad "torch_bench: no inputs.jsonl"
 elif have 20 "torch_bench"; then
     timeout -k 10 "$(lim 120)" "${PY_ENV[@]}" python3 bench/gpu/torch_bench.py \
         "$MODELS/minilm-l6-bert" "$WORK" 2>&1 | tee "$WORK/torch.out"
@@ -367,6 +426,36 @@ elif have 20 "torch_bench"; then
     if [ "$rc" -eq 0 ]; then note "torch_bench: ok"
     elif timed_out "$rc"; then bad "torch_bench: timed out"
     else bad "torch_bench (rc $rc)"; fi
+fi
+
+step "end to end over gRPC: rerankd on cuda:0, rerank-bench unary (best effort)"
+# Best effort: the server links libmicrohttpd (GnuTLS from the box) and gRPC from the
+# prefix; a build or start failure is noted, not counted against the engine.
+if have 60 "gRPC end to end"; then
+    if timeout -k 10 "$(lim 120)" cmake --build "$BUILD" -j "$(nproc)" --target rerankd \
+        rerank-bench >"$WORK/build-e2e.log" 2>&1; then
+        PORT=50077
+        "$BUILD/rerankd" --model "$MODELS/minilm-l6-bert" --device cuda:0 --port "$PORT" \
+            --host 127.0.0.1 >"$WORK/rerankd.out" 2>&1 &
+        SRV=$!
+        for _ in $(seq 1 60); do grep -q READY "$WORK/rerankd.out" && break; sleep 0.5; done
+        if grep -q READY "$WORK/rerankd.out"; then
+            timeout -k 5 "$(lim 90)" "$BUILD/bench/harness/rerank-bench" \
+                --target "127.0.0.1:$PORT" --model "$MODELS/minilm-l6-bert" --text README.md \
+                --k 1,10,100,1000 --no-stream --concurrency 0 --rate 0 --validate-max-k 0 \
+                --out "$WORK/e2e" --no-progress >"$WORK/e2e.out" 2>&1
+            rc=$?
+            [ -f "$WORK/e2e/report.json" ] && cp "$WORK/e2e/report.json" "$OUT/e2e.json"
+            if [ "$rc" -eq 0 ]; then note "gRPC end to end: ok ($(head -1 "$WORK/rerankd.out"))"
+            else bad "gRPC end to end: rerank-bench rc $rc ($(tail -1 "$WORK/e2e.out"))"; fi
+        else
+            bad "gRPC end to end: rerankd did not start ($(tail -2 "$WORK/rerankd.out" | tr '\n' ' '))"
+        fi
+        kill -TERM "$SRV" 2>/dev/null
+        wait "$SRV" 2>/dev/null
+    else
+        note "gRPC end to end: not built ($(grep -m1 -E 'error|undefined' "$WORK/build-e2e.log"))"
+    fi
 fi
 
 step "gpu tests (ctest -L gpu -V)"
@@ -421,5 +510,23 @@ elif have 30 "memcheck"; then
     else
         bad "memcheck (see memcheck.log)"
     fi
+fi
+step "compute-sanitizer racecheck"
+# Shared-memory hazards of the kernels (attention's staging, the head's reductions): the
+# smoke run's three forwards under racecheck.
+if ! command -v compute-sanitizer >/dev/null || [ -n "$SMOKE_HUNG" ]; then
+    note "racecheck: not run ($([ -n "$SMOKE_HUNG" ] && echo 'the smoke run hung' || echo 'no compute-sanitizer'))"
+elif have 30 "racecheck"; then
+    timeout -k 10 "$(lim 120)" compute-sanitizer --tool racecheck --error-exitcode 3 \
+        --print-limit 20 "$BIN_BENCH" "$MODELS/minilm-l6-bert" "$WORK" --smoke \
+        >"$OUT/racecheck.log" 2>&1
+    rc=$?
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|hazard|not supported" "$OUT/racecheck.log" | head
+    if grep -qiE "device not supported|device is not supported" "$OUT/racecheck.log"; then
+        note "racecheck: not available on this runtime (see racecheck.log)"
+    elif [ "$rc" -eq 0 ]; then
+        note "racecheck: clean ($(grep -E 'SUMMARY' "$OUT/racecheck.log" | tr '\n' ' '))"
+    elif timed_out "$rc"; then bad "racecheck: timed out"
+    else bad "racecheck (rc $rc; see racecheck.log)"; fi
 fi
 exit
