@@ -30,9 +30,13 @@
  * on the device only __syncwarp/__syncthreads do). A barrier whose only job is to order
  * accesses already separated by a shuffle is therefore not needed by this model.
  *
- * Why fibers (ucontext) rather than threads handing a token around: a switch is a few
- * hundred nanoseconds instead of a kernel wake-up, which on a loaded CI machine may wait a
- * whole time slice; and a single host thread makes the run reproducible by construction.
+ * Why fibers rather than threads handing a token around: a switch costs nanoseconds instead
+ * of a kernel wake-up, which on a loaded CI machine may wait a whole time slice; and a
+ * single host thread makes the run reproducible by construction. On x86-64 a switch is the
+ * ten instructions of rr_host_fiber_switch below (callee-saved registers, MXCSR and the x87
+ * control word, then the stack pointer: ~25 ns); elsewhere it is ucontext's swapcontext,
+ * whose signal-mask system call made it ~330 ns, a third of the CPU time of the
+ * shuffle-heavy head kernel's test.
  * Fibers are created once per host thread that launches (up to 1024, 256 KiB of reserved
  * stack each, a guard page below) and parked between blocks. ASan and TSan are told about
  * every switch (the sanitizer fiber API), so the sanitizer builds run these tests too.
@@ -113,9 +117,20 @@ const char *coll_name(Coll c)
     }
 }
 
+/* A parked fiber: where its execution resumes. */
+#if defined(__x86_64__) && !defined(RR_HOST_UCONTEXT)
+struct Ctx {
+    void *sp = nullptr; /* its saved registers lie on its own stack, below sp */
+};
+#else
+struct Ctx {
+    ucontext_t uc{};
+};
+#endif
+
 /* One CUDA thread: its fiber and what it waits at. */
 struct Lane {
-    ucontext_t ctx{};
+    Ctx ctx;
     unsigned char *stack = nullptr; /* lowest usable byte (above the guard) */
     void *fake_stack = nullptr;     /* ASan's fake stack of this fiber while it is parked */
     void *tsan_fiber = nullptr;
@@ -138,15 +153,98 @@ struct WarpState {
 struct Sched;
 void lane_main(int t);
 
+#if defined(__x86_64__) && !defined(RR_HOST_UCONTEXT)
+/* rr_host_fiber_switch(&from->sp, to->sp): saves the System V callee-saved state on the
+ * current stack, stores the stack pointer in *from, loads `to` and restores the same state
+ * from there. A new fiber's stack is built by ctx_init so that the first switch to it
+ * "returns" into rr_host_fiber_start, which calls entry(arg) from r13/r12. */
+extern "C" void rr_host_fiber_switch(void **from, void *to);
+extern "C" void rr_host_fiber_start();
+asm(R"(
+    .text
+    .p2align 4
+    .globl rr_host_fiber_switch
+    .hidden rr_host_fiber_switch
+    .type rr_host_fiber_switch, @function
+rr_host_fiber_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $16, %rsp
+    stmxcsr 8(%rsp)
+    fnstcw (%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    fldcw (%rsp)
+    ldmxcsr 8(%rsp)
+    addq $16, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size rr_host_fiber_switch, .-rr_host_fiber_switch
+    .globl rr_host_fiber_start
+    .hidden rr_host_fiber_start
+    .type rr_host_fiber_start, @function
+rr_host_fiber_start:
+    movq %r12, %rdi
+    andq $-16, %rsp
+    callq *%r13
+    ud2
+    .size rr_host_fiber_start, .-rr_host_fiber_start
+)");
+
+void ctx_init(Ctx &c, unsigned char *stack, size_t size, void (*entry)(int), int arg)
+{
+    uint64_t *sp = (uint64_t *)(stack + size);
+    *--sp = (uint64_t)(uintptr_t)rr_host_fiber_start; /* return address of the first switch */
+    *--sp = 0;                                        /* rbp */
+    *--sp = 0;                                        /* rbx */
+    *--sp = (uint64_t)(unsigned)arg;                  /* r12 */
+    *--sp = (uint64_t)(uintptr_t)entry;               /* r13 */
+    *--sp = 0;                                        /* r14 */
+    *--sp = 0;                                        /* r15 */
+    sp -= 2;                                          /* x87 control word, MXCSR */
+    uint16_t cw;
+    uint32_t mxcsr;
+    asm volatile("fnstcw %0" : "=m"(cw));
+    asm volatile("stmxcsr %0" : "=m"(mxcsr));
+    memcpy(sp, &cw, sizeof cw);
+    memcpy((unsigned char *)sp + 8, &mxcsr, sizeof mxcsr);
+    c.sp = sp;
+}
+
+inline void ctx_switch(Ctx &from, const Ctx &to)
+{
+    rr_host_fiber_switch(&from.sp, to.sp);
+}
+#else
 /* Out of line: g++ 12 reports a false "may be used uninitialized" when getcontext (a
  * returns_twice function) is inlined into a function that builds a unique_ptr. */
-[[gnu::noinline]] void init_context(ucontext_t *c)
+[[gnu::noinline]] void ctx_init(Ctx &c, unsigned char *stack, size_t size, void (*entry)(int),
+                                int arg)
 {
-    if (getcontext(c) != 0) {
+    if (getcontext(&c.uc) != 0) {
         perror("host runtime: getcontext");
         abort();
     }
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = size;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, (void (*)())entry, 1, arg);
 }
+
+inline void ctx_switch(Ctx &from, const Ctx &to)
+{
+    swapcontext(&from.uc, &to.uc);
+}
+#endif
 
 /* The fibers of one host thread and the state of the block they run. */
 struct Sched {
@@ -180,11 +278,7 @@ struct Sched {
                 abort();
             }
             l->stack = (unsigned char *)m + kGuard;
-            init_context(&l->ctx);
-            l->ctx.uc_stack.ss_sp = l->stack;
-            l->ctx.uc_stack.ss_size = kStack;
-            l->ctx.uc_link = nullptr;
-            makecontext(&l->ctx, (void (*)())lane_main, 1, t);
+            ctx_init(l->ctx, l->stack, kStack, lane_main, t);
 #ifdef RR_HOST_TSAN
             l->tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -255,13 +349,13 @@ struct Sched {
         abort();
     }
 
-    std::vector<std::unique_ptr<Lane>> lanes; /* pointers: a parked ucontext must not move */
+    std::vector<std::unique_ptr<Lane>> lanes; /* pointers: a parked context must not move */
     std::vector<WarpState> warps;
     uint64_t ready[kMaxThreads / 64] = {};
     unsigned n = 0, order = 0, live = 0, at_block = 0, cur = 0;
     uint3 block = make_uint3(0, 0, 0);
     const std::function<void()> *job = nullptr;
-    ucontext_t main_ctx;
+    Ctx main_ctx;
     void *main_fake = nullptr, *main_tsan = nullptr;
     const void *main_bottom = nullptr;
     size_t main_size = 0;
@@ -305,7 +399,7 @@ void switch_from_lane(Sched &s, unsigned to)
 #ifdef RR_HOST_TSAN
         __tsan_switch_to_fiber(s.main_tsan, 0);
 #endif
-        swapcontext(&me.ctx, &s.main_ctx);
+        ctx_switch(me.ctx, s.main_ctx);
     } else {
         Lane &next = *s.lanes[to];
 #ifdef RR_HOST_ASAN
@@ -314,7 +408,7 @@ void switch_from_lane(Sched &s, unsigned to)
 #ifdef RR_HOST_TSAN
         __tsan_switch_to_fiber(next.tsan_fiber, 0);
 #endif
-        swapcontext(&me.ctx, &next.ctx);
+        ctx_switch(me.ctx, next.ctx);
     }
     landed(s, self);
 }
@@ -465,7 +559,7 @@ void run_block(Sched &s)
 #ifdef RR_HOST_TSAN
     __tsan_switch_to_fiber(l.tsan_fiber, 0);
 #endif
-    swapcontext(&s.main_ctx, &l.ctx);
+    ctx_switch(s.main_ctx, l.ctx);
 #ifdef RR_HOST_ASAN
     __sanitizer_finish_switch_fiber(s.main_fake, nullptr, nullptr);
 #endif
