@@ -2,11 +2,13 @@
  * test_attention_host.cpp — the attention kernel of cuda/attention.cu, its real source,
  * executed on the CPU against rr_attention_cpu, so CI checks the kernel without a GPU.
  *
- * The build turns cuda/attention.cu into a host translation unit (host/gen_attention.cmake
+ * The build turns cuda/attention.cu into a host translation unit (host/gen_host.cmake
  * rewrites only the <<< >>> launch) and compiles it with g++ against host/: a wmma stand-in
  * that models only the documented semantics and aborts on misaligned pointers or ldm, and
- * a runtime that runs every block as 128 threads with real barriers and shuffles (see
- * those files). This checks what the kernel's source decides: indexing, masking of
+ * a runtime that runs every block as 128 fibers, one at a time in a fixed order, switching
+ * only at barriers and shuffles (see those files). Every case runs twice, threads ascending
+ * and descending, so a missing barrier reads stale shared memory in one order or the other,
+ * deterministically. This checks what the kernel's source decides: indexing, masking of
  * partial tiles and key blocks, fragment layouts, alignment, barrier placement, the tile
  * list and graph-bucket grids, the online softmax. It says nothing about GPU timing or the
  * device's rounding (ex2.approx, tensor-core summation order); test_cuda_kernels does that
@@ -24,7 +26,7 @@
  * and XLM-R lengths with d_head 64: 1000 and {2049, 7} all rows, 8192 [CLS] only.
  * RR_TEST_QUICK=1 (the sanitizer build) keeps 1, 17, 65 and the first and last packs, which
  * between them still cross every fragment, key-block and tile edge.
- * The seed is printed; RR_TEST_SEED=<n> reruns a failure.
+ * The seed is printed; RR_TEST_SEED=<n> reruns a failure, RR_HOST_ORDER=asc|desc one order.
  */
 #include <math.h>
 #include <stdint.h>
@@ -35,6 +37,7 @@
 
 #include <vector>
 
+#include "cuda_host.h"
 #include "kernels.h"
 #include "test.h"
 extern "C" {
@@ -70,6 +73,11 @@ void round_to(std::vector<float> &x, rr_dtype dt)
     std::vector<uint16_t> tmp(x.size());
     rr_cuda_from_f32(x.data(), tmp.data(), x.size(), dt);
     rr_cuda_to_f32(tmp.data(), x.data(), x.size(), dt);
+}
+
+const char *order_name()
+{
+    return rr_host_get_order() == RR_HOST_ORDER_DESCENDING ? "desc" : "asc";
 }
 
 void run_case(const std::vector<int> &lens, int dh, rr_dtype dt, int cls, bool with_bias)
@@ -132,9 +140,9 @@ void run_case(const std::vector<int> &lens, int dh, rr_dtype dt, int cls, bool w
         const size_t used = strlen(list);
         snprintf(list + used, sizeof list - used, "%s%d", s ? "," : "", lens[s]);
     }
-    snprintf(what, sizeof what, "attention %s %dx%d lens={%s}%s%s",
+    snprintf(what, sizeof what, "attention %s %dx%d lens={%s}%s%s [%s]",
              dt == RR_DTYPE_BF16 ? "bf16" : "fp16", kHeads, dh, list, cls ? " cls-only" : "",
-             with_bias ? "" : " no-bias");
+             with_bias ? "" : " no-bias", order_name());
     CHECK_MSG(
         n_tiles > 0 && e == cudaSuccess && non_finite == 0 && guard_hits == 0 && worst_excess <= 0,
         "%s: %d tiles, status %d, %zu non-finite, %d guard elements written, max |diff| "
@@ -171,6 +179,11 @@ int main()
            quick ? ", quick" : "");
 
     test_preconditions();
+    /* Every case under both run orders of the block's threads (cuda_host.h), so a read of a
+     * lower or a higher thread's shared-memory data without a barrier fails either way;
+     * RR_HOST_ORDER=asc or desc runs one (to reproduce a failure). */
+    std::vector<unsigned> orders = {RR_HOST_ORDER_ASCENDING, RR_HOST_ORDER_DESCENDING};
+    if (getenv("RR_HOST_ORDER")) orders = {rr_host_get_order()};
     const std::vector<std::vector<int>> all = {{1},
                                                {7},
                                                {15},
@@ -189,19 +202,23 @@ int main()
     /* Quick: one length per edge class and the packs that mix them. */
     const std::vector<std::vector<int>> few = {
         {1}, {17}, {65}, {3, 130, 1, 64, 77, 200, 33}, {120, 119, 121}};
-    for (rr_dtype dt : {RR_DTYPE_F16, RR_DTYPE_BF16})
-        for (int dh : {32, 64})
-            for (const auto &lens : quick ? few : all)
-                for (int cls = 0; cls < 2; cls++)
-                    run_case(lens, dh, dt, cls, !(cls == 0 && lens.size() == 1 && lens[0] == 65));
-    /* XLM-R positions (bge-reranker-v2-m3: 8192 tokens, d_head 64): past BERT's 512, all rows
-     * up to 2049 and the [CLS]-only last layer at 8192 (all rows there would take minutes in
-     * this emulation). */
-    if (!quick)
-        for (rr_dtype dt : {RR_DTYPE_F16, RR_DTYPE_BF16}) {
-            run_case({1000}, 64, dt, 0, true);
-            run_case({2049, 7}, 64, dt, 0, true);
-            run_case({8192}, 64, dt, 1, true);
-        }
+    for (unsigned order : orders) {
+        rr_host_set_order(order);
+        for (rr_dtype dt : {RR_DTYPE_F16, RR_DTYPE_BF16})
+            for (int dh : {32, 64})
+                for (const auto &lens : quick ? few : all)
+                    for (int cls = 0; cls < 2; cls++)
+                        run_case(lens, dh, dt, cls,
+                                 !(cls == 0 && lens.size() == 1 && lens[0] == 65));
+        /* XLM-R positions (bge-reranker-v2-m3: 8192 tokens, d_head 64): past BERT's 512, all
+         * rows up to 2049 and the [CLS]-only last layer at 8192 (all rows there would take
+         * minutes in this emulation). */
+        if (!quick)
+            for (rr_dtype dt : {RR_DTYPE_F16, RR_DTYPE_BF16}) {
+                run_case({1000}, 64, dt, 0, true);
+                run_case({2049, 7}, 64, dt, 0, true);
+                run_case({8192}, 64, dt, 1, true);
+            }
+    }
     return test_summary("test_attention_host");
 }

@@ -13,7 +13,10 @@
  * 312 and 1024, so every values-per-lane variant of the LayerNorm kernels runs, and the head
  * at 384, 768, 256 and 1024 (its shared-memory bound).
  * The seed is printed; RR_TEST_SEED=<n> reruns a failure. RR_TEST_QUICK=1 keeps two length
- * sets and the first size of each op (for compute-sanitizer). Without a device: exit 77.
+ * sets and the first size of each op (for compute-sanitizer). RR_TEST_ONLY=<op>[,<op>...]
+ * runs only those ops (embed_ln, linear, bias_residual_ln, bias_gelu, attention, head): the
+ * mutation driver (tests/cuda/host/mutants.sh) uses it to run one op over all its shapes.
+ * Without a device: exit 77.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -64,6 +67,17 @@ static const tol tol_linear[2] = {{2e-3f, 2e-3f}, {1.6e-2f, 8e-3f}};
 static const tol tol_gelu[2] = {{1e-3f, 1e-3f}, {8e-3f, 8e-3f}};
 static const tol tol_attn[2] = {{4e-3f, 4e-3f}, {3e-2f, 1.6e-2f}};
 static const tol tol_head[2] = {{1e-4f, 1e-4f}, {1e-4f, 1e-4f}}; /* fp32 out, same inputs */
+
+/* RR_TEST_ONLY: is `op` among the comma-separated names (all ops when unset)? */
+static int want(const char *op)
+{
+    const char *only = getenv("RR_TEST_ONLY");
+    if (!only) return 1;
+    const size_t n = strlen(op);
+    for (const char *p = only; (p = strstr(p, op)) != NULL; p += n)
+        if ((p == only || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) return 1;
+    return 0;
+}
 
 static int ti(rr_dtype dt)
 {
@@ -439,12 +453,12 @@ int main(void)
     test_preconditions();
     const rr_dtype dts[] = {RR_DTYPE_F16, RR_DTYPE_BF16};
     for (int i = 0; i < 2; i++) {
-        test_embed_ln(dts[i]);
-        test_linear(dts[i], blas);
-        test_bias_residual_ln(dts[i]);
-        test_bias_gelu(dts[i]);
-        test_attention(dts[i]);
-        test_head_and_gather(dts[i]);
+        if (want("embed_ln")) test_embed_ln(dts[i]);
+        if (want("linear")) test_linear(dts[i], blas);
+        if (want("bias_residual_ln")) test_bias_residual_ln(dts[i]);
+        if (want("bias_gelu")) test_bias_gelu(dts[i]);
+        if (want("attention")) test_attention(dts[i]);
+        if (want("head")) test_head_and_gather(dts[i]);
     }
     cublasDestroy(blas);
     return test_summary("test_cuda_kernels");

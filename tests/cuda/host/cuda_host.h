@@ -3,11 +3,13 @@
  * the real source of a kernel (a kernel file of cuda/, turned into a host translation unit by
  * gen_host.cmake) compiles with g++ and runs on the CPU in test_attention_host.
  *
- * Model: a block runs as blockDim.x host threads of one persistent pool (runtime.cpp), blocks
- * one after another. __syncthreads is a block barrier, __syncwarp a barrier of the 32 lanes
- * of a warp, a shuffle an exchange through a per-warp buffer. __shared__ becomes `static`,
- * which is right because only one block runs at a time (shared memory is NOT cleared
- * between blocks, as on the device). What is not modelled is refused rather than given
+ * Model (runtime.cpp): a block runs as blockDim.x fibers on the launching thread, blocks one
+ * after another; one CUDA thread runs at a time, in a fixed order (rr_host_set_order), and
+ * control passes only at __syncthreads (a block barrier), __syncwarp, shuffles and
+ * rr_host_warp_exchange (warp collectives) and at exit, so a missing barrier reads stale
+ * shared memory on every run. __shared__ becomes `static`, which is right because only one
+ * block runs at a time (shared memory is NOT cleared between blocks, as on the device).
+ * What is not modelled is refused rather than given
  * made-up semantics: partial warp masks abort, and built-ins not declared here (atomics,
  * other intrinsics) fail to compile. The vector types, fp16/bf16 and their host conversions
  * come from the toolkit headers; no device code and no libcudart are involved.
@@ -34,7 +36,7 @@
 #undef __launch_bounds__
 #define __launch_bounds__(...)
 
-/* Per-thread indices, set by the pool before each block. */
+/* Per-thread indices, set by the runtime whenever it switches threads. */
 extern thread_local uint3 rr_host_thread_idx, rr_host_block_idx;
 extern thread_local dim3 rr_host_block_dim, rr_host_grid_dim;
 #define threadIdx rr_host_thread_idx
@@ -59,6 +61,21 @@ int __shfl_xor_sync(unsigned mask, int v, int lane_mask, int width = 32);
  * is not a memory fence for anything else. bytes ≤ 256. */
 void rr_host_warp_exchange(const void *mine, size_t bytes, void *all);
 
+/* Run order of the threads of a block between synchronization points: at each one the
+ * ready thread that comes first runs. Bit 0: lanes of a warp from 31 down to 0; bit 1: warps
+ * from the last down to the first. A test runs its cases under ASCENDING and DESCENDING, so a
+ * read of data that a lower or a higher thread writes without a barrier is caught either
+ * way. Default: the RR_HOST_ORDER environment variable (asc, desc or 0…3), else ascending.
+ * C linkage so that C tests linked against rr_cuda_host can declare and call it. */
+enum {
+    RR_HOST_ORDER_ASCENDING = 0,
+    RR_HOST_ORDER_LANES_DESC = 1,
+    RR_HOST_ORDER_WARPS_DESC = 2,
+    RR_HOST_ORDER_DESCENDING = 3
+};
+extern "C" void rr_host_set_order(unsigned order);
+extern "C" unsigned rr_host_get_order(void);
+
 /* Device intrinsics that are not in the host math library; common.cuh names rsqrtf in a
  * template, so it must at least be declared. */
 inline float rsqrtf(float x)
@@ -66,7 +83,7 @@ inline float rsqrtf(float x)
     return 1.0f / sqrtf(x);
 }
 
-/* Runs `block` for every block of `grid` on `threads` pool threads, now; records a launch
+/* Runs `block` for every block of `grid` as `threads` fibers, now; records a launch
  * error (returned by cudaGetLastError, defined in runtime.cpp) instead of running when the
  * configuration would not launch on a device. */
 void rr_host_run_grid(dim3 grid, unsigned threads, size_t dyn_smem,
