@@ -97,7 +97,8 @@ void rr_linear_plan_free(rr_linear_plan *p); /* NULL or a zeroed plan is fine */
 
 /* y[n_tok, n_out] = x[n_tok, n_in] · w[n_out, n_in]ᵀ (+ bias[n_out]) with p's algorithm, fp32
  * accumulation; x, w, y and the bias in dt (the bias is rounded to dt: linear.cu), all
- * 256-byte aligned; 1 ≤ n_tok ≤ p->max_rows; bias non-NULL exactly when p->has_bias.
+ * 256-byte aligned on a device (the algorithm is chosen for that; 16 is checked: linear.cu);
+ * 1 ≤ n_tok ≤ p->max_rows; bias non-NULL exactly when p->has_bias.
  * Allocates nothing; graph-capturable. */
 cudaError_t rr_linear_cuda(const rr_linear_plan *p, const void *x, const void *w, const void *bias,
                            int n_tok, void *y, cudaStream_t stream);
