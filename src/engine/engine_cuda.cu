@@ -27,8 +27,9 @@
  * The host path of one forward (the batch comes validated, with position ids, from the
  * front: backend.h):
  *   1. Chunks. The batch is cut, in order, into GPU batches of at most chunk_tok tokens
- *      (16384, or the longest sequence if longer; at most max_batch_tokens) and chunk_seq
- *      sequences (1024) — K=1000 pairs of ~120 tokens is 8 chunks. The activations are
+ *      (16384, or RERANKD_CUDA_CHUNK_TOKENS at create; at least the longest sequence, at
+ *      most max_batch_tokens) and chunk_seq sequences (1024, at most chunk_tok) — K=1000
+ *      pairs of ~120 tokens is 8 chunks. The activations are
  *      sized for one chunk, not for max_batch_tokens.
  *   2. Bucket. Each chunk takes the smallest captured bucket that holds it: tok_cap from the
  *      ladder 128, 192, 256, 384, … (powers of two and 1.5× them, then chunk_tok), seq_cap a
@@ -462,8 +463,15 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
     e->max_tok = o->max_batch_tokens;
     e->electra = mi->arch == RR_ARCH_ELECTRA;
     e->eps = mi->layer_norm_eps;
-    /* engine.c guarantees max_batch_tokens ≥ max_seq, so one sequence always fits a chunk. */
-    e->chunk_tok = mi->max_seq > CHUNK_TOK ? mi->max_seq : CHUNK_TOK;
+    /* engine.c guarantees max_batch_tokens ≥ max_seq, so one sequence always fits a chunk.
+     * RERANKD_CUDA_CHUNK_TOKENS moves the chunk size (tests: several chunks per forward
+     * without 16k-token batches on the host fake; the device check: the overlap/GEMM-size
+     * trade-off). */
+    {
+        const char *env = getenv("RERANKD_CUDA_CHUNK_TOKENS");
+        const long want = env && atol(env) > 0 ? atol(env) : CHUNK_TOK;
+        e->chunk_tok = want < mi->max_seq ? mi->max_seq : want > INT32_MAX ? INT32_MAX : (int)want;
+    }
     if (e->chunk_tok > e->max_tok) e->chunk_tok = e->max_tok;
     e->chunk_seq = e->chunk_tok < CHUNK_SEQ ? e->chunk_tok : CHUNK_SEQ;
     e->cu_h = (int32_t *)rr_malloc((size_t)(e->chunk_seq + 1) * sizeof *e->cu_h);
