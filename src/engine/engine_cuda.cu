@@ -71,7 +71,10 @@
  * workspace; the graphs), and the pinned staging. forward allocates nothing and creates no
  * handle. Errors: create returns a status and a message; a failure inside forward is a
  * device fault and aborts after logging the statement, function and place (style habit 8).
- * Measured: not yet — compiled, not run on a device (no GPU in this session).
+ * Measured: not yet — compiled, not run on a device (no GPU in this session). Run on the CPU
+ * over tests/cuda/host's fake runtime and cuBLASLt (test_cuda_model_host, quick mode: 57/0,
+ * bitwise invariance including a 4-chunk forward and graph vs eager), which checks the host
+ * path and the copies' bounds, not cuBLASLt's device kernels or timing.
  */
 #include <math.h>
 #include <stdio.h>
