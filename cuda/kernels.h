@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cublas_v2.h>
+#include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
 #include "rerank.h"
@@ -68,11 +68,40 @@ cudaError_t rr_embed_ln_cuda(const rr_tok3 *toks, int n_tok, const void *word, c
                              const void *type, const float *gamma, const float *beta, float eps,
                              int d, void *out, rr_dtype dt, cudaStream_t stream);
 
-/* y[n_tok, n_out] = x[n_tok, n_in] · w[n_out, n_in]ᵀ (+ bias) with cuBLAS (fp32 compute).
- * blas must already be bound to `stream` (cublasSetStream) — the engine does it once. */
-cudaError_t rr_linear_cuda(const void *x, const void *w, const float *bias, int n_tok, int n_in,
-                           int n_out, void *y, rr_dtype dt, cublasHandle_t blas,
-                           cudaStream_t stream);
+/* One linear layer shape (n_in → n_out, dt, with or without a bias) planned for cuBLASLt
+ * once, at engine create: descriptors and ONE algorithm (split-K 1, no reduction) used for
+ * every row count 1 … max_rows, so a row's result does not depend on the rest of the batch
+ * (linear.cu states what cuBLASLt does and does not guarantee). ws/ws_bytes: the device
+ * workspace every call gets (shared by all plans of one stream). rr_linear_cuda writes the
+ * row count and the bias pointer into the descriptors, so one plan serves one stream at a
+ * time. Fields are the plan's own; read them, do not write them. */
+typedef struct rr_linear_plan {
+    cublasLtHandle_t lt;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, c; /* w, x, y (y is C and D) */
+    cublasLtMatmulAlgo_t algo;
+    int n_in, n_out, has_bias, max_rows;
+    rr_dtype dt;
+    void *ws;
+    size_t ws_bytes;
+} rr_linear_plan;
+
+/* Plans *p; cudaSuccess, cudaErrorInvalidValue on a bad argument, or cudaErrorNotSupported
+ * (after a line on stderr) when cuBLASLt offers no split-K-free algorithm for 1 and
+ * max_rows rows. On failure *p holds nothing to free. Allocates (host descriptors): call it
+ * at create, never per batch. */
+cudaError_t rr_linear_plan_init(rr_linear_plan *p, cublasLtHandle_t lt, int n_in, int n_out,
+                                int with_bias, int max_rows, rr_dtype dt, void *ws,
+                                size_t ws_bytes);
+void rr_linear_plan_free(rr_linear_plan *p); /* NULL or a zeroed plan is fine */
+
+/* y[n_tok, n_out] = x[n_tok, n_in] · w[n_out, n_in]ᵀ (+ bias[n_out]) with p's algorithm, fp32
+ * accumulation; x, w, y and the bias in dt (the bias is rounded to dt: linear.cu), all
+ * 256-byte aligned on a device (the algorithm is chosen for that; 16 is checked: linear.cu);
+ * 1 ≤ n_tok ≤ p->max_rows; bias non-NULL exactly when p->has_bias.
+ * Allocates nothing; graph-capturable. */
+cudaError_t rr_linear_cuda(const rr_linear_plan *p, const void *x, const void *w, const void *bias,
+                           int n_tok, void *y, cudaStream_t stream);
 
 /* x[t,:] = LayerNorm(x[t,:] + bias + residual[t,:]) in place, d ≤ 1024. */
 cudaError_t rr_bias_residual_ln_cuda(void *x, const float *bias, const void *residual,
@@ -83,7 +112,8 @@ cudaError_t rr_bias_residual_ln_cuda(void *x, const float *bias, const void *res
 cudaError_t rr_bias_gelu_cuda(void *x, const float *bias, int n_tok, int d, rr_dtype dt,
                               cudaStream_t stream);
 
-/* x[t,:] += bias in place (ELECTRA's embeddings_project, rr_linear_cuda with a bias). */
+/* x[t,:] += bias in place (was ELECTRA's embeddings_project bias; the engine now fuses it
+ * into the projection GEMM's epilogue, rr_linear_cuda). */
 cudaError_t rr_add_bias_cuda(void *x, const float *bias, int n_tok, int d, rr_dtype dt,
                              cudaStream_t stream);
 

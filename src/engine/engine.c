@@ -1,7 +1,9 @@
 /*
  * engine.c — the engine front: chooses a backend, validates every batch once, and
  * forwards. Validation lives here (not in the backends) so the CPU and CUDA engines reject
- * exactly the same inputs with exactly the same messages.
+ * exactly the same inputs with exactly the same messages. The same pass fills each token's
+ * position id (backend.h), so the backends receive the batch with its positions and never
+ * recompute them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +22,9 @@ struct rr_engine {
     rr_dtype dtype;
     int vocab_size;
     int type_vocab_size;
-    int max_seq; /* longest sequence the position table allows (rr_model_info.max_seq) */
+    int max_seq;  /* longest sequence the position table allows (rr_model_info.max_seq) */
+    int pos_pad;  /* rr_model_info.pos_pad: XLM-R position ids when >= 0 (backend.h) */
+    int32_t *pos; /* [max_batch_tokens] position ids of the batch being forwarded */
 };
 
 rr_status rr_engine_init(const rr_model *m, const rr_engine_opts *opts, rr_engine **out,
@@ -52,6 +56,12 @@ rr_status rr_engine_init(const rr_model *m, const rr_engine_opts *opts, rr_engin
     e->vocab_size = info->vocab_size;
     e->type_vocab_size = info->type_vocab_size;
     e->max_seq = info->max_seq;
+    e->pos_pad = info->pos_pad;
+    e->pos = rr_malloc((size_t)o.max_batch_tokens * sizeof *e->pos);
+    if (!e->pos) {
+        st = rr_set_error(err, RR_E_NOMEM, "out of memory creating the engine");
+        goto fail;
+    }
 
     if (o.device < 0) {
         e->backend = &rr_backend_cpu;
@@ -71,6 +81,7 @@ rr_status rr_engine_init(const rr_model *m, const rr_engine_opts *opts, rr_engin
     *out = e;
     return RR_OK;
 fail:
+    if (e) rr_free(e->pos);
     rr_free(e);
     return st;
 }
@@ -88,6 +99,7 @@ void rr_engine_free(rr_engine *e)
 {
     if (!e) return;
     if (e->impl) e->backend->destroy(e->impl);
+    rr_free(e->pos);
     rr_free(e);
 }
 
@@ -96,8 +108,10 @@ const char *rr_engine_describe(const rr_engine *e)
     return e ? e->backend->describe(e->impl) : "(none)";
 }
 
-/* Checks the packed-batch contract of rerank.h; returns RR_OK or RR_E_INVALID. */
-static rr_status validate_batch(const rr_engine *e, const rr_batch *b)
+/* Checks the packed-batch contract of rerank.h and fills e->pos[0..n_tok) with the position
+ * ids (backend.h); returns RR_OK or RR_E_INVALID. The lengths are checked first, so the
+ * positions are only computed over a well-formed cu_seqlens. */
+static rr_status validate_batch(rr_engine *e, const rr_batch *b)
 {
     if (!b || !b->tokens || !b->type_ids || !b->cu_seqlens) return RR_E_INVALID;
     if (b->n_seq < 1 || b->n_tok < 1 || b->n_tok > e->max_batch_tokens) return RR_E_INVALID;
@@ -110,6 +124,9 @@ static rr_status validate_batch(const rr_engine *e, const rr_batch *b)
         if (b->tokens[t] < 0 || b->tokens[t] >= e->vocab_size) return RR_E_INVALID;
         if (b->type_ids[t] < 0 || b->type_ids[t] >= e->type_vocab_size) return RR_E_INVALID;
     }
+    for (int s = 0; s < b->n_seq; s++)
+        rr_seq_positions(b->tokens + b->cu_seqlens[s], b->cu_seqlens[s + 1] - b->cu_seqlens[s],
+                         e->pos_pad, e->pos + b->cu_seqlens[s]);
     return RR_OK;
 }
 
@@ -118,7 +135,7 @@ rr_status rr_engine_forward(rr_engine *e, const rr_batch *b, float *logits)
     if (!e || !logits) return RR_E_INVALID;
     rr_status st = validate_batch(e, b);
     if (st != RR_OK) return st;
-    return e->backend->forward(e->impl, b, logits);
+    return e->backend->forward(e->impl, b, e->pos, logits);
 }
 
 int rr_engine_max_batch_tokens(const rr_engine *e)
@@ -152,7 +169,7 @@ rr_status rr_engine_cpu_forward_hidden(rr_engine *e, const rr_batch *b, float *l
     if (!e || e->backend != &rr_backend_cpu || !logits || !hidden) return RR_E_INVALID;
     rr_status st = validate_batch(e, b);
     if (st != RR_OK) return st;
-    return rr_cpu_forward_hidden(e->impl, b, logits, hidden);
+    return rr_cpu_forward_hidden(e->impl, b, e->pos, logits, hidden);
 }
 
 rr_status rr_dtype_parse(const char *s, rr_dtype *out, rr_error *err)

@@ -48,15 +48,14 @@ typedef struct cpu_engine {
     rr_hidden_act act;
     int n_threads;
     int max_tok;
-    float *ws;    /* the one workspace allocation */
-    float *x;     /* [max_tok, d_model] hidden state */
-    float *qkv;   /* [max_tok, 3 * d_model] */
-    float *ctx;   /* [max_tok, d_model] attention output */
-    float *tmp;   /* [max_tok, d_model] post-attention state */
-    float *ff;    /* [max_tok, d_ff] */
-    float *emb;   /* [max_tok, d_embed] before ELECTRA's projection (NULL when none) */
-    int32_t *pos; /* [max_tok] XLM-R position ids (NULL for BERT: position = index) */
-    float *kt;    /* attention's transposed keys past 512 × 64, kt_cap floats per thread */
+    float *ws;  /* the one workspace allocation */
+    float *x;   /* [max_tok, d_model] hidden state */
+    float *qkv; /* [max_tok, 3 * d_model] */
+    float *ctx; /* [max_tok, d_model] attention output */
+    float *tmp; /* [max_tok, d_model] post-attention state */
+    float *ff;  /* [max_tok, d_ff] */
+    float *emb; /* [max_tok, d_embed] before ELECTRA's projection (NULL when none) */
+    float *kt;  /* attention's transposed keys past 512 × 64, kt_cap floats per thread */
     size_t kt_cap;
     rr_dtype dt;
     packed_layer *layers; /* [n_layer] */
@@ -144,13 +143,6 @@ static rr_status cpu_create(const rr_model *m, const rr_engine_opts *opts, void 
             return rr_set_error(err, RR_E_NOMEM, "out of memory for the attention scratch");
         }
     }
-    if (in->pos_pad >= 0) {
-        c->pos = rr_malloc(T * sizeof *c->pos);
-        if (!c->pos) {
-            cpu_destroy(c);
-            return rr_set_error(err, RR_E_NOMEM, "out of memory for the CPU workspace");
-        }
-    }
     size_t sb =
         rr_gemm_scratch_bytes(c->dt, c->max_tok, in->d_ff > in->d_model ? in->d_ff : in->d_model);
     if (sb && !(c->scratch = rr_malloc_aligned(64, sb))) {
@@ -190,7 +182,6 @@ static void cpu_destroy(void *impl)
     rr_free(c->layers);
     rr_packed_free(&c->emb_proj);
     rr_free(c->scratch);
-    rr_free(c->pos);
     rr_free(c->kt);
     rr_free(c->ws);
     rr_free(c);
@@ -262,8 +253,10 @@ static void last_layer_cls(const cpu_engine *c, const rr_layer_weights *L, const
 }
 
 /* The forward pass. hidden == NULL: production path (last layer on [CLS] rows only);
- * otherwise every layer is computed in full and copied out (engine_cpu.h). */
-static rr_status cpu_run(cpu_engine *c, const rr_batch *b, float *logits, float *hidden)
+ * otherwise every layer is computed in full and copied out (engine_cpu.h). pos: the
+ * front's position ids (backend.h). */
+static rr_status cpu_run(cpu_engine *c, const rr_batch *b, const int32_t *pos, float *logits,
+                         float *hidden)
 {
     const rr_model_info *in = c->info;
     const rr_weights *w = c->w;
@@ -272,17 +265,13 @@ static rr_status cpu_run(cpu_engine *c, const rr_batch *b, float *logits, float 
 
     omp_set_num_threads(c->n_threads);
 
-    if (c->pos)
-        for (int s = 0; s < b->n_seq; s++)
-            rr_seq_positions(b->tokens + b->cu_seqlens[s], b->cu_seqlens[s + 1] - b->cu_seqlens[s],
-                             in->pos_pad, c->pos + b->cu_seqlens[s]);
     if (w->emb_proj_w) {
-        rr_embed_ln_cpu(b->tokens, b->type_ids, c->pos, b->cu_seqlens, b->n_seq, n, w->word_emb,
+        rr_embed_ln_cpu(b->tokens, b->type_ids, pos, b->cu_seqlens, b->n_seq, n, w->word_emb,
                         w->pos_emb, w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps,
                         in->d_embed, c->emb);
         linear(c, c->emb, &c->emb_proj, w->emb_proj_b, n, c->x, d);
     } else {
-        rr_embed_ln_cpu(b->tokens, b->type_ids, c->pos, b->cu_seqlens, b->n_seq, n, w->word_emb,
+        rr_embed_ln_cpu(b->tokens, b->type_ids, pos, b->cu_seqlens, b->n_seq, n, w->word_emb,
                         w->pos_emb, w->type_emb, w->emb_ln_g, w->emb_ln_b, in->layer_norm_eps, d,
                         c->x);
     }
@@ -304,14 +293,15 @@ static rr_status cpu_run(cpu_engine *c, const rr_batch *b, float *logits, float 
     return RR_OK;
 }
 
-static rr_status cpu_forward(void *impl, const rr_batch *b, float *logits)
+static rr_status cpu_forward(void *impl, const rr_batch *b, const int32_t *positions, float *logits)
 {
-    return cpu_run(impl, b, logits, NULL);
+    return cpu_run(impl, b, positions, logits, NULL);
 }
 
-rr_status rr_cpu_forward_hidden(void *impl, const rr_batch *b, float *logits, float *hidden)
+rr_status rr_cpu_forward_hidden(void *impl, const rr_batch *b, const int32_t *positions,
+                                float *logits, float *hidden)
 {
-    return cpu_run(impl, b, logits, hidden);
+    return cpu_run(impl, b, positions, logits, hidden);
 }
 
 const rr_backend rr_backend_cpu = {

@@ -16,7 +16,9 @@
  */
 rr_status rr_engine_cpu_forward_hidden(rr_engine *e, const rr_batch *b, float *logits,
                                        float *hidden);
-/* The CPU backend's half of it (engine_cpu.c), on an already validated batch. */
-rr_status rr_cpu_forward_hidden(void *impl, const rr_batch *b, float *logits, float *hidden);
+/* The CPU backend's half of it (engine_cpu.c), on an already validated batch with its
+ * position ids (backend.h). */
+rr_status rr_cpu_forward_hidden(void *impl, const rr_batch *b, const int32_t *positions,
+                                float *logits, float *hidden);
 
 #endif /* RR_ENGINE_CPU_H */

@@ -1,14 +1,15 @@
 /*
  * engine_cuda.cu — the CUDA backend (rr_backend_cuda of src/engine/backend.h): weights
- * uploaded once, one workspace, one stream, cuBLAS GEMMs and the hand-written kernels of
- * this folder, CUDA graphs for small batches.
+ * uploaded once, one workspace, one stream, cuBLASLt GEMMs with one algorithm per layer
+ * shape, the hand-written kernels of cuda/, and a CUDA graph for every batch shape bucket.
  *
  * Precision: fp16 by default (opts->dtype F16, or F32 — the zero value — meaning "the
  * default"), bf16 when asked. Weight matrices and embedding tables in that type; biases and
- * LayerNorm parameters stay fp32; every accumulation and statistic is fp32.
+ * LayerNorm parameters stay fp32 (except ELECTRA's projection bias, in T for cuBLASLt's
+ * epilogue: cuda/linear.cu); every accumulation and statistic is fp32.
  *
- * One forward pass (n_tok packed tokens, n_seq sequences; tok_cap/seq_cap ≥ them, below):
- *   embed_ln → h                                    (ELECTRA: emb → linear + bias → h)
+ * One GPU batch (n_tok packed tokens, n_seq sequences; tok_cap/seq_cap ≥ them, below):
+ *   embed_ln → h                                    (ELECTRA: emb → linear+bias epilogue → h)
  *   layers 0 … n_layer−2, on all tok_cap rows:
  *     qkv = h·Wqkvᵀ (one GEMM) → attention(+qkv bias) → ctx → x = ctx·Woᵀ
  *     → x = LN(x + bo + h) → f = x·W1ᵀ → f = gelu(f + b1) → y = f·W2ᵀ → y = LN(y + b2 + x)
@@ -17,31 +18,67 @@
  *   ctx[seq_cap], gather the [CLS] rows of h as the residual, then out-proj/LN/FFN/LN on
  *   seq_cap rows, and the head on those rows → logits[seq_cap].
  *
- * Launch and graphs. The host packs a batch into pinned staging: (token, type, position)
- * per token, padded with zeros to tok_cap; the [CLS] row indices padded to seq_cap; the
- * attention tile lists and their counts. Five async copies move these to fixed device
- * addresses, then either a CUDA graph (captured at create for a bucket) or the same launch
- * sequence issued eagerly runs, then one async copy brings logits back and the stream is
- * synchronized. A graph is captured per bucket (tok_cap ∈ 128…4096, seq_cap ∈ 1…64, powers
- * of two): every kernel's grid is sized for the bucket's upper bound, GEMMs run on tok_cap
- * (or seq_cap) rows, and the only per-batch quantity a kernel must know exactly — the
- * number of attention tiles — is read from device memory. Rows past the batch hold stale
- * but finite values (the workspace is zeroed at create and only ever holds LayerNorm,
- * GEMM and GELU outputs of finite inputs) and are never read back; since every op is
- * row-wise except attention, which only touches tiles of real sequences, a graph's
- * results for the real rows equal the eager ones up to cuBLAS choosing a different
- * algorithm for a different M. Batches above the largest bucket (K > 64 pairs or > 4096
- * tokens) run eagerly with exact sizes; at those sizes launch overhead is small.
+ * Batch invariance (style habit 7, as on the CPU): every op is row-wise except attention,
+ * which only reads tiles of its own sequence, and every GEMM runs the one cuBLASLt algorithm
+ * its shape was planned with (split-K 1) at every row count (cuda/linear.cu says what that
+ * rests on). So a pair's logit is meant to be the same bits alone, in any batch, in any
+ * chunk, eager or from any graph; tests/cuda/test_cuda_model.c asserts it bitwise.
+ *
+ * The host path of one forward (the batch comes validated, with position ids, from the
+ * front: backend.h):
+ *   1. Chunks. The batch is cut, in order, into GPU batches of at most chunk_tok tokens
+ *      (16384, or RERANKD_CUDA_CHUNK_TOKENS at create; at least the longest sequence, at
+ *      most max_batch_tokens) and chunk_seq sequences (1024, at most chunk_tok) — K=1000
+ *      pairs of ~120 tokens is 8 chunks. The activations are
+ *      sized for one chunk, not for max_batch_tokens.
+ *   2. Bucket. Each chunk takes the smallest captured bucket that holds it: tok_cap from the
+ *      ladder 128, 192, 256, 384, … (powers of two and 1.5× them, then chunk_tok), seq_cap a
+ *      power of two up to chunk_seq (then chunk_seq). Every chunk fits the largest bucket, so
+ *      with graphs every chunk replays one; only if a capture failed at create (logged)
+ *      does a chunk run eagerly, at its exact size.
+ *   3. Pack into one pinned staging block laid out exactly like the device batch block for
+ *      that bucket (batch_layout): counts (full tiles, [CLS] tiles), (token, type, position)
+ *      per token padded with zeros to tok_cap, [CLS] row indices padded to seq_cap, the
+ *      [CLS] tile list, then the full tile list last — so the used bytes are one prefix.
+ *   4. One cudaMemcpyAsync of that prefix (K=1: about 1.7 KB; was five copies), an event
+ *      saying the staging block is free again, the graph launch (or the eager launches),
+ *      and one cudaMemcpyAsync of the chunk's logits back into pinned memory.
+ *   5. After the last chunk, one stream synchronize and a memcpy to the caller.
+ * Double-buffered staging: two pinned blocks, used alternately by chunks. The host packs
+ * chunk i+1 into the other block while the GPU runs chunk i (its copy, its graph): what
+ * overlaps is the host's packing and enqueueing of chunk i+1 with the GPU work of chunk i.
+ * Before packing chunk i+2 into a block, the host waits on the event recorded after chunk
+ * i's copy out of it. One device batch block serves all chunks: chunk i+1's copy is ordered
+ * after chunk i's kernels on the stream. Not overlapped: the front's validation, the packing
+ * of the first chunk, and anything across forwards — rr_engine_forward is synchronous and
+ * the scheduler calls it from one thread (src/sched/sched.c), so a batch of one chunk
+ * (≤ 16384 tokens) overlaps nothing.
+ *
+ * Graphs: captured at create for every bucket (each kernel's grid sized for the bucket's
+ * upper bound; GEMMs on tok_cap or seq_cap rows; the only per-batch quantities a kernel must
+ * know exactly — the tile counts — read from device memory; all device addresses fixed).
+ * At most MAX_GRAPHS; for max_batch_tokens ≥ 16384: 126 buckets for 512-position models,
+ * 154 for XLM-R's 8192 — create time est. well under 1 s on an H100 (≈55 nodes a graph;
+ * not yet measured: the count and the time are printed at create). No graph is instantiated
+ * after create. RERANKD_CUDA_GRAPHS=0 in the environment at create turns graphs off (every
+ * chunk eager at its exact size): for a driver whose capture misbehaves, and for the tests'
+ * eager-vs-graph comparison. Rows past the batch in a bucket hold finite values (padding
+ * tokens, or stale LayerNorm/GEMM/GELU outputs of finite inputs; the workspace is zeroed at
+ * create) and are never read back.
  *
  * Memory: all device memory is allocated in create (weights: one allocation carved by a
- * table; activations + batch block: one allocation sized for max_batch_tokens; the cuBLAS
- * workspace; the graphs). forward allocates nothing and creates no handle.
- * Errors: create returns a status and a message; a failure inside forward is a device
- * fault and aborts after logging the statement, function and place (style habit 8).
- * Measured: not yet — compiled, not run (no GPU in this session).
+ * table; activations + the batch block: one allocation sized for one chunk; the cuBLASLt
+ * workspace; the graphs), and the pinned staging. forward allocates nothing and creates no
+ * handle. Errors: create returns a status and a message; a failure inside forward is a
+ * device fault and aborts after logging the statement, function and place (style habit 8).
+ * Measured: not yet — compiled, not run on a device (no GPU in this session). Run on the CPU
+ * over tests/cuda/host's fake runtime and cuBLASLt (test_cuda_model_host, quick mode: 57/0,
+ * bitwise invariance including a 4-chunk forward and graph vs eager), which checks the host
+ * path and the copies' bounds, not cuBLASLt's device kernels or timing.
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.cuh"
@@ -53,50 +90,61 @@ extern "C" {
 }
 
 #define ALIGN 256
-#define BLAS_WS_BYTES ((size_t)32 << 20)
-#define MAX_GRAPHS 64
+#define LT_WS_BYTES ((size_t)32 << 20) /* cuBLASLt workspace (split-K 1 needs little) */
+#define CHUNK_TOK 16384                /* most tokens of one GPU batch (see the top) */
+#define CHUNK_SEQ 1024                 /* most sequences of one GPU batch */
+#define MAX_LADDER 64
+#define MAX_GRAPHS 192
 
 typedef struct layer_dev {
     void *qkv_w, *ao_w, *ff1_w, *ff2_w; /* T */
     float *qkv_b, *ao_b, *ln1_g, *ln1_b, *ff1_b, *ff2_b, *ln2_g, *ln2_b;
 } layer_dev;
 
-typedef struct graph_bucket {
+/* Where each part of one GPU batch lives, in the device batch block and (same offsets) in a
+ * pinned staging block: counts[2] at 0, then toks[tok_cap], cls_rows[seq_cap],
+ * cls_tiles[seq_cap], tiles[tile_cap]. bytes: the end of tiles[tile_cap]. */
+typedef struct batch_layout {
     int tok_cap, seq_cap, tile_cap;
+    size_t toks, cls_rows, cls_tiles, tiles, bytes;
+} batch_layout;
+
+typedef struct bucket {
+    batch_layout L;
     cudaGraphExec_t exec;
-} graph_bucket;
+} bucket;
 
 typedef struct cuda_engine {
     int device;
     rr_dtype dt;
     char desc[320];
     int d_model, d_embed, n_layer, n_head, d_head, d_ff, n_labels, max_tok, electra;
-    int pos_pad; /* rr_model_info.pos_pad: XLM-R position ids when >= 0 */
+    int chunk_tok, chunk_seq; /* the largest GPU batch (see the top) */
     float eps;
     cudaStream_t stream;
-    cublasHandle_t blas;
-    void *blas_ws;
+    cublasLtHandle_t lt;
+    void *lt_ws;
+    rr_linear_plan p_proj, p_qkv, p_ao, p_ff1, p_ff2; /* one cuBLASLt algorithm per shape */
 
     void *weights; /* device: every weight, carved below */
-    void *word, *pos, *type, *proj_w, *head_w, *out_w;
-    float *emb_g, *emb_b, *proj_b, *head_b, *out_b;
+    void *word, *pos, *type, *proj_w, *proj_b, *head_w, *out_w;
+    float *emb_g, *emb_b, *head_b, *out_b;
     layer_dev *layers;
 
     void *work; /* device: activations and the batch block */
     void *emb, *h, *x, *y, *qkv, *ctx, *ff;
-    float *logits_dev;
-    rr_tok3 *toks_dev;
-    int32_t *cls_rows_dev, *counts_dev; /* counts: [0] full tiles, [1] [CLS] tiles */
-    rr_attn_tile *tiles_dev, *cls_tiles_dev;
+    float *logits_dev;  /* [chunk_seq, n_labels] */
+    char *batch_dev;    /* one batch_layout at a time */
+    size_t batch_bytes; /* the largest layout's bytes */
 
-    void *pinned; /* host, page-locked staging */
-    rr_tok3 *toks_h;
-    int32_t *cls_rows_h, *counts_h;
-    rr_attn_tile *tiles_h, *cls_tiles_h;
-    float *logits_h;
+    void *pinned;          /* host, page-locked: stage[0], stage[1], logits_h */
+    char *stage[2];        /* double-buffered staging, each batch_bytes */
+    cudaEvent_t copied[2]; /* recorded after the copy out of stage[i] */
+    float *logits_h;       /* [max_tok, n_labels]: a forward's logits, chunk by chunk */
+    int32_t *cu_h;         /* host [chunk_seq + 1]: one chunk's cu_seqlens from 0 */
 
-    graph_bucket graphs[MAX_GRAPHS];
-    int n_graphs;
+    bucket buckets[MAX_GRAPHS]; /* captured, ascending (tok_cap, seq_cap) */
+    int n_buckets;
 
     const char *fail_stmt; /* where enqueue failed, for the fatal message */
     int fail_line;
@@ -144,7 +192,7 @@ static void upload_all(cuda_engine *e, const rr_weights *w, const rr_model_info 
     e->emb_b = up_vec(u, w->emb_ln_b, de);
     if (w->emb_proj_w) {
         e->proj_w = up_mat(u, w->emb_proj_w, d * de);
-        e->proj_b = up_vec(u, w->emb_proj_b, d);
+        e->proj_b = up_mat(u, w->emb_proj_b, d); /* in T: cuBLASLt's bias epilogue (linear.cu) */
     }
     for (int l = 0; l < e->n_layer; l++) {
         const rr_layer_weights *s = &w->layers[l];
@@ -168,6 +216,29 @@ static void upload_all(cuda_engine *e, const rr_weights *w, const rr_model_info 
     e->out_b = up_vec(u, w->head_out_b, (size_t)e->n_labels);
 }
 
+static size_t align16(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
+
+static batch_layout layout_for(int tok_cap, int seq_cap, int tile_cap)
+{
+    batch_layout L;
+    size_t off = align16(2 * sizeof(int32_t));
+    L.tok_cap = tok_cap, L.seq_cap = seq_cap, L.tile_cap = tile_cap;
+    L.toks = off, off = align16(off + (size_t)tok_cap * sizeof(rr_tok3));
+    L.cls_rows = off, off = align16(off + (size_t)seq_cap * sizeof(int32_t));
+    L.cls_tiles = off, off = align16(off + (size_t)seq_cap * sizeof(rr_attn_tile));
+    L.tiles = off, L.bytes = off + (size_t)tile_cap * sizeof(rr_attn_tile);
+    return L;
+}
+
+/* An upper bound on the full tiles of any batch of ≤ tok_cap tokens in ≤ seq_cap sequences. */
+static int tile_cap_for(int tok_cap, int seq_cap)
+{
+    return (tok_cap + (RR_ATTN_BQ - 1) * seq_cap + RR_ATTN_BQ - 1) / RR_ATTN_BQ;
+}
+
 /* ---- the launch sequence (eager, or recorded into a graph) ----------------------------- */
 
 #define TRY(stmt)                                                                                  \
@@ -180,34 +251,38 @@ static void upload_all(cuda_engine *e, const rr_weights *w, const rr_model_info 
         }                                                                                          \
     } while (0)
 
-static cudaError_t enqueue(cuda_engine *e, int tok_cap, int seq_cap, int tile_cap)
+static cudaError_t enqueue(cuda_engine *e, const batch_layout *B)
 {
     const rr_dtype dt = e->dt;
-    const int d = e->d_model, f = e->d_ff;
+    const int d = e->d_model, f = e->d_ff, tok_cap = B->tok_cap, seq_cap = B->seq_cap;
     cudaStream_t st = e->stream;
     void *h = e->h, *x = e->x, *y = e->y;
+    const int32_t *counts = (const int32_t *)e->batch_dev; /* [0] full, [1] [CLS] tiles */
+    const rr_tok3 *toks = (const rr_tok3 *)(e->batch_dev + B->toks);
+    const int32_t *cls_rows = (const int32_t *)(e->batch_dev + B->cls_rows);
+    const rr_attn_tile *cls_tiles = (const rr_attn_tile *)(e->batch_dev + B->cls_tiles);
+    const rr_attn_tile *tiles = (const rr_attn_tile *)(e->batch_dev + B->tiles);
 
     if (e->proj_w) {
-        TRY(rr_embed_ln_cuda(e->toks_dev, tok_cap, e->word, e->pos, e->type, e->emb_g, e->emb_b,
-                             e->eps, e->d_embed, e->emb, dt, st));
-        TRY(rr_linear_cuda(e->emb, e->proj_w, e->proj_b, tok_cap, e->d_embed, d, h, dt, e->blas,
-                           st));
+        TRY(rr_embed_ln_cuda(toks, tok_cap, e->word, e->pos, e->type, e->emb_g, e->emb_b, e->eps,
+                             e->d_embed, e->emb, dt, st));
+        TRY(rr_linear_cuda(&e->p_proj, e->emb, e->proj_w, e->proj_b, tok_cap, h, st));
     } else {
-        TRY(rr_embed_ln_cuda(e->toks_dev, tok_cap, e->word, e->pos, e->type, e->emb_g, e->emb_b,
-                             e->eps, d, h, dt, st));
+        TRY(rr_embed_ln_cuda(toks, tok_cap, e->word, e->pos, e->type, e->emb_g, e->emb_b, e->eps, d,
+                             h, dt, st));
     }
     for (int l = 0; l < e->n_layer; l++) {
         const layer_dev *L = &e->layers[l];
-        TRY(rr_linear_cuda(h, L->qkv_w, NULL, tok_cap, d, 3 * d, e->qkv, dt, e->blas, st));
+        TRY(rr_linear_cuda(&e->p_qkv, h, L->qkv_w, NULL, tok_cap, e->qkv, st));
         if (l + 1 < e->n_layer) {
-            TRY(rr_attention_cuda(e->qkv, L->qkv_b, e->tiles_dev, e->counts_dev, tile_cap,
-                                  e->n_head, e->d_head, e->ctx, dt, st));
-            TRY(rr_linear_cuda(e->ctx, L->ao_w, NULL, tok_cap, d, d, x, dt, e->blas, st));
+            TRY(rr_attention_cuda(e->qkv, L->qkv_b, tiles, counts, B->tile_cap, e->n_head,
+                                  e->d_head, e->ctx, dt, st));
+            TRY(rr_linear_cuda(&e->p_ao, e->ctx, L->ao_w, NULL, tok_cap, x, st));
             TRY(rr_bias_residual_ln_cuda(x, L->ao_b, h, L->ln1_g, L->ln1_b, e->eps, tok_cap, d, dt,
                                          st));
-            TRY(rr_linear_cuda(x, L->ff1_w, NULL, tok_cap, d, f, e->ff, dt, e->blas, st));
+            TRY(rr_linear_cuda(&e->p_ff1, x, L->ff1_w, NULL, tok_cap, e->ff, st));
             TRY(rr_bias_gelu_cuda(e->ff, L->ff1_b, tok_cap, f, dt, st));
-            TRY(rr_linear_cuda(e->ff, L->ff2_w, NULL, tok_cap, f, d, y, dt, e->blas, st));
+            TRY(rr_linear_cuda(&e->p_ff2, e->ff, L->ff2_w, NULL, tok_cap, y, st));
             TRY(rr_bias_residual_ln_cuda(y, L->ff2_b, x, L->ln2_g, L->ln2_b, e->eps, tok_cap, d, dt,
                                          st));
             void *t = h;
@@ -215,15 +290,15 @@ static cudaError_t enqueue(cuda_engine *e, int tok_cap, int seq_cap, int tile_ca
             y = t;
         } else {
             /* [CLS] rows only; y first holds the gathered residual, then the FFN output. */
-            TRY(rr_attention_cuda(e->qkv, L->qkv_b, e->cls_tiles_dev, e->counts_dev + 1, seq_cap,
-                                  e->n_head, e->d_head, e->ctx, dt, st));
-            TRY(rr_gather_rows_cuda(h, e->cls_rows_dev, seq_cap, d, y, dt, st));
-            TRY(rr_linear_cuda(e->ctx, L->ao_w, NULL, seq_cap, d, d, x, dt, e->blas, st));
+            TRY(rr_attention_cuda(e->qkv, L->qkv_b, cls_tiles, counts + 1, seq_cap, e->n_head,
+                                  e->d_head, e->ctx, dt, st));
+            TRY(rr_gather_rows_cuda(h, cls_rows, seq_cap, d, y, dt, st));
+            TRY(rr_linear_cuda(&e->p_ao, e->ctx, L->ao_w, NULL, seq_cap, x, st));
             TRY(rr_bias_residual_ln_cuda(x, L->ao_b, y, L->ln1_g, L->ln1_b, e->eps, seq_cap, d, dt,
                                          st));
-            TRY(rr_linear_cuda(x, L->ff1_w, NULL, seq_cap, d, f, e->ff, dt, e->blas, st));
+            TRY(rr_linear_cuda(&e->p_ff1, x, L->ff1_w, NULL, seq_cap, e->ff, st));
             TRY(rr_bias_gelu_cuda(e->ff, L->ff1_b, seq_cap, f, dt, st));
-            TRY(rr_linear_cuda(e->ff, L->ff2_w, NULL, seq_cap, f, d, y, dt, e->blas, st));
+            TRY(rr_linear_cuda(&e->p_ff2, e->ff, L->ff2_w, NULL, seq_cap, y, st));
             TRY(rr_bias_residual_ln_cuda(y, L->ff2_b, x, L->ln2_g, L->ln2_b, e->eps, seq_cap, d, dt,
                                          st));
             TRY(rr_head_cuda(y, seq_cap, d, e->n_labels, e->head_w, e->head_b, e->out_w, e->out_b,
@@ -233,9 +308,64 @@ static cudaError_t enqueue(cuda_engine *e, int tok_cap, int seq_cap, int tile_ca
     return cudaSuccess;
 }
 
-static int tile_cap_for(int tok_cap, int seq_cap)
+/* ---- buckets --------------------------------------------------------------------------- */
+
+/* 128, 192, 256, 384, … below top, then top (padding ≤ 50 %, ≈ 20 % on average). */
+static int tok_ladder(int top, int *out)
 {
-    return (tok_cap + (RR_ATTN_BQ - 1) * seq_cap + RR_ATTN_BQ - 1) / RR_ATTN_BQ;
+    int n = 0;
+    for (int base = 128; base < top && n + 2 < MAX_LADDER; base *= 2) {
+        out[n++] = base;
+        if (base + base / 2 < top) out[n++] = base + base / 2;
+    }
+    out[n++] = top;
+    return n;
+}
+
+/* 1, 2, 4, … below top, then top. The sequence count only sizes the last layer's rows. */
+static int seq_ladder(int top, int *out)
+{
+    int n = 0;
+    for (int s = 1; s < top && n + 1 < MAX_LADDER; s *= 2)
+        out[n++] = s;
+    out[n++] = top;
+    return n;
+}
+
+/* The smallest captured bucket holding n_tok tokens in n_seq sequences, or NULL. */
+static const bucket *bucket_for(const cuda_engine *e, int n_tok, int n_seq)
+{
+    for (int i = 0; i < e->n_buckets; i++)
+        if (e->buckets[i].L.tok_cap >= n_tok && e->buckets[i].L.seq_cap >= n_seq)
+            return &e->buckets[i];
+    return NULL;
+}
+
+/* Records enqueue(L) into a graph and instantiates and uploads it; on failure *what names
+ * the call. */
+static cudaError_t capture(cuda_engine *e, const batch_layout *L, cudaGraphExec_t *exec,
+                           const char **what)
+{
+    cudaGraph_t graph = NULL;
+    *exec = NULL;
+    *what = "cudaStreamBeginCapture";
+    cudaError_t ce = cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal);
+    if (ce == cudaSuccess) {
+        cudaError_t ce1 = enqueue(e, L);
+        ce = cudaStreamEndCapture(e->stream, &graph);
+        *what = ce1 != cudaSuccess ? e->fail_stmt : "cudaStreamEndCapture";
+        if (ce1 != cudaSuccess) ce = ce1;
+    }
+    if (ce == cudaSuccess)
+        *what = "cudaGraphInstantiate", ce = cudaGraphInstantiate(exec, graph, 0);
+    /* Upload now, so the first request of each bucket does not pay for it. */
+    if (ce == cudaSuccess) *what = "cudaGraphUpload", ce = cudaGraphUpload(*exec, e->stream);
+    if (graph) cudaGraphDestroy(graph);
+    if (ce != cudaSuccess && *exec) {
+        cudaGraphExecDestroy(*exec);
+        *exec = NULL;
+    }
+    return ce;
 }
 
 /* ---- create / destroy ------------------------------------------------------------------ */
@@ -245,14 +375,22 @@ static void cuda_destroy(void *impl)
     cuda_engine *e = (cuda_engine *)impl;
     if (!e) return;
     if (e->device >= 0) cudaSetDevice(e->device);
-    for (int i = 0; i < e->n_graphs; i++)
-        if (e->graphs[i].exec) cudaGraphExecDestroy(e->graphs[i].exec);
-    if (e->blas) cublasDestroy(e->blas);
+    for (int i = 0; i < e->n_buckets; i++)
+        if (e->buckets[i].exec) cudaGraphExecDestroy(e->buckets[i].exec);
+    rr_linear_plan_free(&e->p_proj);
+    rr_linear_plan_free(&e->p_qkv);
+    rr_linear_plan_free(&e->p_ao);
+    rr_linear_plan_free(&e->p_ff1);
+    rr_linear_plan_free(&e->p_ff2);
+    if (e->lt) cublasLtDestroy(e->lt);
+    for (int i = 0; i < 2; i++)
+        if (e->copied[i]) cudaEventDestroy(e->copied[i]);
     if (e->stream) cudaStreamDestroy(e->stream);
-    cudaFree(e->blas_ws);
+    cudaFree(e->lt_ws);
     cudaFree(e->weights);
     cudaFree(e->work);
     cudaFreeHost(e->pinned);
+    rr_free(e->cu_h);
     rr_free(e->layers);
     rr_free(e);
 }
@@ -293,7 +431,6 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
     const rr_weights *w = rr_model_weights(m);
     cuda_engine *e = NULL;
     char *host_w = NULL;
-    cudaGraph_t graph = NULL;
     rr_status st;
     int n_dev = 0;
 
@@ -328,8 +465,23 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
     e->n_labels = mi->n_labels;
     e->max_tok = o->max_batch_tokens;
     e->electra = mi->arch == RR_ARCH_ELECTRA;
-    e->pos_pad = mi->pos_pad;
     e->eps = mi->layer_norm_eps;
+    /* engine.c guarantees max_batch_tokens ≥ max_seq, so one sequence always fits a chunk.
+     * RERANKD_CUDA_CHUNK_TOKENS moves the chunk size (tests: several chunks per forward
+     * without 16k-token batches on the host fake; the device check: the overlap/GEMM-size
+     * trade-off). */
+    {
+        const char *env = getenv("RERANKD_CUDA_CHUNK_TOKENS");
+        const long want = env && atol(env) > 0 ? atol(env) : CHUNK_TOK;
+        e->chunk_tok = want < mi->max_seq ? mi->max_seq : want > INT32_MAX ? INT32_MAX : (int)want;
+    }
+    if (e->chunk_tok > e->max_tok) e->chunk_tok = e->max_tok;
+    e->chunk_seq = e->chunk_tok < CHUNK_SEQ ? e->chunk_tok : CHUNK_SEQ;
+    e->cu_h = (int32_t *)rr_malloc((size_t)(e->chunk_seq + 1) * sizeof *e->cu_h);
+    if (!e->cu_h) {
+        st = rr_set_error(err, RR_E_NOMEM, "out of memory creating the CUDA engine");
+        goto fail;
+    }
 
     CK(cudaSetDevice(o->device), "cudaSetDevice");
     e->device = o->device;
@@ -346,25 +498,40 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
                  e->dt == RR_DTYPE_BF16 ? "bf16" : "fp16");
     }
     CK(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking), "cudaStreamCreate");
-    if (cublasCreate(&e->blas) != CUBLAS_STATUS_SUCCESS) {
-        st = rr_set_error(err, RR_E_DEVICE, "cuda:%d: cublasCreate failed", o->device);
+    for (int i = 0; i < 2; i++)
+        CK(cudaEventCreateWithFlags(&e->copied[i], cudaEventDisableTiming), "cudaEventCreate");
+    if (cublasLtCreate(&e->lt) != CUBLAS_STATUS_SUCCESS) {
+        st = rr_set_error(err, RR_E_DEVICE, "cuda:%d: cublasLtCreate failed", o->device);
         goto fail;
     }
-    /* fp32 reductions only: with fp16/bf16 outputs cuBLAS may otherwise reduce split-K
-     * partial sums in the output type, adding a rounding that depends on M. */
-    if (cublasSetMathMode(e->blas,
-                          (cublasMath_t)(CUBLAS_DEFAULT_MATH |
-                                         CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)) !=
-        CUBLAS_STATUS_SUCCESS) {
-        st = rr_set_error(err, RR_E_DEVICE, "cuda:%d: cublasSetMathMode failed", o->device);
-        goto fail;
-    }
-    CK(cudaMalloc(&e->blas_ws, BLAS_WS_BYTES), "cudaMalloc(cuBLAS workspace)");
-    if (cublasSetStream(e->blas, e->stream) != CUBLAS_STATUS_SUCCESS ||
-        cublasSetWorkspace(e->blas, e->blas_ws, BLAS_WS_BYTES) != CUBLAS_STATUS_SUCCESS) {
-        st = rr_set_error(err, RR_E_DEVICE, "cuda:%d: cublasSetStream/SetWorkspace failed",
-                          o->device);
-        goto fail;
+    CK(cudaMalloc(&e->lt_ws, LT_WS_BYTES), "cudaMalloc(cuBLASLt workspace)");
+    {
+        /* One cuBLASLt algorithm per GEMM shape, for every row count up to a chunk. */
+        const int d = e->d_model, f = e->d_ff, R = e->chunk_tok;
+        const rr_dtype dt = e->dt;
+        const char *bad = NULL;
+        if (w->emb_proj_w && rr_linear_plan_init(&e->p_proj, e->lt, e->d_embed, d, 1, R, dt,
+                                                 e->lt_ws, LT_WS_BYTES) != cudaSuccess)
+            bad = "embeddings_project";
+        else if (rr_linear_plan_init(&e->p_qkv, e->lt, d, 3 * d, 0, R, dt, e->lt_ws, LT_WS_BYTES) !=
+                 cudaSuccess)
+            bad = "QKV";
+        else if (rr_linear_plan_init(&e->p_ao, e->lt, d, d, 0, R, dt, e->lt_ws, LT_WS_BYTES) !=
+                 cudaSuccess)
+            bad = "attention output";
+        else if (rr_linear_plan_init(&e->p_ff1, e->lt, d, f, 0, R, dt, e->lt_ws, LT_WS_BYTES) !=
+                 cudaSuccess)
+            bad = "FFN1";
+        else if (rr_linear_plan_init(&e->p_ff2, e->lt, f, d, 0, R, dt, e->lt_ws, LT_WS_BYTES) !=
+                 cudaSuccess)
+            bad = "FFN2";
+        if (bad) {
+            st = rr_set_error(err, RR_E_DEVICE,
+                              "cuda:%d: no batch-invariant cuBLASLt algorithm for the %s GEMM of "
+                              "%s (see stderr)",
+                              o->device, bad, mi->path);
+            goto fail;
+        }
     }
 
     /* Weights: measure, allocate, convert on the host, one copy. */
@@ -387,12 +554,14 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
         host_w = NULL;
     }
 
-    /* Workspace: activations, then the batch block, carved from one allocation. */
+    /* Workspace: activations for one chunk, the logits, then the batch block — one
+     * allocation. Pinned: the two staging blocks and the logits of a whole forward. */
     {
-        const size_t T = rr_cuda_dtype_size(e->dt), n = (size_t)e->max_tok;
+        const size_t T = rr_cuda_dtype_size(e->dt), n = (size_t)e->chunk_tok;
         const size_t d = (size_t)e->d_model;
-        size_t off = 0, o_emb = 0, o_h, o_x, o_y, o_qkv, o_ctx, o_ff, o_lg, o_tok, o_cls, o_cnt,
-               o_til, o_ctl;
+        const batch_layout big =
+            layout_for(e->chunk_tok, e->chunk_seq, tile_cap_for(e->chunk_tok, e->chunk_seq));
+        size_t off = 0, o_emb = 0, o_h, o_x, o_y, o_qkv, o_ctx, o_ff, o_lg, o_bat;
         if (w->emb_proj_w) {
             o_emb = off;
             off = align_up(off + n * e->d_embed * T);
@@ -403,13 +572,8 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
         o_qkv = off, off = align_up(off + n * 3 * d * T);
         o_ctx = off, off = align_up(off + n * d * T);
         o_ff = off, off = align_up(off + n * e->d_ff * T);
-        o_lg = off, off = align_up(off + n * e->n_labels * sizeof(float));
-        const size_t batch_at = off;
-        o_tok = off, off = align_up(off + n * sizeof(rr_tok3));
-        o_cls = off, off = align_up(off + n * sizeof(int32_t));
-        o_cnt = off, off = align_up(off + 2 * sizeof(int32_t));
-        o_til = off, off = align_up(off + 2 * n * sizeof(rr_attn_tile));
-        o_ctl = off, off = align_up(off + n * sizeof(rr_attn_tile));
+        o_lg = off, off = align_up(off + (size_t)e->chunk_seq * e->n_labels * sizeof(float));
+        o_bat = off, off = align_up(off + big.bytes);
         CK(cudaMalloc(&e->work, off), "cudaMalloc(workspace)");
         CK(cudaMemset(e->work, 0, off), "cudaMemset(workspace)");
         char *b = (char *)e->work;
@@ -417,85 +581,88 @@ static rr_status cuda_create(const rr_model *m, const rr_engine_opts *o, void **
         e->h = b + o_h, e->x = b + o_x, e->y = b + o_y, e->qkv = b + o_qkv;
         e->ctx = b + o_ctx, e->ff = b + o_ff;
         e->logits_dev = (float *)(b + o_lg);
-        e->toks_dev = (rr_tok3 *)(b + o_tok);
-        e->cls_rows_dev = (int32_t *)(b + o_cls);
-        e->counts_dev = (int32_t *)(b + o_cnt);
-        e->tiles_dev = (rr_attn_tile *)(b + o_til);
-        e->cls_tiles_dev = (rr_attn_tile *)(b + o_ctl);
+        e->batch_dev = b + o_bat;
+        e->batch_bytes = big.bytes;
 
-        /* Pinned staging mirrors the batch block, plus the logits. */
-        const size_t pin_logits = off - batch_at;
-        CK(cudaHostAlloc(&e->pinned, pin_logits + n * e->n_labels * sizeof(float),
+        const size_t sb = align_up(big.bytes);
+        CK(cudaHostAlloc(&e->pinned, 2 * sb + (size_t)e->max_tok * e->n_labels * sizeof(float),
                          cudaHostAllocDefault),
            "cudaHostAlloc(staging)");
-        char *p = (char *)e->pinned;
-        e->toks_h = (rr_tok3 *)(p + (o_tok - batch_at));
-        e->cls_rows_h = (int32_t *)(p + (o_cls - batch_at));
-        e->counts_h = (int32_t *)(p + (o_cnt - batch_at));
-        e->tiles_h = (rr_attn_tile *)(p + (o_til - batch_at));
-        e->cls_tiles_h = (rr_attn_tile *)(p + (o_ctl - batch_at));
-        e->logits_h = (float *)((char *)e->pinned + pin_logits);
-        memset(e->pinned, 0, pin_logits);
+        e->stage[0] = (char *)e->pinned;
+        e->stage[1] = (char *)e->pinned + sb;
+        e->logits_h = (float *)((char *)e->pinned + 2 * sb);
+        memset(e->pinned, 0, 2 * sb);
     }
     /* The weight copy and the memset ran on the legacy stream, which our non-blocking
      * stream does not wait for: finish them before anything is enqueued. */
     CK(cudaDeviceSynchronize(), "weight upload / workspace clear");
 
-    /* Graphs per (tok_cap, seq_cap) bucket. Each shape runs once eagerly first so cuBLAS
-     * and lazy module loading do their one-time work outside the capture; a failure there
-     * is a failure of the engine (the eager path runs the same launches). A failure of the
-     * capture itself only costs speed: it is logged and the remaining batches run eagerly. */
-    for (int tc = 128; tc <= 4096 && tc <= e->max_tok; tc *= 2) {
-        for (int sc = 1; sc <= 64 && sc <= tc; sc *= 2) {
-            if ((long)sc * mi->max_position < tc) continue; /* no batch could use it */
-            if (e->n_graphs == MAX_GRAPHS) break;
-            graph_bucket *g = &e->graphs[e->n_graphs];
-            g->tok_cap = tc, g->seq_cap = sc, g->tile_cap = tile_cap_for(tc, sc);
-            ce = enqueue(e, tc, sc, g->tile_cap);
-            if (ce == cudaSuccess) ce = cudaStreamSynchronize(e->stream);
-            if (ce != cudaSuccess) {
-                st = rr_set_error(err, RR_E_DEVICE,
-                                  "cuda:%d: warm-up forward (%d tokens, %d sequences) failed at "
-                                  "engine_cuda.cu:%d %s: %s",
-                                  o->device, tc, sc, e->fail_line, e->fail_stmt ? e->fail_stmt : "",
-                                  cudaGetErrorString(ce));
-                goto fail;
-            }
-            const char *what = "cudaStreamBeginCapture";
-            ce = cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal);
-            if (ce == cudaSuccess) {
-                cudaError_t ce1 = enqueue(e, tc, sc, g->tile_cap);
-                ce = cudaStreamEndCapture(e->stream, &graph);
-                what = ce1 != cudaSuccess ? e->fail_stmt : "cudaStreamEndCapture";
-                if (ce1 != cudaSuccess) ce = ce1;
-            }
-            if (ce == cudaSuccess)
-                what = "cudaGraphInstantiate", ce = cudaGraphInstantiate(&g->exec, graph, 0);
-            /* Upload now, so the first request of each bucket does not pay for it. */
-            if (ce == cudaSuccess)
-                what = "cudaGraphUpload", ce = cudaGraphUpload(g->exec, e->stream);
-            if (graph) cudaGraphDestroy(graph);
-            graph = NULL;
-            if (ce != cudaSuccess) {
-                fprintf(stderr,
-                        "rerankd: cuda:%d: CUDA graph capture for %d tokens / %d sequences failed "
-                        "(%s: %s); %d graphs kept, batches no graph holds run eagerly\n",
-                        o->device, tc, sc, what ? what : "", cudaGetErrorString(ce), e->n_graphs);
-                if (g->exec) cudaGraphExecDestroy(g->exec);
-                g->exec = NULL;
-                (void)cudaGetLastError(); /* a failed capture leaves no sticky error */
-                CK(cudaStreamSynchronize(e->stream), "stream after a failed capture");
-                goto graphs_done;
-            }
-            e->n_graphs++;
+    /* One eager forward of the smallest shape first: lazy module loading and cuBLASLt's
+     * first launches happen outside any capture, and a failure here (the eager path runs
+     * the same launches as every graph) is a failure of the engine. The batch block is
+     * zeroed, so its tile counts are 0 and its tokens valid. */
+    {
+        int tl[MAX_LADDER], sl[MAX_LADDER];
+        const int n_tl = tok_ladder(e->chunk_tok, tl), n_sl = seq_ladder(e->chunk_seq, sl);
+        const batch_layout warm = layout_for(tl[0], 1, tile_cap_for(tl[0], 1));
+        ce = enqueue(e, &warm);
+        if (ce == cudaSuccess) ce = cudaStreamSynchronize(e->stream);
+        if (ce != cudaSuccess) {
+            st = rr_set_error(err, RR_E_DEVICE,
+                              "cuda:%d: warm-up forward (%d tokens, 1 sequence) failed at "
+                              "engine_cuda.cu:%d %s: %s",
+                              o->device, tl[0], e->fail_line, e->fail_stmt ? e->fail_stmt : "",
+                              cudaGetErrorString(ce));
+            goto fail;
         }
+        /* Graphs for every (tok_cap, seq_cap) bucket some chunk could take. A failed capture
+         * only costs speed: it is logged and the chunks no graph holds run eagerly. */
+        const char *env = getenv("RERANKD_CUDA_GRAPHS");
+        const int graphs = !(env && strcmp(env, "0") == 0);
+        const uint64_t t0 = rr_now_ns();
+        for (int i = 0; graphs && i < n_tl; i++) {
+            const int tc = tl[i], prev_tc = i ? tl[i - 1] : 0;
+            for (int j = 0; j < n_sl; j++) {
+                const int sc = sl[j];
+                if (j && sl[j - 1] >= tc) break; /* n_seq ≤ n_tok: a smaller one holds it */
+                /* A chunk of ≤ sc sequences with more than prev_tc tokens cannot exist. */
+                if ((long)sc * mi->max_seq <= prev_tc) continue;
+                if (e->n_buckets == MAX_GRAPHS) {
+                    fprintf(stderr,
+                            "rerankd: cuda:%d: more than %d graph buckets; the rest run "
+                            "eagerly\n",
+                            o->device, MAX_GRAPHS);
+                    goto graphs_done;
+                }
+                bucket *g = &e->buckets[e->n_buckets];
+                const char *what = "";
+                g->L = layout_for(tc, sc, tile_cap_for(tc, sc));
+                ce = capture(e, &g->L, &g->exec, &what);
+                if (ce != cudaSuccess) {
+                    fprintf(stderr,
+                            "rerankd: cuda:%d: CUDA graph capture for %d tokens / %d sequences "
+                            "failed (%s: %s); %d graphs kept, chunks no graph holds run eagerly\n",
+                            o->device, tc, sc, what ? what : "", cudaGetErrorString(ce),
+                            e->n_buckets);
+                    (void)cudaGetLastError(); /* a failed capture leaves no sticky error */
+                    CK(cudaStreamSynchronize(e->stream), "stream after a failed capture");
+                    goto graphs_done;
+                }
+                e->n_buckets++;
+            }
+        }
+    graphs_done:
+        CK(cudaStreamSynchronize(e->stream), "graph upload");
+        if (graphs)
+            fprintf(stderr,
+                    "rerankd: cuda:%d: %d CUDA graphs (up to %d tokens / %d sequences) captured "
+                    "in %.0f ms\n",
+                    o->device, e->n_buckets, e->chunk_tok, e->chunk_seq,
+                    (double)(rr_now_ns() - t0) / 1e6);
     }
-graphs_done:
-    CK(cudaStreamSynchronize(e->stream), "graph upload");
     *impl = e;
     return RR_OK;
 fail:
-    if (graph) cudaGraphDestroy(graph);
     rr_free(host_w);
     cuda_destroy(e);
     return st;
@@ -513,56 +680,70 @@ fail:
         }                                                                                          \
     } while (0)
 
-static rr_status cuda_forward(void *impl, const rr_batch *b, float *logits)
+/* Packs sequences s0 … s1-1 of b into the staging block `stage` laid out as L (the file
+ * comment, step 3) and returns the bytes to copy: everything up to the last used tile. */
+static size_t pack(cuda_engine *e, const rr_batch *b, const int32_t *pos, int s0, int s1,
+                   const batch_layout *L, char *stage)
+{
+    const int t0 = b->cu_seqlens[s0], n_tok = b->cu_seqlens[s1] - t0, n_seq = s1 - s0;
+    int32_t *counts = (int32_t *)stage;
+    rr_tok3 *toks = (rr_tok3 *)(stage + L->toks);
+    int32_t *cls_rows = (int32_t *)(stage + L->cls_rows);
+    rr_attn_tile *cls_tiles = (rr_attn_tile *)(stage + L->cls_tiles);
+    rr_attn_tile *tiles = (rr_attn_tile *)(stage + L->tiles);
+    const int32_t *tok = b->tokens + t0, *typ = b->type_ids + t0, *p = pos + t0;
+
+    for (int t = 0; t < n_tok; t++)
+        toks[t] = (rr_tok3){tok[t], typ[t], p[t]};
+    memset(toks + n_tok, 0, (size_t)(L->tok_cap - n_tok) * sizeof *toks);
+    for (int s = 0; s <= n_seq; s++)
+        e->cu_h[s] = b->cu_seqlens[s0 + s] - t0;
+    memcpy(cls_rows, e->cu_h, (size_t)n_seq * sizeof *cls_rows); /* [CLS] = first token */
+    memset(cls_rows + n_seq, 0, (size_t)(L->seq_cap - n_seq) * sizeof *cls_rows);
+    const int n_tiles = rr_attention_tiles(e->cu_h, n_seq, 0, tiles, L->tile_cap);
+    const int n_cls = rr_attention_tiles(e->cu_h, n_seq, 1, cls_tiles, L->seq_cap);
+    if (n_tiles < 0 || n_cls != n_seq) { /* tile_cap_for is an upper bound: a bug if hit */
+        fprintf(stderr, "rerankd: fatal: %d tokens in %d sequences need more than %d tiles\n",
+                n_tok, n_seq, L->tile_cap);
+        abort();
+    }
+    counts[0] = n_tiles;
+    counts[1] = n_cls;
+    return L->tiles + (size_t)n_tiles * sizeof(rr_attn_tile);
+}
+
+static rr_status cuda_forward(void *impl, const rr_batch *b, const int32_t *positions,
+                              float *logits)
 {
     cuda_engine *e = (cuda_engine *)impl;
-    const int n_tok = b->n_tok, n_seq = b->n_seq;
-    const graph_bucket *g = NULL;
-    for (int i = 0; i < e->n_graphs && !g; i++)
-        if (e->graphs[i].tok_cap >= n_tok && e->graphs[i].seq_cap >= n_seq) g = &e->graphs[i];
-
-    /* Pack: (token, type, position) per token, [CLS] rows, attention tiles. */
-    const int tok_cap = g ? g->tok_cap : n_tok, seq_cap = g ? g->seq_cap : n_seq;
-    for (int s = 0; s < n_seq; s++) {
-        const int begin = b->cu_seqlens[s], end = b->cu_seqlens[s + 1];
-        int next = e->pos_pad + 1; /* rr_position: XLM-R's rule, or the index for BERT */
-        for (int t = begin; t < end; t++)
-            e->toks_h[t] = (rr_tok3){b->tokens[t], b->type_ids[t],
-                                     rr_position(b->tokens[t], t - begin, e->pos_pad, &next)};
-        e->cls_rows_h[s] = begin;
-    }
-    for (int t = n_tok; t < tok_cap; t++)
-        e->toks_h[t] = (rr_tok3){0, 0, 0};
-    for (int s = n_seq; s < seq_cap; s++)
-        e->cls_rows_h[s] = 0;
-    const int n_tiles = rr_attention_tiles(b->cu_seqlens, n_seq, 0, e->tiles_h, 2 * e->max_tok);
-    const int n_cls = rr_attention_tiles(b->cu_seqlens, n_seq, 1, e->cls_tiles_h, e->max_tok);
-    if (n_tiles < 0 || n_cls != n_seq) return RR_E_INVALID; /* unreachable after validation */
-    if (g && n_tiles > g->tile_cap) g = NULL; /* cannot happen: tile_cap is an upper bound */
-    e->counts_h[0] = n_tiles;
-    e->counts_h[1] = n_cls;
-
+    const int32_t *cu = b->cu_seqlens;
     cudaStream_t st = e->stream;
     RR_CUDA_FATAL(cudaSetDevice(e->device));
-    RR_CUDA_FATAL(cudaMemcpyAsync(e->toks_dev, e->toks_h, (size_t)tok_cap * sizeof(rr_tok3),
-                                  cudaMemcpyHostToDevice, st));
-    RR_CUDA_FATAL(cudaMemcpyAsync(e->cls_rows_dev, e->cls_rows_h, (size_t)seq_cap * sizeof(int32_t),
-                                  cudaMemcpyHostToDevice, st));
-    RR_CUDA_FATAL(cudaMemcpyAsync(e->tiles_dev, e->tiles_h, (size_t)n_tiles * sizeof(rr_attn_tile),
-                                  cudaMemcpyHostToDevice, st));
-    RR_CUDA_FATAL(cudaMemcpyAsync(e->cls_tiles_dev, e->cls_tiles_h,
-                                  (size_t)n_cls * sizeof(rr_attn_tile), cudaMemcpyHostToDevice,
-                                  st));
-    RR_CUDA_FATAL(cudaMemcpyAsync(e->counts_dev, e->counts_h, 2 * sizeof(int32_t),
-                                  cudaMemcpyHostToDevice, st));
-    if (g)
-        RR_CUDA_FATAL(cudaGraphLaunch(g->exec, st));
-    else
-        FATAL_ENQUEUE(enqueue(e, n_tok, n_seq, n_tiles));
-    const size_t lbytes = (size_t)n_seq * e->n_labels * sizeof(float);
-    RR_CUDA_FATAL(cudaMemcpyAsync(e->logits_h, e->logits_dev, lbytes, cudaMemcpyDeviceToHost, st));
+    for (int s0 = 0, c = 0; s0 < b->n_seq; c++) {
+        /* Chunk c: sequences s0 … s1-1, as many as fit (one always does: engine.c). */
+        int s1 = s0 + 1;
+        while (s1 < b->n_seq && s1 - s0 < e->chunk_seq && cu[s1 + 1] - cu[s0] <= e->chunk_tok)
+            s1++;
+        const int n_tok = cu[s1] - cu[s0], n_seq = s1 - s0;
+        const bucket *g = bucket_for(e, n_tok, n_seq);
+        const batch_layout L = g ? g->L : layout_for(n_tok, n_seq, tile_cap_for(n_tok, n_seq));
+        char *stage = e->stage[c & 1];
+        /* stage[c & 1] last fed chunk c-2's copy (the stream may still be running it). */
+        if (c >= 2) RR_CUDA_FATAL(cudaEventSynchronize(e->copied[c & 1]));
+        const size_t bytes = pack(e, b, positions, s0, s1, &L, stage);
+        RR_CUDA_FATAL(cudaMemcpyAsync(e->batch_dev, stage, bytes, cudaMemcpyHostToDevice, st));
+        RR_CUDA_FATAL(cudaEventRecord(e->copied[c & 1], st));
+        if (g)
+            RR_CUDA_FATAL(cudaGraphLaunch(g->exec, st));
+        else
+            FATAL_ENQUEUE(enqueue(e, &L));
+        RR_CUDA_FATAL(cudaMemcpyAsync(e->logits_h + (size_t)s0 * e->n_labels, e->logits_dev,
+                                      (size_t)n_seq * e->n_labels * sizeof(float),
+                                      cudaMemcpyDeviceToHost, st));
+        s0 = s1;
+    }
     RR_CUDA_FATAL(cudaStreamSynchronize(st));
-    memcpy(logits, e->logits_h, lbytes);
+    memcpy(logits, e->logits_h, (size_t)b->n_seq * e->n_labels * sizeof(float));
     return RR_OK;
 }
 

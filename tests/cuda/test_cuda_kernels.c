@@ -214,7 +214,10 @@ static void test_embed_ln(rr_dtype dt)
     }
 }
 
-static void test_linear(rr_dtype dt, cublasHandle_t blas)
+/* rr_linear_cuda against rr_linear_cpu, and its batch invariance: with the plan's one
+ * algorithm (split-K 1) for every row count, rows 0 … r-1 of a product over the first r
+ * rows of x must be the same bits as those rows of the product over all n rows. */
+static void test_linear(rr_dtype dt, cublasLtHandle_t lt, void *ws, size_t ws_bytes)
 {
     const int rows[] = {1, 77, 512};
     const int shapes[][2] = {{384, 1152}, {1536, 384}, {768, 2}};
@@ -223,16 +226,21 @@ static void test_linear(rr_dtype dt, cublasHandle_t blas)
             for (int with_bias = 0; with_bias < 2; with_bias++) {
                 if (skip_size(ri) || skip_size(si)) continue;
                 const int n = rows[ri], k = shapes[si][0], m = shapes[si][1];
-                const float ws = 1.0f / sqrtf((float)k);
+                const float ws_scale = 1.0f / sqrtf((float)k);
+                const size_t es = rr_cuda_dtype_size(dt);
+                rr_linear_plan plan;
+                CHECK(rr_linear_plan_init(&plan, lt, k, m, with_bias, 512, dt, ws, ws_bytes) ==
+                      cudaSuccess);
                 float *x = malloc((size_t)n * k * 4), *w = malloc((size_t)m * k * 4);
                 float *b = malloc(m * 4), *ref = malloc((size_t)n * m * 4);
-                float *got = malloc((size_t)n * m * 4);
+                float *got = malloc((size_t)n * m * 4), *part = malloc((size_t)n * m * 4);
                 void *x_d = dev_rand(x, (size_t)n * k, -1, 1, dt);
-                void *w_d = dev_rand(w, (size_t)m * k, -ws, ws, dt);
-                float *b_d = dev_rand(b, m, -0.5f, 0.5f, RR_DTYPE_F32), *y_d = NULL;
-                cudaMalloc((void **)&y_d, (size_t)n * m * rr_cuda_dtype_size(dt));
+                void *w_d = dev_rand(w, (size_t)m * k, -ws_scale, ws_scale, dt);
+                void *b_d = dev_rand(b, m, -0.5f, 0.5f, dt), *y_d = NULL, *y2_d = NULL;
+                cudaMalloc(&y_d, (size_t)n * m * es);
+                cudaMalloc(&y2_d, (size_t)n * m * es);
                 rr_linear_cpu(x, w, with_bias ? b : NULL, n, k, m, ref);
-                CHECK(rr_linear_cuda(x_d, w_d, with_bias ? b_d : NULL, n, k, m, y_d, dt, blas, 0) ==
+                CHECK(rr_linear_cuda(&plan, x_d, w_d, with_bias ? b_d : NULL, n, y_d, 0) ==
                       cudaSuccess);
                 CHECK(cudaDeviceSynchronize() == cudaSuccess);
                 dev_read(got, y_d, (size_t)n * m, dt);
@@ -240,8 +248,20 @@ static void test_linear(rr_dtype dt, cublasHandle_t blas)
                 snprintf(what, sizeof what, "linear %s %dx%d->%d%s", dt_name(dt), n, k, m,
                          with_bias ? " +bias" : "");
                 compare(what, got, ref, (size_t)n * m, tol_linear[ti(dt)]);
-                cudaFree(x_d), cudaFree(w_d), cudaFree(b_d), cudaFree(y_d);
-                free(x), free(w), free(b), free(ref), free(got);
+                for (int r = 1; r < n; r = r * 3 + 2) {
+                    cudaMemset(y2_d, 0xff, (size_t)n * m * es);
+                    CHECK(rr_linear_cuda(&plan, x_d, w_d, with_bias ? b_d : NULL, r, y2_d, 0) ==
+                          cudaSuccess);
+                    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+                    dev_read(part, y2_d, (size_t)r * m, dt);
+                    CHECK_MSG(memcmp(part, got, (size_t)r * m * sizeof(float)) == 0,
+                              "%s: the first %d rows alone differ from the same rows of %d "
+                              "(batch invariance)",
+                              what, r, n);
+                }
+                cudaFree(x_d), cudaFree(w_d), cudaFree(b_d), cudaFree(y_d), cudaFree(y2_d);
+                free(x), free(w), free(b), free(ref), free(got), free(part);
+                rr_linear_plan_free(&plan);
             }
         }
     }
@@ -445,21 +465,25 @@ int main(void)
     rng = seed * 2654435761u + 88172645463325252ull;
     printf("test_cuda_kernels: seed %llu (RR_TEST_SEED to repeat)\n", (unsigned long long)seed);
 
-    cublasHandle_t blas;
-    if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) {
-        fprintf(stderr, "cublasCreate failed\n");
+    cublasLtHandle_t lt;
+    void *lt_ws = NULL;
+    const size_t lt_ws_bytes = (size_t)32 << 20;
+    if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS ||
+        cudaMalloc(&lt_ws, lt_ws_bytes) != cudaSuccess) {
+        fprintf(stderr, "cublasLtCreate / workspace failed\n");
         return 1;
     }
     test_preconditions();
     const rr_dtype dts[] = {RR_DTYPE_F16, RR_DTYPE_BF16};
     for (int i = 0; i < 2; i++) {
         if (want("embed_ln")) test_embed_ln(dts[i]);
-        if (want("linear")) test_linear(dts[i], blas);
+        if (want("linear")) test_linear(dts[i], lt, lt_ws, lt_ws_bytes);
         if (want("bias_residual_ln")) test_bias_residual_ln(dts[i]);
         if (want("bias_gelu")) test_bias_gelu(dts[i]);
         if (want("attention")) test_attention(dts[i]);
         if (want("head")) test_head_and_gather(dts[i]);
     }
-    cublasDestroy(blas);
+    cublasLtDestroy(lt);
+    cudaFree(lt_ws);
     return test_summary("test_cuda_kernels");
 }
