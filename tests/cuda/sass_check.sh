@@ -11,8 +11,9 @@
 #     (LDG.E.128 / STG.E.128 with any modifiers), the head's dense kernel a 128-bit load,
 #     and none of them a 16- or 8-bit global access (one scalar element access left in a
 #     vector path — e.g. a load the compiler could not prove aligned — fails).
-# It prints one table row per (kernel, arch), also into ./sass_check.txt (scripts/test.sh
-# shows it in the CI log; ctest shows a passing test's output only with -V).
+# It prints one table row per (kernel, arch), also into $SASS_CHECK_TABLE when set (ctest
+# sets it to tests/cuda/sass_check.txt of the build; scripts/test.sh shows that file in the
+# CI log, since ctest shows a passing test's output only with -V).
 #
 # Usage: sass_check.sh <librerank_cuda.a or .o/.cubin …>
 # Exit: 0 all hold, 1 a check failed, 77 skipped (no library — the CUDA engine is not built,
@@ -156,5 +157,5 @@ awk -F'\t' '
             exit 1
         }
         printf "ok: %d kernel instances on %d architecture(s): no local memory; HMMA in attention; 128-bit and no 8/16-bit accesses in the vector paths\n", NR, n
-    }' "$tmp/all.tsv" | tee sass_check.txt
+    }' "$tmp/all.tsv" | tee "${SASS_CHECK_TABLE:-/dev/null}"
 exit "${PIPESTATUS[0]}"
