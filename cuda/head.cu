@@ -9,8 +9,8 @@
  *     (fp32) in shared memory and each of its 8 warps computes 4 output rows of h at once
  *     (all four rows' weight loads in flight together), lanes striding the input dimension;
  *     x and the weights move as 16-byte loads when d % 8 == 0 and hidden and dense_w are
- *     16-byte aligned (else 2-byte loads); h goes to the caller's fp32 scratch `work`. MiniLM (d
- * 384): 12 blocks per row.
+ *     16-byte aligned (else 2-byte loads); h goes to the caller's fp32 scratch `work`.
+ *     MiniLM (d 384): 12 blocks per row.
  *   - head_out_kernel: one 128-thread block per row, a warp per label: logits = out_w·h +
  *     out_b (n_labels is 1 for every reranker we serve).
  * Summation order, fixed so a row's logits never depend on the other rows: a lane adds its
