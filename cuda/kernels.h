@@ -14,8 +14,10 @@
  *     while packing, instead of cu_seqlens, so no kernel searches the prefix sums.
  *   - Attention takes a tile list built on the host (rr_attention_tiles) instead of
  *     cu_seqlens/q_rows, and adds the QKV bias while loading (the GEMM has no epilogue).
- * Every launcher checks its preconditions (cudaErrorInvalidValue) and returns the launch
- * status; it never synchronizes.
+ * Every launcher checks its preconditions (cudaErrorInvalidValue, with the failed condition
+ * printed to stderr) and returns the launch status; it never synchronizes. The row-wise
+ * kernels (embedding, LayerNorm, bias+GELU, bias add, head) take a 16-byte vector path
+ * when d % 8 == 0 and their pointers are 16-byte aligned, and a scalar path otherwise.
  */
 #ifndef RR_CUDA_KERNELS_H
 #define RR_CUDA_KERNELS_H
@@ -133,10 +135,12 @@ cudaError_t rr_attention_cuda(const void *qkv, const float *qkv_b, const rr_attn
 /* Classification head over n_seq rows of hidden (row s, i.e. cls_rows_packed = 1 of the CPU
  * op; the engine gathers the [CLS] rows first): h = act(dense_w·x + dense_b),
  * logits[s, :] = out_w·h + out_b (fp32). act = tanh (BERT pooler) or exact GELU
- * (electra != 0). d_model ≤ 1024. */
+ * (electra != 0). d_model ≤ 1024. work: device scratch of n_seq·d_model floats for h
+ * (the dense layer and the output layer are two kernels, so the dense rows spread over
+ * blocks); contents on return unspecified. */
 cudaError_t rr_head_cuda(const void *hidden, int n_seq, int d_model, int n_labels,
                          const void *dense_w, const float *dense_b, const void *out_w,
-                         const float *out_b, int electra, float *logits, rr_dtype dt,
+                         const float *out_b, int electra, float *logits, float *work, rr_dtype dt,
                          cudaStream_t stream);
 
 #ifdef __cplusplus

@@ -44,7 +44,8 @@ fi
 # machines) CMake finds nvcc and builds the CUDA engine too.
 [ -x /usr/local/cuda/bin/nvcc ] && export PATH="/usr/local/cuda/bin:$PATH"
 
-# Test tooling venv: reinstalled only when requirements.txt changes.
+# Test tooling venv: reinstalled only when requirements.txt changes. It also carries NVIDIA's
+# cuobjdump and nvdisasm (PyPI wheels) for tests/cuda/sass_check.sh.
 if [ ! -x .venv/bin/python ] || ! cmp -s scripts/requirements.txt .venv/.requirements.txt; then
     echo "setup: creating .venv (test tooling)"
     python3 -m venv .venv

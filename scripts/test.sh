@@ -64,6 +64,8 @@ run_check format bash scripts/format.sh --check
 echo "== build-ci (Release, -Werror, CUDA when present)"
 if build build-ci -DCMAKE_BUILD_TYPE=Release; then
     run_suite build-ci
+    # The kernels' SASS table (registers, local memory, HMMA, 128-bit accesses) of sass_check.
+    [ -f build-ci/tests/cuda/sass_check.txt ] && cat build-ci/tests/cuda/sass_check.txt
     echo "== dependencies of src/ (tools/deps.py)"
     run_check deps python3 tools/deps.py build-ci
 else echo "build-ci: build failed"; rc=1; fail=$((fail + 1)); fi

@@ -301,8 +301,10 @@ static cudaError_t enqueue(cuda_engine *e, const batch_layout *B)
             TRY(rr_linear_cuda(&e->p_ff2, e->ff, L->ff2_w, NULL, seq_cap, y, st));
             TRY(rr_bias_residual_ln_cuda(y, L->ff2_b, x, L->ln2_g, L->ln2_b, e->eps, seq_cap, d, dt,
                                          st));
+            /* qkv is dead after the last attention; its n·3d·T bytes (n ≥ seq_cap, T ≥ 2)
+             * hold the head's fp32 scratch of seq_cap·d floats. */
             TRY(rr_head_cuda(y, seq_cap, d, e->n_labels, e->head_w, e->head_b, e->out_w, e->out_b,
-                             e->electra, e->logits_dev, dt, st));
+                             e->electra, e->logits_dev, (float *)e->qkv, dt, st));
         }
     }
     return cudaSuccess;

@@ -389,9 +389,10 @@ static void test_attention(rr_dtype dt)
 
 static void test_head_and_gather(rr_dtype dt)
 {
-    const int seqs[] = {1, 5, 64}, dims[] = {384, 768, 256, 1024}, labels[] = {1, 3};
+    /* 100: the head's 2-byte path (d % 8 != 0); the others its 16-byte path */
+    const int seqs[] = {1, 5, 64}, dims[] = {384, 768, 256, 1024, 100}, labels[] = {1, 3};
     for (int a = 0; a < 3; a++)
-        for (int di = 0; di < 4; di++)
+        for (int di = 0; di < 5; di++)
             for (int li = 0; li < 2; li++)
                 for (int electra = 0; electra < 2; electra++) {
                     if (skip_size(di)) continue;
@@ -406,13 +407,15 @@ static void test_head_and_gather(rr_dtype dt)
                     float *db_d = dev_rand(db, d, -0.2f, 0.2f, RR_DTYPE_F32);
                     void *ow_d = dev_rand(ow, (size_t)nl * d, -ws, ws, dt);
                     float *ob_d = dev_rand(ob, nl, -0.2f, 0.2f, RR_DTYPE_F32), *lg_d = NULL;
+                    float *hw_d = NULL; /* the head's scratch */
                     cudaMalloc((void **)&lg_d, n * nl * 4);
+                    cudaMalloc((void **)&hw_d, (size_t)n * d * 4);
                     int32_t cu[65];
                     for (int s = 0; s <= n; s++)
                         cu[s] = s;
                     rr_head_cpu(hid, cu, n, 1, d, nl, dw, db, ow, ob, electra, ref);
-                    CHECK(rr_head_cuda(hid_d, n, d, nl, dw_d, db_d, ow_d, ob_d, electra, lg_d, dt,
-                                       0) == cudaSuccess);
+                    CHECK(rr_head_cuda(hid_d, n, d, nl, dw_d, db_d, ow_d, ob_d, electra, lg_d, hw_d,
+                                       dt, 0) == cudaSuccess);
                     CHECK(cudaDeviceSynchronize() == cudaSuccess);
                     CHECK(cudaMemcpy(got, lg_d, n * nl * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
                     char what[128];
@@ -420,7 +423,7 @@ static void test_head_and_gather(rr_dtype dt)
                              n, d, nl, electra ? "electra" : "bert");
                     compare(what, got, ref, (size_t)n * nl, tol_head[ti(dt)]);
                     cudaFree(hid_d), cudaFree(dw_d), cudaFree(db_d), cudaFree(ow_d);
-                    cudaFree(ob_d), cudaFree(lg_d);
+                    cudaFree(ob_d), cudaFree(lg_d), cudaFree(hw_d);
                     free(hid), free(dw), free(db), free(ow), free(ob), free(ref), free(got);
                 }
 
