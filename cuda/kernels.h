@@ -123,7 +123,7 @@ cudaError_t rr_add_bias_cuda(void *x, const float *bias, int n_tok, int d, rr_dt
 cudaError_t rr_gather_rows_cuda(const void *in, const int32_t *rows, int n_rows, int d, void *out,
                                 rr_dtype dt, cudaStream_t stream);
 
-/* Fused varlen multi-head self-attention, tensor cores (wmma), online softmax; no score
+/* Fused varlen multi-head self-attention, tensor cores (mma.sync), online softmax; no score
  * matrix in global memory. qkv[*, 3·n_head·d_head] (Q heads, K heads, V heads, bias NOT
  * included: qkv_b[3·n_head·d_head] fp32 is added on load; NULL = none). Runs tiles
  * 0 … *n_tiles-1 of `tiles` (device; *n_tiles read on the device, ≤ max_tiles which sizes

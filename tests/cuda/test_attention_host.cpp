@@ -3,12 +3,14 @@
  * executed on the CPU against rr_attention_cpu, so CI checks the kernel without a GPU.
  *
  * The build turns cuda/attention.cu into a host translation unit (host/gen_host.cmake
- * rewrites only the <<< >>> launch) and compiles it with g++ against host/: a wmma stand-in
- * that models only the documented semantics and aborts on misaligned pointers or ldm, and
- * a runtime that runs every block as 128 fibers, one at a time in a fixed order, switching
- * only at barriers and shuffles (see those files). Every case runs twice, threads ascending
- * and descending, so a missing barrier reads stale shared memory in one order or the other,
- * deterministically. This checks what the kernel's source decides: indexing, masking of
+ * rewrites only the <<< >>> launch) and compiles it with g++ against host/: stand-ins of
+ * mma.sync and ldmatrix (mma_sync.cpp, checked by test_mma_host) built from the PTX ISA's
+ * fragment tables, which abort on misaligned row addresses or divergent lanes, and a
+ * runtime that runs every block as 128 fibers, one at a time in a fixed order, switching
+ * only at barriers, shuffles and warp-wide instructions (see those files). Every case runs
+ * twice, threads ascending and descending, so a missing barrier reads stale shared memory
+ * in one order or the other, deterministically. This checks what the kernel's source
+ * decides: indexing, masking of
  * partial tiles and key blocks, fragment layouts, alignment, barrier placement, the tile
  * list and graph-bucket grids, the online softmax. It says nothing about GPU timing or the
  * device's rounding (ex2.approx, tensor-core summation order); test_cuda_kernels does that
@@ -20,8 +22,8 @@
  * non-finite, and 64 guard rows before and after ctx must stay untouched; the grid always
  * has 5 tiles more than the list, as a CUDA graph bucket launches it; the all-rows cases of
  * length 65 run without QKV bias (the kernel's NULL-bias path).
- * Shapes: lengths 1, 7, 15, 16, 17, 31, 32, 33, 64, 65, 100, 512 (edges of the 16-row
- * fragments, 32-key blocks and 64-row tiles) and packs {3,130,1,64,77,200,33}, {1,1,1},
+ * Shapes: lengths 1, 7, 15, 16, 17, 31, 32, 33, 64, 65, 100, 512 (edges of the 8-key and
+ * 16-row fragments, 64-key blocks and 64-row tiles) and packs {3,130,1,64,77,200,33}, {1,1,1},
  * {120,119,121}; d_head 32 and 64 with 2 heads; fp16 and bf16; all rows and [CLS] only;
  * and XLM-R lengths with d_head 64: 1000 and {2049, 7} all rows, 8192 [CLS] only.
  * RR_TEST_QUICK=1 (the sanitizer build) keeps 1, 17, 65 and the first and last packs, which

@@ -17,6 +17,10 @@
 #ifndef RR_TEST_CUDA_HOST_H
 #define RR_TEST_CUDA_HOST_H
 
+/* Kernel headers that wrap device-only instructions in inline PTX (cuda/mma.cuh) test this
+ * and call the host stand-ins of host/ instead (mma_sync.h). */
+#define RR_CUDA_HOST_EMULATION 1
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
