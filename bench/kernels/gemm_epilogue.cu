@@ -9,26 +9,31 @@
  * global memory and reads them back in separate passes (review 2026-12 §2, items 1 and 4).
  * A GEMM of our own also makes batch invariance structural (see the header).
  *
- * Shared main loop (256 threads = 8 warps as 2 row groups × 4 column groups; wmma
- * 16×16×16, T in, fp32 accumulators in registers): per k-step, the BM×BK slice of x and the
- * BN×BK slice of w come in as 16-byte loads into registers while the previous step's
- * tensor-core work runs, then go to one shared-memory buffer (rows past n_tok or n_out are
- * zeros and never read from global memory). No cp.async: the host runtime that runs this
- * source in CI models only plain loads, and register prefetch hides the same latency.
- * Epilogue through a per-warp 16×16 fp32 staging tile (store_matrix_sync, then a lane owns
- * one row's 8 consecutive columns: one 16-byte store of T).
+ * Shared main loop (warps as row groups × 4 column groups; wmma 16×16×16, T in, fp32
+ * accumulators in registers): per k-step, the BM×BK slice of x and the BN×BK slice of w come
+ * in as 16-byte loads into registers while the previous step's tensor-core work runs, then go
+ * to one shared-memory buffer (rows past n_tok or n_out are zeros and are never read from
+ * global memory). No cp.async: the host runtime that runs this source in CI models only
+ * plain loads and static shared memory (≤ 48 KiB), and register prefetch hides the same
+ * latency. Epilogue through a per-warp 16×16 fp32 staging tile (store_matrix_sync, then a
+ * lane takes one row's 8 consecutive columns: one 16-byte store of T).
  *
- *   gelu: BM 64, BN 128, BK 32; warp tile 32×32 (2×2 fragments). Grid (n_out/128, n_tok/64).
- *         smem 5120 + 10240 + 10240 = 25600 B (static).
- *   ln:   BM 32, BN = all of n_out (64·NF columns, NF = ceil(n_out/64) ∈ {2,4,6,8,12,16}),
- *         BK 16; warp tile 16 × 16·NF. Grid (n_tok/32). After the k-loop three passes over
- *         the accumulators, each through the staging tile: (1) v += bias + residual, kept
- *         in the fragments, row sums; (2) Σ(v − mean)²; (3) normalise, scale, store. Per-row
- *         partial sums: a lane's 8 columns in order, its fragments in order, the lane pair,
- *         then the 4 column groups in order — a fixed order, independent of n_tok.
- *         smem (NF 6, n_out 384): 1536 + 18432 + 10240 + 768 = 30976 B; NF 16: 45824 B.
- *         The price of owning whole rows: every CTA streams all of w for only 32 rows
+ *   gelu: 256 threads, BM 128, BN 128, BK 32; warp tile 64×32 (4×2 fragments). Grid
+ *         (n_out/128, n_tok/128). smem 10240 + 10240 + 10240 = 30720 B (static).
+ *   ln:   BN = all of n_out (64·NF columns, NF = ceil(n_out/64) ∈ {2,4,6,8,12,16}), BK 16;
+ *         warp tile 16 × 16·NF; BM 64 with 512 threads for NF ≤ 6 (n_out ≤ 384), BM 32 with
+ *         256 threads above (the accumulators would not fit 128 registers). Grid n_tok/BM.
+ *         After the k-loop three passes over the accumulators, each through the staging
+ *         tile: (1) v += bias + residual, kept in the fragments, row sums; (2) Σ(v − mean)²;
+ *         (3) normalise, scale, store. Per-row partial sums: a lane's 8 columns in order, its
+ *         fragments in order, the two lanes of the row, then the 4 column groups in order —
+ *         a fixed order, independent of n_tok.
+ *         smem (NF 6, n_out 384): 3072 + 18432 + 20480 + 1536 = 43520 B; NF 16: 45312 B.
+ *         The price of owning whole rows: every CTA streams all of w for only BM rows
  *         (bench/kernels/README.md estimates that L2 traffic).
+ * ptxas (CUDA 13.0, sm_90, -Xptxas -v; fp16 / bf16 registers, 0 spills):
+ *   gelu 157 / 162 (1 CTA per SM; __launch_bounds__(256, 2) gives 128 with a 48-B spill);
+ *   ln NF 2: 62 / 56, 4: 82 / 64, 6: 118 / 94, 8: 164 / 124, 12: 237 / 238, 16: 254 / 252.
  * Measured: not yet — compiled, not run (no GPU in this session).
  */
 #include <mma.h>
@@ -40,24 +45,23 @@
 
 using namespace nvcuda;
 
-#define GE_THREADS 256
-#define GE_WC 4   /* column groups of warps; 2 row groups */
+#define GE_WC 4   /* column groups of warps (the row groups vary per kernel) */
 #define GE_LDC 20 /* float; row stride of a warp's staging tile (16-byte multiple) */
 
 typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> ge_acc;
 
 /* R rows × BK columns of a row-major matrix (leading dimension ld) held as 16-byte chunks in
  * registers between its global load and its shared-memory store. Rows ≥ n_rows are zeros. */
-template <typename T, int R, int BK> struct ge_slice {
+template <typename T, int R, int BK, int NT> struct ge_slice {
     static constexpr int CPR = BK / 8; /* 16-byte chunks per row */
-    static constexpr int NC = (R * CPR + GE_THREADS - 1) / GE_THREADS;
+    static constexpr int NC = (R * CPR + NT - 1) / NT;
     uint4 v[NC];
 
     __device__ __forceinline__ void load(const T *src, int n_rows, int ld, int r0, int k0, int tid)
     {
 #pragma unroll
         for (int i = 0; i < NC; i++) {
-            const int idx = tid + i * GE_THREADS;
+            const int idx = tid + i * NT;
             const int r = idx / CPR, c = idx % CPR * 8;
             v[i] = make_uint4(0u, 0u, 0u, 0u);
             if (idx < R * CPR && r0 + r < n_rows)
@@ -68,7 +72,7 @@ template <typename T, int R, int BK> struct ge_slice {
     {
 #pragma unroll
         for (int i = 0; i < NC; i++) {
-            const int idx = tid + i * GE_THREADS;
+            const int idx = tid + i * NT;
             if (idx < R * CPR)
                 *reinterpret_cast<uint4 *>(dst + (idx / CPR) * lds + idx % CPR * 8) = v[i];
         }
@@ -78,7 +82,7 @@ template <typename T, int R, int BK> struct ge_slice {
 /* acc[FR][FC] = x[m0…m0+BM) · w[n0…n0+BN)ᵀ over all of K for this warp's tile: rows
  * 16·FR·(warp / GE_WC) …, columns 16·FC·(warp % GE_WC) … of the CTA tile. The k-order is
  * fixed (k-steps in order, 16-wide mma in order within a step). */
-template <typename T, int BM, int BN, int BK, int LDA, int LDB, int FR, int FC>
+template <typename T, int NT, int BM, int BN, int BK, int LDA, int LDB, int FR, int FC>
 __device__ __forceinline__ void ge_mainloop(const T *x, const T *w, int M, int N, int K, int m0,
                                             int n0, T *a_s, T *b_s, ge_acc (&acc)[FR][FC])
 {
@@ -89,8 +93,8 @@ __device__ __forceinline__ void ge_mainloop(const T *x, const T *w, int M, int N
 #pragma unroll
         for (int j = 0; j < FC; j++)
             wmma::fill_fragment(acc[i][j], 0.0f);
-    ge_slice<T, BM, BK> ra;
-    ge_slice<T, BN, BK> rb;
+    ge_slice<T, BM, BK, NT> ra;
+    ge_slice<T, BN, BK, NT> rb;
     ra.load(x, M, K, m0, 0, tid);
     rb.load(w, N, K, n0, 0, tid);
     for (int k0 = 0; k0 < K; k0 += BK) {
@@ -133,23 +137,27 @@ template <typename T> __device__ __forceinline__ void ge_store8(T *dst, const fl
     *reinterpret_cast<uint4 *>(dst) = raw;
 }
 
+#define GE_GELU_THREADS 256
+
 template <typename T>
-__global__ void __launch_bounds__(GE_THREADS)
+__global__ void __launch_bounds__(GE_GELU_THREADS)
     gemm_bias_gelu_kernel(const T *__restrict__ x, const T *__restrict__ w,
                           const float *__restrict__ bias, int M, int N, int K, T *__restrict__ y)
 {
-    constexpr int BM = 64, BN = 128, BK = 32, LD = BK + 8, FR = 2, FC = 2;
+    constexpr int NT = GE_GELU_THREADS, BM = 128, BN = 128, BK = 32, LD = BK + 8, FR = 4, FC = 2;
     __shared__ __align__(128) T a_s[BM * LD];
     __shared__ __align__(128) T b_s[BN * LD];
-    __shared__ __align__(128) float c_s[GE_THREADS / 32][16 * GE_LDC];
+    __shared__ __align__(128) float c_s[NT / 32][16 * GE_LDC];
 
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     ge_acc acc[FR][FC];
-    ge_mainloop<T, BM, BN, BK, LD, LD, FR, FC>(x, w, M, N, K, m0, n0, a_s, b_s, acc);
+    ge_mainloop<T, NT, BM, BN, BK, LD, LD, FR, FC>(x, w, M, N, K, m0, n0, a_s, b_s, acc);
 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int wr = warp / GE_WC, wc = warp % GE_WC;
-    const int r = lane >> 1, c8 = (lane & 1) * 8;
+    /* A lane reads row lane & 15, columns 8·(lane >> 4) …: not the elements it owns in the
+     * fragment (the layout is unspecified), hence the __syncwarp around every staging use. */
+    const int r = lane & 15, c8 = (lane >> 4) * 8;
     float *cw = c_s[warp];
 #pragma unroll
     for (int i = 0; i < FR; i++)
@@ -170,8 +178,12 @@ __global__ void __launch_bounds__(GE_THREADS)
         }
 }
 
+/* Row groups of warps of the LayerNorm GEMM: 4 (BM 64, 512 threads) while a lane's
+ * accumulators fit the 128 registers that 512 threads allow, else 2 (BM 32, 256 threads). */
+#define GE_LN_WR(NF) ((NF) <= 6 ? 4 : 2)
+
 template <typename T, int NF>
-__global__ void __launch_bounds__(GE_THREADS)
+__global__ void __launch_bounds__(32 * GE_WC * GE_LN_WR(NF))
     gemm_bias_residual_ln_kernel(const T *__restrict__ x, const T *__restrict__ w,
                                  const float *__restrict__ bias, const T *residual,
                                  const float *__restrict__ gamma, const float *__restrict__ beta,
@@ -179,20 +191,23 @@ __global__ void __launch_bounds__(GE_THREADS)
 {
     /* The w slice's row stride is padded (fewer bank conflicts) while the static 48 KiB allow
      * it, unpadded for n_out > 512. */
-    constexpr int BM = 32, BN = 64 * NF, BK = 16, LDA = BK + 8, LDB = NF <= 8 ? 24 : 16;
+    constexpr int NT = 32 * GE_WC * GE_LN_WR(NF), BM = 16 * GE_LN_WR(NF), BN = 64 * NF, BK = 16;
+    constexpr int LDA = BK + 8, LDB = NF <= 8 ? 24 : 16;
     __shared__ __align__(128) T a_s[BM * LDA];
     __shared__ __align__(128) T b_s[BN * LDB];
-    __shared__ __align__(128) float c_s[GE_THREADS / 32][16 * GE_LDC];
+    __shared__ __align__(128) float c_s[NT / 32][16 * GE_LDC];
     __shared__ float part_s[BM][GE_WC];
     __shared__ float mean_s[BM], rstd_s[BM];
 
     const int m0 = blockIdx.x * BM;
     ge_acc acc[1][NF];
-    ge_mainloop<T, BM, BN, BK, LDA, LDB, 1, NF>(x, w, M, N, K, m0, 0, a_s, b_s, acc);
+    ge_mainloop<T, NT, BM, BN, BK, LDA, LDB, 1, NF>(x, w, M, N, K, m0, 0, a_s, b_s, acc);
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wr = warp / GE_WC, wc = warp % GE_WC;
-    const int r = lane >> 1, c8 = (lane & 1) * 8;
+    /* A lane reads row lane & 15, columns 8·(lane >> 4) …: not the elements it owns in the
+     * fragment (the layout is unspecified), hence the __syncwarp around every staging use. */
+    const int r = lane & 15, c8 = (lane >> 4) * 8;
     const int rt = wr * 16 + r, row = m0 + rt; /* this lane's row in the tile, in the matrix */
     float *cw = c_s[warp];
 
@@ -220,8 +235,8 @@ __global__ void __launch_bounds__(GE_THREADS)
         wmma::load_matrix_sync(acc[0][j], cw, GE_LDC, wmma::mem_row_major);
         __syncwarp();
     }
-    s += __shfl_xor_sync(0xffffffffu, s, 1);
-    if ((lane & 1) == 0) part_s[rt][wc] = s;
+    s += __shfl_xor_sync(0xffffffffu, s, 16); /* lanes r and r + 16 share row r */
+    if (lane < 16) part_s[rt][wc] = s;
     __syncthreads();
     if (tid < BM) {
         float t = 0.0f;
@@ -247,8 +262,8 @@ __global__ void __launch_bounds__(GE_THREADS)
         }
         __syncwarp();
     }
-    q2 += __shfl_xor_sync(0xffffffffu, q2, 1);
-    if ((lane & 1) == 0) part_s[rt][wc] = q2;
+    q2 += __shfl_xor_sync(0xffffffffu, q2, 16);
+    if (lane < 16) part_s[rt][wc] = q2;
     __syncthreads();
     if (tid < BM) {
         float t = 0.0f;
@@ -295,9 +310,9 @@ template <typename T>
 static cudaError_t launch_gelu(const void *x, const void *w, const float *bias, int n_tok, int n_in,
                                int n_out, void *y, cudaStream_t stream)
 {
-    const dim3 grid((unsigned)((n_out + 127) / 128), (unsigned)((n_tok + 63) / 64));
-    gemm_bias_gelu_kernel<T><<<grid, GE_THREADS, 0, stream>>>((const T *)x, (const T *)w, bias,
-                                                              n_tok, n_out, n_in, (T *)y);
+    const dim3 grid((unsigned)((n_out + 127) / 128), (unsigned)((n_tok + 127) / 128));
+    gemm_bias_gelu_kernel<T><<<grid, GE_GELU_THREADS, 0, stream>>>((const T *)x, (const T *)w, bias,
+                                                                   n_tok, n_out, n_in, (T *)y);
     return cudaGetLastError();
 }
 
@@ -305,7 +320,7 @@ extern "C" cudaError_t rr_gemm_bias_gelu_cuda(const void *x, const void *w, cons
                                               int n_tok, int n_in, int n_out, void *y, rr_dtype dt,
                                               cudaStream_t stream)
 {
-    RR_LAUNCH_REQUIRE(x && w && bias && y && n_tok >= 1 && n_tok <= 65535 * 64);
+    RR_LAUNCH_REQUIRE(x && w && bias && y && n_tok >= 1 && n_tok <= 65535 * 128);
     RR_LAUNCH_REQUIRE(n_in >= 32 && n_in % 32 == 0 && n_out >= 16 && n_out % 16 == 0);
     RR_LAUNCH_REQUIRE(ge_aligned16(x) && ge_aligned16(w) && ge_aligned16(y));
     const size_t yb = (size_t)n_tok * n_out * 2;
@@ -323,10 +338,11 @@ static cudaError_t launch_ln_nf(const void *x, const void *w, const float *bias,
                                 float eps, int n_tok, int n_in, int n_out, void *y,
                                 cudaStream_t stream)
 {
-    const unsigned grid = (unsigned)((n_tok + 31) / 32);
-    gemm_bias_residual_ln_kernel<T, NF>
-        <<<grid, GE_THREADS, 0, stream>>>((const T *)x, (const T *)w, bias, (const T *)residual,
-                                          gamma, beta, eps, n_tok, n_out, n_in, (T *)y);
+    constexpr int bm = 16 * GE_LN_WR(NF);
+    const unsigned grid = (unsigned)((n_tok + bm - 1) / bm);
+    gemm_bias_residual_ln_kernel<T, NF><<<grid, 32 * GE_WC * GE_LN_WR(NF), 0, stream>>>(
+        (const T *)x, (const T *)w, bias, (const T *)residual, gamma, beta, eps, n_tok, n_out, n_in,
+        (T *)y);
     return cudaGetLastError();
 }
 
