@@ -22,7 +22,8 @@
  * on fewer rows) equal those of the M-row call; the launchers' preconditions.
  * Shapes: M 1, 15, 17, 64, 129 × (K 384, 64) × N 384, 1536 (GELU only) and 208 (an odd
  * multiple of 16), fp16 and bf16; LayerNorm also at N 1024 (the widest row). RR_TEST_QUICK=1
- * keeps M 1, 17, 129. The seed is printed; RR_TEST_SEED=<n> reruns a failure.
+ * (the sanitizer build) keeps M 1, 17, 129 and K 64 (K 384 only at N 1536), about half the
+ * time. The seed is printed; RR_TEST_SEED=<n> reruns a failure.
  */
 #include <math.h>
 #include <stdint.h>
@@ -255,6 +256,7 @@ int main()
     for (rr_dtype dt : {RR_DTYPE_F16, RR_DTYPE_BF16}) {
         for (int m : ms)
             for (int k : {384, 64}) {
+                if (quick && k == 384) continue; /* K 384 stays in the FFN1-width case */
                 /* Invariance once per M and type (larger calls cost the most here). */
                 run_case(m, k, 384, dt, false, k == 64);
                 run_case(m, k, 208, dt, false, false);
