@@ -34,6 +34,10 @@
  * ptxas (CUDA 13.0, sm_90, -Xptxas -v; fp16 / bf16 registers, 0 spills):
  *   gelu 157 / 162 (1 CTA per SM; __launch_bounds__(256, 2) gives 128 with a 48-B spill);
  *   ln NF 2: 62 / 56, 4: 82 / 64, 6: 118 / 94, 8: 164 / 124, 12: 237 / 238, 16: 254 / 252.
+ * SASS (sm_90, cuobjdump): wmma becomes HMMA.16816.F32 (mma.sync; no wgmma), the k-slices
+ * LDG.E.128 / STS.128. fp16 fragments load with LDSM (ldmatrix); bf16 fragments with
+ * generic 32-bit LD.E (48 per k-step per thread in the GELU kernel) — nvcc's bf16 wmma load
+ * does not use ldmatrix, so expect bf16 to be the slower type here.
  * Measured: not yet — compiled, not run (no GPU in this session).
  */
 #include <mma.h>
