@@ -2,13 +2,12 @@
  * bench_gemm_epilogue.cu — device timing of gemm_epilogue.cu against what the engine runs
  * today, on MiniLM-L6's shapes (d_model 384, d_ff 1536) at M = 128, 1190, 11900, 119000
  * tokens (K = 1, 10, 100, 1000 pairs of ~119 tokens):
- *   ffn1  (K 384 → N 1536): fused GEMM + bias + erf GELU | cublasGemmEx + rr_bias_gelu_cuda |
- *         cuBLASLt EPILOGUE_GELU_BIAS (the tanh GELU, bias in T);
- *   oproj (K 384 → N 384) and ffn2 (K 1536 → N 384): fused GEMM + bias + residual + LN |
- *         cublasGemmEx + rr_bias_residual_ln_cuda.
- * Validates before it times (style habit 13): every variant is compared with the fused
- * kernel on the same data (max |Δ|), and the run stops with exit 1 if the fused kernel and
- * the engine's path disagree beyond 4 ulp of T at 8 (fp16 1.6e-2, bf16 0.125). The
+ *   ffn1  (K 384 → N 1536): fused GEMM + bias + erf GELU | cuda/linear.cu (cuBLASLt plan) +
+ * rr_bias_gelu_cuda | cuBLASLt EPILOGUE_GELU_BIAS (the tanh GELU, bias in T); oproj (K 384 → N 384)
+ * and ffn2 (K 1536 → N 384): fused GEMM + bias + residual + LN | cuda/linear.cu (cuBLASLt plan) +
+ * rr_bias_residual_ln_cuda. Validates before it times (style habit 13): every variant is compared
+ * with the fused kernel on the same data (max |Δ|), and the run stops with exit 1 if the fused
+ * kernel and the engine's path disagree beyond 4 ulp of T at 8 (fp16 1.6e-2, bf16 0.125). The
  * cuBLASLt row's max |Δ| is its distance from exact erf GELU on the same inputs (both get
  * the bias rounded to T, so only the GELU form differs). Then it times with cudaEvents
  * after 5 warm-up calls (mean of 20 calls per variant) and prints one TSV row per variant:
@@ -17,7 +16,6 @@
  * Measured: not yet — compiled, not run (no GPU in this session).
  */
 #include <cublasLt.h>
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <math.h>
@@ -214,7 +212,23 @@ static void lt_gelu_free(lt_gelu *g)
     cudaFree(g->ws);
 }
 
-static bool bench_ffn1(int m, rr_dtype dt, cublasHandle_t blas, cudaStream_t st, double bound)
+/* The engine's GEMM (cuda/linear.cu): a cuBLASLt plan with one split-K-free algorithm, the
+ * baseline the fused kernels must beat. One handle and workspace for the whole run. */
+static rr_linear_plan make_plan(int k, int n, int m, rr_dtype dt)
+{
+    static cublasLtHandle_t lt;
+    static void *ws;
+    const size_t ws_bytes = (size_t)32 << 20;
+    if (!lt) {
+        CKB(cublasLtCreate(&lt));
+        CK(cudaMalloc(&ws, ws_bytes));
+    }
+    rr_linear_plan p;
+    CK(rr_linear_plan_init(&p, lt, k, n, 0, m, dt, ws, ws_bytes));
+    return p;
+}
+
+static bool bench_ffn1(int m, rr_dtype dt, cudaStream_t st, double bound)
 {
     const int k = 384, n = 1536;
     const float ws = 2.0f / sqrtf((float)k);
@@ -236,8 +250,9 @@ static bool bench_ffn1(int m, rr_dtype dt, cublasHandle_t blas, cudaStream_t st,
     bool lt_ok = lt_gelu_init(&g, bias_t, m, k, n, dt);
 
     auto fused = [&] { CK(rr_gemm_bias_gelu_cuda(x, w, bias, m, k, n, y_fused, dt, st)); };
+    rr_linear_plan plan = make_plan(k, n, m, dt);
     auto base = [&] {
-        CK(rr_linear_cuda(x, w, NULL, m, k, n, y_base, dt, blas, st));
+        CK(rr_linear_cuda(&plan, x, w, NULL, m, y_base, st));
         CK(rr_bias_gelu_cuda(y_base, bias, m, n, dt, st));
     };
     auto lt = [&] { lt_ok = lt_ok && lt_gelu_run(&g, x, w, y_lt, st); };
@@ -268,8 +283,7 @@ static bool bench_ffn1(int m, rr_dtype dt, cublasHandle_t blas, cudaStream_t st,
     return ok;
 }
 
-static bool bench_ln(const char *op, int m, int k, rr_dtype dt, cublasHandle_t blas,
-                     cudaStream_t st, double bound)
+static bool bench_ln(const char *op, int m, int k, rr_dtype dt, cudaStream_t st, double bound)
 {
     const int n = 384;
     const float ws = 2.0f / sqrtf((float)k);
@@ -289,8 +303,9 @@ static bool bench_ln(const char *op, int m, int k, rr_dtype dt, cublasHandle_t b
         CK(rr_gemm_bias_residual_ln_cuda(x, w, bias, res, gamma, beta, eps, m, k, n, y_fused, dt,
                                          st));
     };
+    rr_linear_plan plan = make_plan(k, n, m, dt);
     auto base = [&] {
-        CK(rr_linear_cuda(x, w, NULL, m, k, n, y_base, dt, blas, st));
+        CK(rr_linear_cuda(&plan, x, w, NULL, m, y_base, st));
         CK(rr_bias_residual_ln_cuda(y_base, bias, res, gamma, beta, eps, m, n, dt, st));
     };
     fused();
@@ -325,17 +340,13 @@ int main(int argc, char **argv)
             dt_name(dt));
     cudaStream_t st;
     CK(cudaStreamCreate(&st));
-    cublasHandle_t blas;
-    CKB(cublasCreate(&blas));
-    CKB(cublasSetStream(blas, st));
     printf("dtype\top\tM\tK\tN\tvariant\tms\tTFLOP/s\tGB/s\tmax_abs_vs_fused\n");
     bool ok = true;
     for (int m : {128, 1190, 11900, 119000}) {
-        ok &= bench_ffn1(m, dt, blas, st, bound);
-        ok &= bench_ln("oproj", m, 384, dt, blas, st, bound);
-        ok &= bench_ln("ffn2", m, 1536, dt, blas, st, bound);
+        ok &= bench_ffn1(m, dt, st, bound);
+        ok &= bench_ln("oproj", m, 384, dt, st, bound);
+        ok &= bench_ln("ffn2", m, 1536, dt, st, bound);
     }
-    cublasDestroy(blas);
     cudaStreamDestroy(st);
     return ok ? 0 : 1;
 }

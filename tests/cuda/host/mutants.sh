@@ -40,103 +40,130 @@ m() { IDS+=("$1"); FILE+=("$2"); TEST+=("$3"); ENVS+=("$4"); SED+=("$5"); WHAT+=
 A=test_attention_host K=test_cuda_kernels_host Q="RR_TEST_QUICK=1"
 BOTH_ORDERS=" $A " # tests that run every case in both orders themselves
 
-# attention.cu (test_attention_host)
-m att-sync-q attention.cu $A "$Q" \
-    's/^    __syncthreads();$//' \
-    '`__syncthreads()` after staging Q and zeroing O dropped'
+# attention.cu (test_attention_host): the mma.sync kernel (S, P, O in registers). Not a row:
+# the __syncthreads() after staging Q — the key loop's first barrier orders it too (removing
+# it is an equivalent mutant).
 m att-sync-consumed attention.cu $A "$Q" \
     's|__syncthreads(); /\* previous key block fully consumed \*/||' \
     '`__syncthreads()` before staging the next K/V block dropped'
 m att-sync-staged attention.cu $A "$Q" \
     's/^        __syncthreads();$//' \
     '`__syncthreads()` after staging K/V dropped'
-m att-syncwarp-s attention.cu $A "$Q" \
-    '/wmma::store_matrix_sync(s_w + j \* 16/{n;n;s/__syncwarp();//}' \
-    '`__syncwarp()` after the S store (before the softmax reads S) dropped'
-m att-syncwarp-pv attention.cu $A "$Q" \
-    '/orow\[c\] \*= alpha;/{n;s/__syncwarp();//}' \
-    '`__syncwarp()` before P·V (after the P writes and the O rescale) dropped'
 m att-mask-le attention.cu $A "$Q" \
-    's/const bool ok = kb + half \* 16 + c < tile.kv_len;/const bool ok = kb + half * 16 + c <= tile.kv_len;/' \
+    's/const bool ok = kb + 8 \* j + 2 \* tq + (e \& 1) < tile.kv_len;/const bool ok = kb + 8 * j + 2 * tq + (e \& 1) <= tile.kv_len;/' \
     'key mask `< kv_len` → `<= kv_len` (one padding key let in)'
 m att-mask-lt1 attention.cu $A "$Q" \
-    's/const bool ok = kb + half \* 16 + c < tile.kv_len;/const bool ok = kb + half * 16 + c < tile.kv_len - 1;/' \
+    's/const bool ok = kb + 8 \* j + 2 \* tq + (e \& 1) < tile.kv_len;/const bool ok = kb + 8 * j + 2 * tq + (e \& 1) < tile.kv_len - 1;/' \
     'key mask `< kv_len` → `< kv_len - 1` (last key dropped)'
 m att-ldm-k attention.cu $A "$Q" \
-    's/load_matrix_sync(kf, k_s + j \* 16 \* LDT + kk \* 16, LDT)/load_matrix_sync(kf, k_s + j * 16 * LDT + kk * 16, DH)/' \
-    'K fragment load ldm `LDT` → `DH` (legal stride, wrong rows)'
-m att-ldm-v attention.cu $A "$Q" \
-    's/load_matrix_sync(vf, v_s + kk \* 16 \* LDT + n \* 16, LDT)/load_matrix_sync(vf, v_s + kk * 16 * LDT + n * 16, DH)/' \
-    'V fragment load ldm `LDT` → `DH`'
-m att-ldm-o attention.cu $A "$Q" \
-    's/store_matrix_sync(o_w + n \* 16, oacc, LDO,/store_matrix_sync(o_w + n * 16, oacc, LDO + 8,/' \
-    'O accumulator store ldm `LDO` → `LDO + 8`'
-m att-kT attention.cu $A "$Q" \
-    's/T, wmma::col_major> kf;/T, wmma::row_major> kf;/' \
-    'K operand `col_major` → `row_major` (S = Q·K instead of Q·Kᵀ)'
-m att-vT attention.cu $A "$Q" \
-    's/T, wmma::row_major> vf;/T, wmma::col_major> vf;/' \
-    'V operand `row_major` → `col_major` (P·Vᵀ)'
-m att-qT attention.cu $A "$Q" \
-    's/wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qa/wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::col_major> qa/' \
-    'Q operand `row_major` → `col_major`'
+    's/kf, k_s + ((lane >> 4) \* 8 + (lane \& 7)) \* LDT/kf, k_s + ((lane >> 4) * 8 + (lane \& 7)) * DH/' \
+    'K ldmatrix row address stride `LDT` → `DH` (legal addresses, wrong rows)'
+m att-k-trans attention.cu $A "$Q" \
+    's/rr_ldmatrix_x4_n<NT \/ 2, false>(/rr_ldmatrix_x4_n<NT \/ 2, true>(/' \
+    'K fragments loaded `.trans` (S = Q·K instead of Q·Kᵀ)'
+m att-v-notrans attention.cu $A "$Q" \
+    's/rr_ldmatrix_x4_n<ND \/ 2, true>(/rr_ldmatrix_x4_n<ND \/ 2, false>(/' \
+    'V fragments loaded without `.trans` (P·Vᵀ)'
+m att-p-repack attention.cu $A "$Q" \
+    's/rr_pack2<T>(s\[2 \* kk\]\[2\], s\[2 \* kk\]\[3\]),/rr_pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),/' \
+    'P repacked from the wrong S registers (C → A fragment layout broken)'
 m att-max-pair attention.cu $A "$Q" \
-    's/mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));//' \
+    's/mx\[r\] = fmaxf(mx\[r\], __shfl_xor_sync(0xffffffffu, mx\[r\], 1));//' \
     'softmax max: the lane-pair shuffle step dropped'
+m att-max-quad attention.cu $A "$Q" \
+    's/mx\[r\] = fmaxf(mx\[r\], __shfl_xor_sync(0xffffffffu, mx\[r\], 2));//' \
+    'softmax max: the quad shuffle step dropped'
 m att-sum-pair attention.cu $A "$Q" \
-    's/sum += __shfl_xor_sync(0xffffffffu, sum, 1);//' \
+    's/l_r\[r\] += __shfl_xor_sync(0xffffffffu, l_r\[r\], 1);//' \
     'softmax sum: the lane-pair shuffle step dropped'
 m att-no-rescale attention.cu $A "$Q" \
-    's/orow\[c\] \*= alpha;/orow[c] *= 1.0f;/' \
+    's/o\[n\]\[e\] \*= alpha\[e >> 1\];/o[n][e] *= 1.0f;/' \
     'O not rescaled by α when the running max grows'
+m att-l-no-rescale attention.cu $A "$Q" \
+    's/l_r\[r\] \*= alpha\[r\];//' \
+    'softmax sum not rescaled by α when the running max grows'
+m att-no-prefetch attention.cu $A "$Q" \
+    's/if (kb + ATT_BK < tile.kv_len) fetch(kb + ATT_BK);//' \
+    'next K/V block not fetched (the previous block staged again)'
+m att-q-bias attention.cu $A "$Q" \
+    's/raw = add_bias8<T>(raw, qkv_b ? qkv_b + h \* DH + c : nullptr);/raw = add_bias8<T>(raw, qkv_b ? qkv_b + d + h * DH + c : nullptr);/' \
+    'Q takes the K bias'
 m att-row-bound attention.cu $A "$Q" \
-    's/if (row >= tile.q_count) break;/if (row > tile.q_count) break;/' \
+    's/if (row >= tile.q_count) continue;/if (row > tile.q_count) continue;/' \
     'output row bound `>=` → `>` (one row past the tile written)'
 
-# the LayerNorm core and warp reductions shared by embed_ln, bias_residual_ln and the head
-m cmn-sum-step common.cuh $K "RR_TEST_QUICK=1 RR_TEST_ONLY=embed_ln" \
+# The row kernels have a 16-byte path (d % 8 == 0, aligned: every quick-mode width) and a
+# scalar fallback (the test's width 100): rows for both, the fallback's over every width of
+# its one op (no RR_TEST_QUICK), since only the full width list reaches d = 100.
+F="RR_TEST_ONLY"
+# the LayerNorm cores and warp reductions shared by embed_ln, bias_residual_ln and the head
+m cmn-sum-step common.cuh $K "$Q $F=embed_ln" \
     '/rr_warp_sum(float v)/,/return v;/s/o > 0/o > 1/' \
     'warp sum: the last butterfly step (xor 1) dropped'
-m cmn-var-uncentred common.cuh $K "RR_TEST_QUICK=1 RR_TEST_ONLY=embed_ln" \
+m cmn-var-uncentred common.cuh $K "$F=embed_ln" \
     's/const float t = v\[i\] - mean;/const float t = v[i];/' \
-    'LayerNorm variance not centred (E[x²] instead of E[(x−mean)²])'
-m cmn-mean-bound common.cuh $K "RR_TEST_QUICK=1 RR_TEST_ONLY=embed_ln" \
+    'scalar LayerNorm: variance not centred (E[x²] instead of E[(x−mean)²])'
+m cmn-mean-bound common.cuh $K "$F=embed_ln" \
     's/if (lane + 32 \* i < d) s += v\[i\];/if (lane + 32 * i < d - 1) s += v[i];/' \
-    'LayerNorm mean: column bound `< d` → `< d - 1`'
-m cmn-out-bound common.cuh $K "RR_TEST_ONLY=bias_residual_ln" \
+    'scalar LayerNorm mean: column bound `< d` → `< d - 1`'
+m cmn-out-bound common.cuh $K "$F=bias_residual_ln" \
     's/if (c < d) out_row\[c\]/if (c <= d) out_row[c]/' \
-    'LayerNorm store: column bound `< d` → `<= d` (one element of the next row written)'
+    'scalar LayerNorm store: column bound `< d` → `<= d` (one element of the next row written)'
+m cmn8-var-uncentred common.cuh $K "$Q $F=embed_ln" \
+    's/const float t = v\[i\]\[j\] - mean;/const float t = v[i][j];/' \
+    '16-byte LayerNorm: variance not centred'
+m cmn8-mean-bound common.cuh $K "$Q $F=bias_residual_ln" \
+    '0,/if (8 \* (lane + 32 \* i) < d) {/s//if (8 * (lane + 32 * i) < d - 8) {/' \
+    '16-byte LayerNorm mean: the last 8-column chunk left out'
+m cmn8-norm common.cuh $K "$Q $F=bias_residual_ln" \
+    's/o\[j\] = (v\[i\]\[j\] - mean) \* rstd \* g\[j\] + b\[j\];/o[j] = (v[i][j] - mean) * rstd * g[j] + b[0];/' \
+    '16-byte LayerNorm: beta of the chunk'"'"'s first column for all 8'
 # layernorm.cu
-m ln-col-bound layernorm.cu $K "RR_TEST_QUICK=1 RR_TEST_ONLY=bias_residual_ln" \
+m ln-col-bound layernorm.cu $K "$F=bias_residual_ln" \
     's/v\[i\] = c < d ? rr_to_f32(xr\[c\]) + bias\[c\]/v[i] = c < d - 1 ? rr_to_f32(xr[c]) + bias[c]/' \
-    'load: column bound `< d` → `< d - 1`'
-m ln-bias-index layernorm.cu $K "RR_TEST_QUICK=1 RR_TEST_ONLY=bias_residual_ln" \
+    'scalar load: column bound `< d` → `< d - 1`'
+m ln-bias-index layernorm.cu $K "$F=bias_residual_ln" \
     's/rr_to_f32(xr\[c\]) + bias\[c\]/rr_to_f32(xr[c]) + bias[i]/' \
-    'bias indexed by the register slot `i` instead of the column `c`'
+    'scalar: bias indexed by the register slot `i` instead of the column `c`'
+m ln8-residual layernorm.cu $K "$Q $F=bias_residual_ln" \
+    's/v\[i\]\[j\] = a\[j\] + b\[j\] + r\[j\];/v[i][j] = a[j] + b[j] + r[0];/' \
+    '16-byte: residual of the chunk'"'"'s first column for all 8'
+m ln8-bias-chunk layernorm.cu $K "$Q $F=bias_residual_ln" \
+    's/rr_load8(bias + c, b);/rr_load8(bias + c \/ 8, b);/' \
+    '16-byte: bias chunk addressed by chunk index instead of column'
 # embed_ln.cu
-m emb-col-bound embed_ln.cu $K "RR_TEST_QUICK=1 RR_TEST_ONLY=embed_ln" \
+m emb-col-bound embed_ln.cu $K "$F=embed_ln" \
     's/v\[i\] = c < d ? rr_to_f32(w\[c\])/v[i] = c < d - 1 ? rr_to_f32(w[c])/' \
-    'load: column bound `< d` → `< d - 1`'
-m emb-pos-index embed_ln.cu $K "RR_TEST_QUICK=1 RR_TEST_ONLY=embed_ln" \
+    'scalar load: column bound `< d` → `< d - 1`'
+m emb-pos-index embed_ln.cu $K "$Q $F=embed_ln" \
     's/pos + (size_t)k.pos \* d/pos + (size_t)k.token * d/' \
     'position table indexed by the token id'
 # gelu.cu
-m gelu-bias-dim gelu.cu $K "RR_TEST_QUICK=1 RR_TEST_ONLY=bias_gelu" \
+m gelu-bias-dim gelu.cu $K "$F=bias_gelu" \
     's|bias\[i % (size_t)d\]|bias[i / (size_t)d]|' \
-    'bias indexed by the row (`i / d`) instead of the column (`i % d`)'
+    'scalar: bias indexed by the row (`i / d`) instead of the column (`i % d`)'
+m gelu8-bias-col gelu.cu $K "$Q $F=bias_gelu" \
+    's/const unsigned c = 8 \* (i % d8);/const unsigned c = 8 * (i \/ d8);/' \
+    '16-byte: bias chunk of the row instead of the column'
+m gelu8-tail gelu.cu $K "$Q $F=bias_gelu" \
+    's/if (i >= n8) return;/if (i + 1 >= n8) return;/' \
+    '16-byte: the last chunk of the tensor left out'
 # head.cu
-m head-sync-x head.cu $K "RR_TEST_QUICK=1 RR_TEST_ONLY=head" \
-    '/xs\[c\] = rr_to_f32(x\[c\]);/{n;s/__syncthreads();//}' \
+m head-sync-x head.cu $K "$Q $F=head" \
+    's/^    __syncthreads();$//' \
     '`__syncthreads()` after staging x in shared memory dropped'
-m head-sync-h head.cu $K "RR_TEST_QUICK=1 RR_TEST_ONLY=head" \
-    '/if (lane == 0) hs\[j\]/{n;n;s/__syncthreads();//}' \
-    '`__syncthreads()` after the dense layer (before the classifier reads h) dropped'
-m head-col-bound head.cu $K "RR_TEST_QUICK=1 RR_TEST_ONLY=head" \
-    '0,/for (int k = lane; k < d; k += 32)/s//for (int k = lane; k < d - 1; k += 32)/' \
-    'dense dot product: column bound `< d` → `< d - 1`'
-m head-bias-dim head.cu $K "RR_TEST_QUICK=1 RR_TEST_ONLY=head" \
-    's/acc = rr_warp_sum(acc) + dense_b\[j\];/acc = rr_warp_sum(acc) + dense_b[s];/' \
+m head8-col-bound head.cu $K "$Q $F=head" \
+    's/for (int k = 8 \* lane; k < d; k += 8 \* 32) {/for (int k = 8 * lane; k < d - 8; k += 8 * 32) {/' \
+    '16-byte dense dot product: the last 8 columns left out'
+m head-col-bound head.cu $K "$F=head" \
+    's/for (int k = lane; k < d; k += 32) {/for (int k = lane; k < d - 1; k += 32) {/' \
+    'scalar dense dot product: column bound `< d` → `< d - 1`'
+m head-bias-dim head.cu $K "$Q $F=head" \
+    's/const float v = a + dense_b\[j\];/const float v = a + dense_b[s];/' \
     'dense bias indexed by the sequence `s` instead of the output `j`'
+m head-out-bound head.cu $K "$Q $F=head" \
+    's/for (int l = warp; l < n_labels; l += 128 \/ 32) {/for (int l = warp; l < n_labels - 1; l += 128 \/ 32) {/' \
+    'classifier: the last label left out'
 
 # ---- the driver ---------------------------------------------------------------------------
 fail=0
@@ -229,9 +256,11 @@ for i in "${!IDS[@]}"; do
         fail=1
         continue
     fi
-    # The first line on stderr: a failed check (file:line, then its message without the
-    # condition) or the abort message of the runtime or the wmma stand-in.
-    first=$(grep -m1 -v '^\s*$' "$MUT/err" |
+    # The first failed check on stderr (file:line, then its message without the condition),
+    # else the first other line — the abort message of the runtime or a stand-in — skipping
+    # the launchers' precondition messages that test_preconditions provokes on purpose.
+    first=$( (grep -m1 '^FAIL' "$MUT/err" || grep -v -e '^\s*$' -e 'precondition failed' "$MUT/err") |
+        head -1 |
         sed 's|^FAIL [^ ]*/\([^/ ]*:[0-9]*\): [^:]*: |\1: |' | cut -c1-150 | sed 's/|/\\|/g')
     nf=$(grep -c '^FAIL' "$MUT/err")
     if [ "$order" = both ]; then
