@@ -5,8 +5,11 @@ Rounds to fp16/bf16 exactly where cuda/engine_cuda.cu stores activations (GEMM o
 bias, softmax P, ctx, LayerNorm outputs, GELU output; weight matrices in the storage type,
 biases and LN parameters fp32, all math fp32) and compares the logit with an fp32 forward on
 seeded random pairs. Usage (the HF oracle venv has torch + safetensors):
-  .venv-oracle/bin/python bench/gpu/emulate/precision.py models/minilm-l6-bert f16|bf16 T|r32 [N]
-r32 keeps the residual stream in fp32 (the alternative the engine did not take).
+  .venv-oracle/bin/python bench/gpu/emulate/precision.py models/minilm-l6-bert f16|bf16 T|r32 [N|PAIRS.jsonl]
+r32 keeps the residual stream in fp32 (the alternative the engine did not take). The last
+argument is a count of seeded random pairs (default 60) or a golden pairs file
+(tests/golden/<model>/pairs.jsonl: its HF token ids, every pair), which also reports the
+largest difference from the file's transformers fp32 logits.
 """
 import json, sys, torch
 from safetensors.torch import load_file
@@ -49,11 +52,25 @@ def fwd(ids, tt, Wd, R, resid32):
     pooled = torch.tanh(c @ Wd['bert.pooler.dense.weight'].T + Wd['bert.pooler.dense.bias'])
     return (pooled @ Wd['classifier.weight'].T + Wd['classifier.bias']).item()
 W32 = {k: v.float() for k, v in W.items()}
-worst = 0; logits = []
-for i in range(int(sys.argv[4]) if len(sys.argv) > 4 else 60):
-    nd = int(torch.randint(20, 201, (1,)))
-    ids = torch.cat([torch.tensor([101]), torch.randint(1000, 30522, (16,)), torch.tensor([102]), torch.randint(1000, 30522, (nd,)), torch.tensor([102])])
-    tt = torch.cat([torch.zeros(18, dtype=torch.long), torch.ones(nd + 1, dtype=torch.long)])
+worst = 0; logits = []; gold_worst = 0
+arg = sys.argv[4] if len(sys.argv) > 4 else "60"
+if arg.endswith(".jsonl"):
+    cases = []
+    for line in open(arg):
+        o = json.loads(line)
+        cases.append((torch.tensor(o["input_ids"]), torch.tensor(o["token_type_ids"]), o.get("logit")))
+else:
+    cases = []
+    for i in range(int(arg)):
+        nd = int(torch.randint(20, 201, (1,)))
+        ids = torch.cat([torch.tensor([101]), torch.randint(1000, 30522, (16,)), torch.tensor([102]), torch.randint(1000, 30522, (nd,)), torch.tensor([102])])
+        tt = torch.cat([torch.zeros(18, dtype=torch.long), torch.ones(nd + 1, dtype=torch.long)])
+        cases.append((ids, tt, None))
+for ids, tt, gold in cases:
     a = fwd(ids, tt, W32, lambda t: t, False); b = fwd(ids, tt, Wr, R, resid32)
     worst = max(worst, abs(a - b)); logits.append(a)
-print(mode, 'fp32-residual' if resid32 else 'T-residual', 'max |diff| %.4g' % worst, 'logit range %.2f..%.2f' % (min(logits), max(logits)))
+    if gold is not None:
+        gold_worst = max(gold_worst, abs(b - (gold[0] if isinstance(gold, list) else gold)))
+print(mode, 'fp32-residual' if resid32 else 'T-residual', f'{len(cases)} pairs',
+      'max |diff| vs fp32 %.4g' % worst, 'logit range %.2f..%.2f' % (min(logits), max(logits)),
+      ('max |diff| vs the golden logits %.4g' % gold_worst) if any(c[2] is not None for c in cases) else '')
