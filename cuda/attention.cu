@@ -264,6 +264,7 @@ extern "C" cudaError_t rr_attention_cuda(const void *qkv, const float *qkv_b,
                                          int max_tiles, int n_head, int d_head, void *ctx,
                                          rr_dtype dt, cudaStream_t stream)
 {
+    RR_NVTX_RANGE(__func__);
     RR_LAUNCH_REQUIRE(qkv && tiles && n_tiles && ctx && qkv != ctx);
     RR_LAUNCH_REQUIRE(max_tiles >= 1 && n_head >= 1 && n_head <= 65535);
     RR_LAUNCH_REQUIRE(d_head == 32 || d_head == 64);

@@ -196,6 +196,7 @@ extern "C" void rr_linear_plan_free(rr_linear_plan *p)
 extern "C" cudaError_t rr_linear_cuda(const rr_linear_plan *p, const void *x, const void *w,
                                       const void *bias, int n_tok, void *y, cudaStream_t stream)
 {
+    RR_NVTX_RANGE(__func__);
     RR_LAUNCH_REQUIRE(p && p->desc && x && w && y && x != y);
     RR_LAUNCH_REQUIRE(n_tok >= 1 && n_tok <= p->max_rows && (bias != NULL) == p->has_bias);
     RR_LAUNCH_REQUIRE(((uintptr_t)x | (uintptr_t)w | (uintptr_t)y | (uintptr_t)bias) % 16 == 0);
