@@ -129,18 +129,6 @@ __device__ __forceinline__ void ge_mainloop(const T *x, const T *w, int M, int N
     }
 }
 
-/* Eight T values as one 16-byte store. */
-template <typename T> __device__ __forceinline__ void ge_store8(T *dst, const float (&v)[8])
-{
-    T t[8];
-#pragma unroll
-    for (int e = 0; e < 8; e++)
-        t[e] = rr_from_f32<T>(v[e]);
-    uint4 raw;
-    memcpy(&raw, t, sizeof raw);
-    *reinterpret_cast<uint4 *>(dst) = raw;
-}
-
 #define GE_GELU_THREADS 256
 
 template <typename T>
@@ -176,7 +164,7 @@ __global__ void __launch_bounds__(GE_GELU_THREADS)
 #pragma unroll
                 for (int e = 0; e < 8; e++)
                     v[e] = rr_gelu_erf(cw[r * GE_LDC + c8 + e] + bias[col + e]);
-                ge_store8(y + (size_t)row * N + col, v);
+                rr_store8(y + (size_t)row * N + col, v);
             }
             __syncwarp(); /* staging tile read before the next fragment overwrites it */
         }
@@ -292,15 +280,10 @@ __global__ void __launch_bounds__(32 * GE_WC * GE_LN_WR(NF))
 #pragma unroll
             for (int e = 0; e < 8; e++)
                 v[e] = (cw[r * GE_LDC + c8 + e] - mean) * rstd * gamma[col + e] + beta[col + e];
-            ge_store8(y + (size_t)row * N + col, v);
+            rr_store8(y + (size_t)row * N + col, v);
         }
         __syncwarp();
     }
-}
-
-static bool ge_aligned16(const void *p)
-{
-    return ((uintptr_t)p & 15u) == 0;
 }
 
 /* y overlaps [p, p + bytes)? */
@@ -326,7 +309,7 @@ extern "C" cudaError_t rr_gemm_bias_gelu_cuda(const void *x, const void *w, cons
 {
     RR_LAUNCH_REQUIRE(x && w && bias && y && n_tok >= 1 && n_tok <= 65535 * 128);
     RR_LAUNCH_REQUIRE(n_in >= 32 && n_in % 32 == 0 && n_out >= 16 && n_out % 16 == 0);
-    RR_LAUNCH_REQUIRE(ge_aligned16(x) && ge_aligned16(w) && ge_aligned16(y));
+    RR_LAUNCH_REQUIRE(rr_aligned16(x) && rr_aligned16(w) && rr_aligned16(y));
     const size_t yb = (size_t)n_tok * n_out * 2;
     RR_LAUNCH_REQUIRE(!ge_overlap(y, yb, x, (size_t)n_tok * n_in * 2) &&
                       !ge_overlap(y, yb, w, (size_t)n_out * n_in * 2));
@@ -377,8 +360,8 @@ extern "C" cudaError_t rr_gemm_bias_residual_ln_cuda(const void *x, const void *
     RR_LAUNCH_REQUIRE(x && w && bias && residual && gamma && beta && y && n_tok >= 1);
     RR_LAUNCH_REQUIRE(n_in >= 32 && n_in % 32 == 0 && n_out >= 16 && n_out % 16 == 0 &&
                       n_out <= 1024);
-    RR_LAUNCH_REQUIRE(ge_aligned16(x) && ge_aligned16(w) && ge_aligned16(y) &&
-                      ge_aligned16(residual));
+    RR_LAUNCH_REQUIRE(rr_aligned16(x) && rr_aligned16(w) && rr_aligned16(y) &&
+                      rr_aligned16(residual));
     const size_t yb = (size_t)n_tok * n_out * 2;
     RR_LAUNCH_REQUIRE(!ge_overlap(y, yb, x, (size_t)n_tok * n_in * 2) &&
                       !ge_overlap(y, yb, w, (size_t)n_out * n_in * 2));
